@@ -1,0 +1,76 @@
+//! The built-in provider: `himaplan_data`, the counterpart of Terraform's
+//! `terraform_data`. It needs no network; it records values in state and
+//! triggers replacements, and it is what engine tests and benchmarks use.
+
+use crate::addr::InstanceAddr;
+use crate::provider::{
+    ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType,
+    Schema,
+};
+use crate::value::Value;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+/// The `himaplan` provider serving `himaplan_data`.
+#[derive(Debug, Default)]
+pub struct BuiltinProvider;
+
+pub const DATA_TYPE: &str = "himaplan_data";
+
+#[async_trait]
+impl Provider for BuiltinProvider {
+    fn name(&self) -> &'static str {
+        "himaplan"
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![ResourceType {
+            name: DATA_TYPE,
+            schema_version: 0,
+            schema: Schema {
+                attributes: vec![
+                    AttrSchema::new("input", AttrType::Any).describe("any value; updated in place"),
+                    AttrSchema::new("triggers_replace", AttrType::Any).replace().describe("a change replaces"),
+                    AttrSchema::new("output", AttrType::Any).computed().describe("equals input"),
+                    AttrSchema::new("id", AttrType::String).computed(),
+                ],
+                blocks: vec![],
+            },
+        }]
+    }
+
+    async fn configure(&self, _config: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        // The object lives only in state: what state says is what exists.
+        Ok(ReadResponse { current: req.items.into_iter().map(|i| Some(i.prior)).collect(), others: vec![] })
+    }
+
+    async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
+        match req.action {
+            ApplyAction::Delete => Ok(Value::Null),
+            ApplyAction::Create | ApplyAction::Update => {
+                let mut attrs = req.planned.as_map().cloned().unwrap_or_default();
+                let input = attrs.get("input").cloned().unwrap_or(Value::Null);
+                attrs.insert("output".into(), input);
+                let id = match (req.action, req.prior.get("id")) {
+                    (ApplyAction::Update, Some(id)) if !id.is_null() => id.clone(),
+                    _ => Value::String(req.token.clone().unwrap_or_else(crate::state::new_id)),
+                };
+                attrs.insert("id".into(), id);
+                Ok(Value::Map(attrs))
+            }
+        }
+    }
+
+    async fn import(&self, _rtype: &str, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
+        Ok(Value::Map(BTreeMap::from([
+            ("id".to_string(), Value::String(id.to_string())),
+            ("input".to_string(), Value::Null),
+            ("output".to_string(), Value::Null),
+            ("triggers_replace".to_string(), Value::Null),
+        ])))
+    }
+}

@@ -1,0 +1,201 @@
+//! Diagnostics: user-facing problems with a file and line where there is
+//! one, collected (not thrown) so that validation reports every problem at
+//! once.
+//!
+//! Rendering is plain text without colour; the CLI decides where it goes.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A source file of the configuration, kept for line lookup and snippets.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// The path as shown to users (relative to the working directory where possible).
+    pub path: PathBuf,
+    pub text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceFile {
+    pub fn new(path: PathBuf, text: String) -> Arc<SourceFile> {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Arc::new(SourceFile { path, text, line_starts })
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let col = self.text.get(self.line_starts[line]..offset).map(|s| s.chars().count()).unwrap_or(0);
+        (line + 1, col + 1)
+    }
+
+    /// The text of a 1-based line, without its newline.
+    pub fn line_text(&self, line: usize) -> &str {
+        let start = self.line_starts.get(line.wrapping_sub(1)).copied().unwrap_or(0);
+        let end = self.line_starts.get(line).map(|e| e - 1).unwrap_or(self.text.len());
+        self.text.get(start..end.max(start)).unwrap_or("").trim_end_matches('\r')
+    }
+}
+
+/// Where a diagnostic points: a file, a line and a column, with the line's
+/// text for a snippet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub snippet: Option<String>,
+}
+
+impl Location {
+    pub fn in_file(file: &SourceFile, span: Range<usize>) -> Location {
+        let (line, col) = file.line_col(span.start.min(file.text.len()));
+        Location { path: file.path.clone(), line, col, snippet: Some(file.line_text(line).to_string()) }
+    }
+
+    pub fn file_only(path: &Path) -> Location {
+        Location { path: path.to_path_buf(), line: 0, col: 0, snippet: None }
+    }
+}
+
+/// One problem found in the user's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub severity: Severity,
+    pub summary: String,
+    pub detail: Option<String>,
+    pub location: Option<Location>,
+}
+
+impl Diag {
+    pub fn error(summary: impl Into<String>) -> Diag {
+        Diag { severity: Severity::Error, summary: summary.into(), detail: None, location: None }
+    }
+
+    pub fn warning(summary: impl Into<String>) -> Diag {
+        Diag { severity: Severity::Warning, summary: summary.into(), detail: None, location: None }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Diag {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn at(mut self, location: Location) -> Diag {
+        self.location = Some(location);
+        self
+    }
+
+    pub fn at_opt(mut self, location: Option<Location>) -> Diag {
+        if self.location.is_none() {
+            self.location = location;
+        }
+        self
+    }
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "Error",
+            Severity::Warning => "Warning",
+        };
+        writeln!(f, "{label}: {}", self.summary)?;
+        if let Some(loc) = &self.location {
+            if loc.line > 0 {
+                writeln!(f, "  --> {}:{}:{}", loc.path.display(), loc.line, loc.col)?;
+                if let Some(snippet) = &loc.snippet {
+                    let gutter = loc.line.to_string();
+                    writeln!(f, "{:width$} |", "", width = gutter.len() + 1)?;
+                    writeln!(f, " {gutter} | {snippet}")?;
+                    writeln!(f, "{:width$} | {:>col$}", "", "^", width = gutter.len() + 1, col = loc.col)?;
+                }
+            } else {
+                writeln!(f, "  --> {}", loc.path.display())?;
+            }
+        }
+        if let Some(detail) = &self.detail {
+            for line in detail.lines() {
+                writeln!(f, "  {line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A collection of diagnostics; an operation fails when it holds an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diags(pub Vec<Diag>);
+
+impl Diags {
+    pub fn new() -> Self {
+        Diags(Vec::new())
+    }
+
+    pub fn push(&mut self, diag: Diag) {
+        self.0.push(diag);
+    }
+
+    pub fn extend(&mut self, other: Diags) {
+        self.0.extend(other.0);
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Err(self)` when there are errors, so callers can use `?`.
+    pub fn into_result(self) -> Result<Diags, Diags> {
+        if self.has_errors() { Err(self) } else { Ok(self) }
+    }
+}
+
+impl From<Diag> for Diags {
+    fn from(diag: Diag) -> Self {
+        Diags(vec![diag])
+    }
+}
+
+impl fmt::Display for Diags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, diag) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{diag}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diags {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_file_line_and_caret() {
+        let file = SourceFile::new("main.hcl".into(), "a = 1\nbad = x\n".into());
+        let diag = Diag::error("Unknown reference").at(Location::in_file(&file, 12..13));
+        let text = diag.to_string();
+        assert!(text.contains("main.hcl:2:7"), "{text}");
+        assert!(text.contains("bad = x"), "{text}");
+    }
+}

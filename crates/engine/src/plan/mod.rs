@@ -1,0 +1,153 @@
+//! Plans: pure data describing what apply will do, and its renderers.
+//!
+//! A [`Plan`] is plain serde data (it is also the body of a plan file) and
+//! does no I/O. Values in a plan are JSON with secrets already redacted
+//! (see `state::redact`), so any rendering of a plan is safe to post.
+
+pub mod render;
+
+use crate::addr::InstanceAddr;
+use serde::{Deserialize, Serialize};
+
+/// What happens to one resource instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    Delete,
+    /// Destroy, then create (`-/+`).
+    DeleteThenCreate,
+    /// Create, then destroy (`+/-`, `create_before_destroy`).
+    CreateThenDelete,
+}
+
+impl Action {
+    /// Terraform's symbol for the action.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::DeleteThenCreate => "-/+",
+            Action::CreateThenDelete => "+/-",
+        }
+    }
+
+    /// Terraform's `change.actions` list.
+    pub fn terraform_actions(self) -> Vec<&'static str> {
+        match self {
+            Action::NoOp => vec!["no-op"],
+            Action::Create => vec!["create"],
+            Action::Update => vec!["update"],
+            Action::Delete => vec!["delete"],
+            Action::DeleteThenCreate => vec!["delete", "create"],
+            Action::CreateThenDelete => vec!["create", "delete"],
+        }
+    }
+
+    pub fn is_replace(self) -> bool {
+        matches!(self, Action::DeleteThenCreate | Action::CreateThenDelete)
+    }
+}
+
+/// The change of one resource instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub addr: InstanceAddr,
+    pub rtype: String,
+    pub provider: String,
+    pub action: Action,
+    /// Attributes before (from refreshed state); `None` for a create.
+    pub before: Option<serde_json::Value>,
+    /// Attributes after, unknown parts as null; `None` for a delete.
+    pub after: Option<serde_json::Value>,
+    /// Same shape as `after`, `true` where the value is known only after apply.
+    pub after_unknown: serde_json::Value,
+    /// Attributes whose change forces the replacement.
+    pub replace_paths: Vec<String>,
+    /// Terraform's `action_reason` (e.g. `replace_because_cannot_update`).
+    pub reason: Option<String>,
+    /// Set when an update disrupts the object (e.g. `stop/start`).
+    pub disruption: Option<String>,
+    /// Extra lines a reviewer should read (e.g. `pending restart`).
+    pub notes: Vec<String>,
+    /// Instances this one depends on (after the change).
+    pub depends_on: Vec<InstanceAddr>,
+    /// Hash of what the change was computed from (state entry and refreshed
+    /// object); `apply PLANFILE` refuses the change when it differs.
+    pub fingerprint: String,
+}
+
+/// A difference between state and the real object found by refresh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub addr: InstanceAddr,
+    /// `None` when the object is gone.
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// An object carrying this state's lineage that state does not know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unmanaged {
+    pub rtype: String,
+    pub id: String,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputChange {
+    pub name: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub after_unknown: bool,
+    pub sensitive: bool,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Plan {
+    /// Changes in deterministic (address) order; no-ops excluded.
+    pub changes: Vec<ResourceChange>,
+    pub drift: Vec<Drift>,
+    pub unmanaged: Vec<Unmanaged>,
+    pub output_changes: Vec<OutputChange>,
+    /// Ordered apply steps for reviewers, e.g. drain and rollout batches.
+    pub steps: Vec<String>,
+    /// Warnings and notes for the whole plan.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// `(add, change, destroy)` counted the way Terraform's summary does.
+    pub fn summary_counts(&self) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for change in &self.changes {
+            match change.action {
+                Action::NoOp => {}
+                Action::Create => counts.0 += 1,
+                Action::Update => counts.1 += 1,
+                Action::Delete => counts.2 += 1,
+                Action::DeleteThenCreate | Action::CreateThenDelete => {
+                    counts.0 += 1;
+                    counts.2 += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::NoOp)
+            || self.output_changes.iter().any(|o| o.before != o.after || o.after_unknown)
+    }
+
+    /// `Plan: X to add, Y to change, Z to destroy.`
+    pub fn summary_line(&self) -> String {
+        let (add, change, destroy) = self.summary_counts();
+        format!("Plan: {add} to add, {change} to change, {destroy} to destroy.")
+    }
+}

@@ -1,0 +1,336 @@
+//! The provider contract: one trait with request/response types through
+//! which the engine reads and changes real objects.
+//!
+//! Guarantees the engine gives a provider:
+//! - `configure` is called once, before any other call that needs the network.
+//! - `read` receives every instance of one resource type at once, so a
+//!   provider can batch (one paginated list call instead of one per object).
+//! - `apply` receives values with no unknowns left in them; sensitive values
+//!   arrive marked ([`Value::Sensitive`]) and in plain text.
+//!
+//! Assumptions the engine makes of a provider:
+//! - `apply` of a create labels the object with `req.addr` and `req.lineage`
+//!   (and `req.token` where it can), so that `read` can find it again.
+//! - `read` reports every object carrying the lineage in `others` when it is
+//!   not one of the requested instances.
+
+use crate::addr::InstanceAddr;
+use crate::value::Value;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+/// The type of an attribute, used for type-checking configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrType {
+    String,
+    Number,
+    Bool,
+    List(Box<AttrType>),
+    Map(Box<AttrType>),
+    /// Any value (e.g. `himaplan_data.input`).
+    Any,
+}
+
+/// One attribute of a resource type.
+#[derive(Debug, Clone)]
+pub struct AttrSchema {
+    pub name: &'static str,
+    pub ty: AttrType,
+    pub required: bool,
+    /// Read from the real object, never set by configuration.
+    pub computed: bool,
+    /// Set by configuration when given, otherwise read from the real object.
+    pub optional_computed: bool,
+    /// Changing it destroys and recreates the object.
+    pub replace: bool,
+    pub sensitive: bool,
+    /// Value used when the configuration omits the attribute.
+    pub default: Option<Value>,
+    /// A change of this attribute updates in place but disrupts the object
+    /// (e.g. "stop/start"); `None` when the update is live.
+    pub disruption: Option<&'static str>,
+    pub description: &'static str,
+}
+
+impl AttrSchema {
+    /// An optional attribute of the given type; refine with the builder methods.
+    pub const fn new(name: &'static str, ty: AttrType) -> AttrSchema {
+        AttrSchema {
+            name,
+            ty,
+            required: false,
+            computed: false,
+            optional_computed: false,
+            replace: false,
+            sensitive: false,
+            default: None,
+            disruption: None,
+            description: "",
+        }
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    pub fn computed(mut self) -> Self {
+        self.computed = true;
+        self
+    }
+    pub fn optional_computed(mut self) -> Self {
+        self.optional_computed = true;
+        self
+    }
+    pub fn replace(mut self) -> Self {
+        self.replace = true;
+        self
+    }
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+    pub fn default(mut self, value: impl Into<Value>) -> Self {
+        self.default = Some(value.into());
+        self
+    }
+    pub fn disruption(mut self, what: &'static str) -> Self {
+        self.disruption = Some(what);
+        self
+    }
+    pub fn describe(mut self, text: &'static str) -> Self {
+        self.description = text;
+        self
+    }
+}
+
+/// How a nested block appears in the resource's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockNesting {
+    /// At most one block; the value is an object or null.
+    Single,
+    /// Repeated unlabelled blocks; the value is a list of objects.
+    List,
+    /// Repeated blocks with one label; the value is a map from label to object.
+    Labelled,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlockSchema {
+    pub name: &'static str,
+    pub nesting: BlockNesting,
+    pub body: Schema,
+}
+
+/// The attributes and nested blocks of a resource type or provider block.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub attributes: Vec<AttrSchema>,
+    pub blocks: Vec<BlockSchema>,
+}
+
+impl Schema {
+    pub fn attribute(&self, name: &str) -> Option<&AttrSchema> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+    pub fn block(&self, name: &str) -> Option<&BlockSchema> {
+        self.blocks.iter().find(|b| b.name == name)
+    }
+}
+
+/// A resource type a provider offers.
+#[derive(Debug, Clone)]
+pub struct ResourceType {
+    pub name: &'static str,
+    pub schema: Schema,
+    pub schema_version: u32,
+}
+
+/// A create intent recorded in the journal before the create is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub addr: InstanceAddr,
+    pub token: String,
+}
+
+/// One instance to refresh, with what state knows of it.
+#[derive(Debug, Clone)]
+pub struct ReadItem {
+    pub addr: InstanceAddr,
+    /// Attributes from state (sensitive ones are hashes).
+    pub prior: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub rtype: String,
+    pub lineage: String,
+    pub items: Vec<ReadItem>,
+}
+
+/// An object carrying this state's lineage that was not requested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundObject {
+    pub id: String,
+    /// The `himaplan:address` label, if any.
+    pub address: Option<String>,
+    /// The create token label, if any.
+    pub token: Option<String>,
+    /// Sortable creation time (RFC 3339); the oldest is kept among duplicates.
+    pub created: String,
+    pub attrs: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReadResponse {
+    /// One entry per requested item, same order; `None` when it is gone.
+    pub current: Vec<Option<Value>>,
+    pub others: Vec<FoundObject>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyAction {
+    Create,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    pub rtype: String,
+    pub addr: InstanceAddr,
+    pub action: ApplyAction,
+    /// The object's attributes before (state or refreshed); `Null` for a create.
+    pub prior: Value,
+    /// The desired attributes; `Null` for a delete. Contains no unknowns.
+    pub planned: Value,
+    /// Names of the attributes that differ between prior and planned.
+    pub changed: Vec<String>,
+    pub lineage: String,
+    /// The create intent's token (creates only).
+    pub token: Option<String>,
+}
+
+/// A provider's refinement of a planned change.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeShape {
+    /// Attributes whose change forces replacement beyond the schema's.
+    pub requires_replace: Vec<String>,
+    /// Set when the update disrupts the object (e.g. "stop/start").
+    pub disruption: Option<String>,
+    /// Extra lines for the plan (e.g. "pending restart").
+    pub notes: Vec<String>,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// Throttling, 5xx, timeouts, dropped connections: worth retrying.
+    #[error("{0}")]
+    Transient(String),
+    /// Bad configuration or a refused request: retrying will not help.
+    #[error("{0}")]
+    Permanent(String),
+    /// The object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+impl ProviderError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ProviderError::Transient(_))
+    }
+}
+
+/// A problem a provider finds in a resource's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    /// The attribute at fault, when there is one (for its file and line).
+    pub attribute: Option<String>,
+    pub message: String,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The provider's name as written in `provider "NAME"` blocks.
+    fn name(&self) -> &'static str;
+
+    /// The resource types it offers.
+    fn resource_types(&self) -> Vec<ResourceType>;
+
+    /// The attributes of its `provider` block.
+    fn provider_schema(&self) -> Schema {
+        Schema::default()
+    }
+
+    /// Checks a resource's evaluated configuration beyond types (e.g. a
+    /// memory size's unit). No network.
+    fn validate(&self, _rtype: &str, _config: &Value) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+
+    /// Refines a planned update (disruption, extra replace triggers, notes).
+    /// The default derives disruption from the schema.
+    fn shape_change(&self, rtype: &str, prior: &Value, planned: &Value, changed: &[String]) -> ChangeShape {
+        let _ = (prior, planned);
+        let mut shape = ChangeShape::default();
+        if let Some(rt) = self.resource_types().into_iter().find(|t| t.name == rtype) {
+            shape.disruption = changed
+                .iter()
+                .filter_map(|c| rt.schema.attribute(c).and_then(|a| a.disruption))
+                .next()
+                .map(str::to_string);
+        }
+        shape
+    }
+
+    /// Connects, using the `provider` block's values (`Null` when absent).
+    async fn configure(&self, config: &Value) -> Result<(), ProviderError>;
+
+    /// Reads the current state of every requested instance of one type and
+    /// lists the other objects carrying the lineage.
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError>;
+
+    /// Creates, updates or deletes one object; returns its new attributes
+    /// (`Null` after a delete).
+    async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError>;
+
+    /// Reads an existing object by its id for `import`, and labels it.
+    async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError>;
+}
+
+/// The providers known to a run, by name, and the resource types they serve.
+#[derive(Default, Clone)]
+pub struct Registry {
+    providers: BTreeMap<&'static str, std::sync::Arc<dyn Provider>>,
+    types: BTreeMap<String, (&'static str, ResourceType)>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    pub fn register(&mut self, provider: std::sync::Arc<dyn Provider>) {
+        let name = provider.name();
+        for rt in provider.resource_types() {
+            self.types.insert(rt.name.to_string(), (name, rt));
+        }
+        self.providers.insert(name, provider);
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&std::sync::Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+
+    /// The provider name and type description serving a resource type.
+    pub fn resource_type(&self, rtype: &str) -> Option<(&'static str, &ResourceType)> {
+        self.types.get(rtype).map(|(p, rt)| (*p, rt))
+    }
+
+    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = (&'static str, &std::sync::Arc<dyn Provider>)> {
+        self.providers.iter().map(|(k, v)| (*k, v))
+    }
+}

@@ -1,0 +1,12 @@
+//! Providers: the only code that links cloud SDKs. Each folder has the same
+//! file set; adding one is a folder and one line in [`registry`].
+
+use himaplan_engine::provider::Registry;
+use std::sync::Arc;
+
+/// Every provider this build offers.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+    registry.register(Arc::new(himaplan_engine::builtin::BuiltinProvider::default()));
+    registry
+}
