@@ -1,6 +1,8 @@
 //! Providers: the only code that links cloud SDKs. Each folder has the same
 //! file set; adding one is a folder and one line in [`registry`].
 
+pub mod aws;
+
 use himaplan_engine::provider::Registry;
 use std::sync::Arc;
 
@@ -8,5 +10,6 @@ use std::sync::Arc;
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     registry.register(Arc::new(himaplan_engine::builtin::BuiltinProvider::default()));
+    registry.register(Arc::new(aws::AwsProvider::new()));
     registry
 }

@@ -218,6 +218,8 @@ pub struct ChangeShape {
     pub disruption: Option<String>,
     /// Extra lines for the plan (e.g. "pending restart").
     pub notes: Vec<String>,
+    /// Computed attributes the update will change (known only after apply).
+    pub recomputed: Vec<String>,
 }
 
 /// Why a provider call failed.

@@ -39,6 +39,13 @@ impl Provider for BuiltinProvider {
         }]
     }
 
+    fn shape_change(&self, _rtype: &str, _prior: &Value, _planned: &Value, changed: &[String]) -> crate::provider::ChangeShape {
+        crate::provider::ChangeShape {
+            recomputed: if changed.iter().any(|c| c == "input") { vec!["output".into()] } else { vec![] },
+            ..Default::default()
+        }
+    }
+
     async fn configure(&self, _config: &Value) -> Result<(), ProviderError> {
         Ok(())
     }

@@ -1,1 +1,190 @@
-//! (in progress)
+//! Configuration: the module tree loaded from `*.hcl` files, with every
+//! block and expression keeping its file and span.
+//!
+//! [`load`] parses (hcl-edit, so spans and comments survive), [`eval`]
+//! evaluates expressions with unknown values, [`vars`] gathers variable
+//! values, [`funcs`] are the built-in functions and [`fmt`] is `himaplan fmt`.
+//! Nothing here talks to the network; only `load` and `vars` read files.
+
+pub mod eval;
+pub mod fmt;
+pub mod funcs;
+pub mod load;
+pub mod refs;
+pub mod vars;
+
+use crate::addr::{ModulePath, ResourceAddr};
+use crate::diag::{Location, SourceFile};
+use hcl_edit::Span;
+use hcl_edit::expr::Expression;
+use hcl_edit::structure::Body;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// An expression with the file it came from, for diagnostics.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub expr: Expression,
+    pub file: Arc<SourceFile>,
+}
+
+impl Expr {
+    pub fn location(&self) -> Location {
+        Location::in_file(&self.file, self.expr.span().unwrap_or(0..0))
+    }
+}
+
+/// A block body with its file: resource bodies are evaluated against the
+/// provider's schema, so they are kept as syntax.
+#[derive(Debug, Clone)]
+pub struct BodyRef {
+    pub body: Body,
+    pub file: Arc<SourceFile>,
+}
+
+/// The whole configuration: the root module and every module it calls.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root_dir: PathBuf,
+    /// Every source file read, root module first, for plan-file snapshots.
+    pub files: Vec<Arc<SourceFile>>,
+    pub modules: BTreeMap<ModulePath, Module>,
+    pub settings: Settings,
+    /// `provider "NAME" { ... }` blocks of the root module.
+    pub providers: BTreeMap<String, ProviderBlock>,
+}
+
+impl Config {
+    pub fn root(&self) -> &Module {
+        // The loader always inserts the root module.
+        &self.modules[&ModulePath::root()]
+    }
+
+    pub fn resource(&self, addr: &ResourceAddr) -> Option<&Resource> {
+        self.modules.get(&addr.module)?.resources.get(&(addr.rtype.clone(), addr.name.clone()))
+    }
+
+    /// Every resource block of every module, in address order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.modules.values().flat_map(|m| m.resources.values())
+    }
+}
+
+/// The `himaplan { ... }` block.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `state = "state/prod.json"`, relative to the configuration directory.
+    pub state_path: Option<String>,
+    pub backend: Option<Backend>,
+}
+
+/// `backend "s3" { bucket, key, region }`.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub kind: String,
+    pub attributes: BTreeMap<String, String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderBlock {
+    pub name: String,
+    pub body: BodyRef,
+    pub location: Location,
+}
+
+/// One module (the root, or a `module` call's source directory).
+#[derive(Debug, Clone, Default)]
+pub struct Module {
+    pub path: ModulePath,
+    pub dir: PathBuf,
+    /// The module's source files, in name order.
+    pub files: Vec<Arc<SourceFile>>,
+    pub variables: BTreeMap<String, Variable>,
+    pub locals: BTreeMap<String, Local>,
+    pub outputs: BTreeMap<String, Output>,
+    pub resources: BTreeMap<(String, String), Resource>,
+    pub calls: BTreeMap<String, ModuleCall>,
+    pub moved: Vec<Moved>,
+    pub imports: Vec<ImportBlock>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variable {
+    pub name: String,
+    pub type_expr: Option<Expr>,
+    pub default: Option<Expr>,
+    pub description: Option<String>,
+    pub sensitive: bool,
+    pub validations: Vec<Validation>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub condition: Expr,
+    pub error_message: Expr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub name: String,
+    pub value: Expr,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub name: String,
+    pub value: Expr,
+    pub description: Option<String>,
+    pub sensitive: bool,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModuleCall {
+    pub name: String,
+    pub source: String,
+    /// Input expressions, evaluated in the calling module.
+    pub inputs: BTreeMap<String, Expr>,
+    pub depends_on: Vec<Expr>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    pub prevent_destroy: bool,
+    pub create_before_destroy: bool,
+    /// Attribute names whose changes are ignored (`all` ignores everything).
+    pub ignore_changes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub addr: ResourceAddr,
+    pub count: Option<Expr>,
+    pub for_each: Option<Expr>,
+    pub depends_on: Vec<Expr>,
+    pub lifecycle: Lifecycle,
+    /// `rollout { max_unavailable = N | "P%" }`.
+    pub max_unavailable: Option<Expr>,
+    /// The body without meta-arguments.
+    pub body: BodyRef,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Moved {
+    pub from: String,
+    pub to: String,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportBlock {
+    pub to: String,
+    pub id: Expr,
+    pub location: Location,
+}

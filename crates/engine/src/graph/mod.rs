@@ -1,1 +1,314 @@
-//! (in progress)
+//! The configuration's dependency graph (petgraph): one node per variable,
+//! local, output, provider block and resource block of every module; an
+//! edge from each thing to what refers to it. Building it checks every
+//! reference and reports cycles with the file and line of each member.
+//! No I/O; evaluation order for plan is a topological order of this graph.
+
+use crate::addr::{ModulePath, ResourceAddr};
+use crate::config::refs::{self, Reference, Target};
+use crate::config::{Config, Expr};
+use crate::diag::{Diag, Diags, Location};
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+/// A named thing of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Node {
+    Var(ModulePath, String),
+    Local(ModulePath, String),
+    Output(ModulePath, String),
+    Provider(String),
+    Resource(ResourceAddr),
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = |m: &ModulePath| if m.is_root() { String::new() } else { format!("{m}.") };
+        match self {
+            Node::Var(m, n) => write!(f, "{}var.{n}", prefix(m)),
+            Node::Local(m, n) => write!(f, "{}local.{n}", prefix(m)),
+            Node::Output(m, n) => write!(f, "{}output.{n}", prefix(m)),
+            Node::Provider(n) => write!(f, "provider.{n}"),
+            Node::Resource(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// The dependency graph and an evaluation order.
+#[derive(Debug)]
+pub struct ConfigGraph {
+    pub graph: DiGraph<Node, ()>,
+    pub index: HashMap<Node, NodeIndex>,
+    /// Every node, dependencies first.
+    pub order: Vec<Node>,
+}
+
+impl ConfigGraph {
+    /// The resources a node depends on directly or through locals,
+    /// variables and outputs (not through other resources).
+    pub fn resource_deps(&self, node: &Node) -> BTreeSet<ResourceAddr> {
+        let mut out = BTreeSet::new();
+        let Some(&start) = self.index.get(node) else { return out };
+        let mut stack = vec![start];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(n) = stack.pop() {
+            for dep in self.graph.neighbors_directed(n, petgraph::Direction::Incoming) {
+                if !seen.insert(dep) {
+                    continue;
+                }
+                match &self.graph[dep] {
+                    Node::Resource(r) => {
+                        out.insert(r.clone());
+                    }
+                    _ => stack.push(dep),
+                }
+            }
+        }
+        out
+    }
+
+    /// Nodes the given node needs evaluated first, transitively, in
+    /// evaluation order (used to re-evaluate one resource during apply).
+    pub fn ancestors(&self, node: &Node) -> Vec<Node> {
+        let Some(&start) = self.index.get(node) else { return Vec::new() };
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![start];
+        while let Some(n) = stack.pop() {
+            for dep in self.graph.neighbors_directed(n, petgraph::Direction::Incoming) {
+                if seen.insert(dep) {
+                    stack.push(dep);
+                }
+            }
+        }
+        self.order.iter().filter(|n| seen.contains(&self.index[*n])).cloned().collect()
+    }
+}
+
+/// Builds the graph, checking references; all problems are reported at once.
+pub fn build(config: &Config) -> Result<ConfigGraph, Diags> {
+    let mut b = Builder { graph: DiGraph::new(), index: HashMap::new(), locations: HashMap::new(), diags: Diags::new() };
+    for (path, module) in &config.modules {
+        for (name, v) in &module.variables {
+            b.add(Node::Var(path.clone(), name.clone()), v.location.clone());
+        }
+        for (name, l) in &module.locals {
+            b.add(Node::Local(path.clone(), name.clone()), l.location.clone());
+        }
+        for (name, o) in &module.outputs {
+            b.add(Node::Output(path.clone(), name.clone()), o.location.clone());
+        }
+        for r in module.resources.values() {
+            b.add(Node::Resource(r.addr.clone()), r.location.clone());
+        }
+    }
+    for (name, p) in &config.providers {
+        b.add(Node::Provider(name.clone()), p.location.clone());
+    }
+    for (path, module) in &config.modules {
+        for (name, l) in &module.locals {
+            let refs = refs::of_expr(&l.value);
+            b.connect(config, path, &Node::Local(path.clone(), name.clone()), refs, Context::Plain);
+        }
+        for (name, o) in &module.outputs {
+            let refs = refs::of_expr(&o.value);
+            b.connect(config, path, &Node::Output(path.clone(), name.clone()), refs, Context::Plain);
+        }
+        for r in module.resources.values() {
+            let refs = refs::of_body(&r.body.body, &r.body.file, &["lifecycle"]);
+            let ctx = match (&r.count, &r.for_each) {
+                (Some(_), _) => Context::Count,
+                (_, Some(_)) => Context::ForEach,
+                _ => Context::Plain,
+            };
+            let node = Node::Resource(r.addr.clone());
+            b.connect(config, path, &node, refs, ctx);
+            // count and for_each may not use count/each themselves.
+            for (e, what) in [(&r.count, "count"), (&r.for_each, "for_each")] {
+                if let Some(e) = e {
+                    for reference in refs::of_expr(e) {
+                        if matches!(reference.target, Target::CountIndex | Target::Each) {
+                            b.diags.push(Diag::error(format!("{what} cannot refer to count or each")).at(reference.location));
+                        }
+                    }
+                }
+            }
+        }
+        // Module inputs are the child's variables, evaluated here.
+        for call in module.calls.values() {
+            let child = path.child(&call.name);
+            let Some(child_module) = config.modules.get(&child) else { continue };
+            for (input, expr) in &call.inputs {
+                if !child_module.variables.contains_key(input) {
+                    b.diags.push(
+                        Diag::error(format!("Module {:?} has no input variable {input:?}", call.name)).at(expr.location()),
+                    );
+                    continue;
+                }
+                let node = Node::Var(child.clone(), input.clone());
+                let mut refs = refs::of_expr(expr);
+                refs.extend(call.depends_on.iter().flat_map(refs::of_expr));
+                b.connect(config, path, &node, refs, Context::Plain);
+            }
+        }
+    }
+    for (name, p) in &config.providers {
+        let refs = refs::of_body(&p.body.body, &p.body.file, &[]);
+        b.connect(config, &ModulePath::root(), &Node::Provider(name.clone()), refs, Context::Plain);
+    }
+    b.finish()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Context {
+    Plain,
+    Count,
+    ForEach,
+}
+
+struct Builder {
+    graph: DiGraph<Node, ()>,
+    index: HashMap<Node, NodeIndex>,
+    locations: HashMap<NodeIndex, Location>,
+    diags: Diags,
+}
+
+impl Builder {
+    fn add(&mut self, node: Node, location: Location) {
+        let idx = self.graph.add_node(node.clone());
+        self.index.insert(node, idx);
+        self.locations.insert(idx, location);
+    }
+
+    fn edge(&mut self, from: &Node, to: &Node) {
+        if let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to)) {
+            self.graph.update_edge(a, b, ());
+        }
+    }
+
+    fn connect(&mut self, config: &Config, module: &ModulePath, node: &Node, refs: Vec<Reference>, ctx: Context) {
+        let m = &config.modules[module];
+        for Reference { target, location } in refs {
+            let dep = match target {
+                Target::Var(n) if m.variables.contains_key(&n) => Node::Var(module.clone(), n),
+                Target::Var(n) => {
+                    self.undeclared(location, format!("input variable {n:?}"), "Declare it with a variable block.");
+                    continue;
+                }
+                Target::Local(n) if m.locals.contains_key(&n) => Node::Local(module.clone(), n),
+                Target::Local(n) => {
+                    self.undeclared(location, format!("local value {n:?}"), "Declare it in a locals block.");
+                    continue;
+                }
+                Target::Resource(t, n) if m.resources.contains_key(&(t.clone(), n.clone())) => {
+                    Node::Resource(ResourceAddr::new(module.clone(), &t, &n))
+                }
+                Target::Resource(t, n) => {
+                    self.undeclared(location, format!("resource {t}.{n}"), "Declare it with a resource block in this module.");
+                    continue;
+                }
+                Target::Module(c, out) => {
+                    let child = module.child(&c);
+                    let Some(child_module) = config.modules.get(&child) else {
+                        self.undeclared(location, format!("module {c:?}"), "Declare it with a module block.");
+                        continue;
+                    };
+                    match out {
+                        Some(o) if child_module.outputs.contains_key(&o) => Node::Output(child, o),
+                        Some(o) => {
+                            self.undeclared(location, format!("output {o:?} of module {c:?}"), "The module declares no such output.");
+                            continue;
+                        }
+                        None => {
+                            for o in child_module.outputs.keys() {
+                                self.edge(&Node::Output(child.clone(), o.clone()), node);
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Target::CountIndex => {
+                    if ctx != Context::Count {
+                        self.diags.push(Diag::error("count.index is only available in a resource with count").at(location));
+                    }
+                    continue;
+                }
+                Target::Each => {
+                    if ctx != Context::ForEach {
+                        self.diags.push(Diag::error("each.key and each.value are only available in a resource with for_each").at(location));
+                    }
+                    continue;
+                }
+                Target::Path => continue,
+                Target::Unknown(n) => {
+                    self.diags.push(Diag::error(format!("Unknown reference {n:?}")).at(location).with_detail(
+                        "References are var.NAME, local.NAME, module.NAME.OUTPUT, TYPE.NAME, count.index, each.key or each.value.",
+                    ));
+                    continue;
+                }
+            };
+            if &dep == node {
+                self.diags.push(Diag::error(format!("{node} refers to itself")).at(location));
+                continue;
+            }
+            self.edge(&dep, node);
+        }
+        if let Node::Resource(r) = node {
+            let provider = r.rtype.split('_').next().unwrap_or_default().to_string();
+            if config.providers.contains_key(&provider) {
+                self.edge(&Node::Provider(provider), node);
+            }
+        }
+    }
+
+    fn undeclared(&mut self, location: Location, what: String, hint: &str) {
+        self.diags.push(Diag::error(format!("Reference to undeclared {what}")).at(location).with_detail(hint));
+    }
+
+    fn finish(mut self) -> Result<ConfigGraph, Diags> {
+        if self.diags.has_errors() {
+            return Err(self.diags);
+        }
+        match toposort(&self.graph, None) {
+            Ok(order) => {
+                let order = order.into_iter().map(|i| self.graph[i].clone()).collect();
+                Ok(ConfigGraph { graph: self.graph, index: self.index, order })
+            }
+            Err(_) => {
+                for scc in tarjan_scc(&self.graph) {
+                    if scc.len() < 2 {
+                        continue;
+                    }
+                    let mut members: Vec<(String, Location)> =
+                        scc.iter().map(|i| (self.graph[*i].to_string(), self.locations[i].clone())).collect();
+                    members.sort_by(|a, b| a.0.cmp(&b.0));
+                    let list: Vec<String> = members
+                        .iter()
+                        .map(|(n, l)| format!("{n} ({}:{})", l.path.display(), l.line))
+                        .collect();
+                    self.diags.push(
+                        Diag::error(format!("Dependency cycle: {}", members.iter().map(|m| m.0.as_str()).collect::<Vec<_>>().join(" -> ")))
+                            .at(members[0].1.clone())
+                            .with_detail(format!(
+                                "These refer to each other, so none can be evaluated first:\n{}\nBreak the cycle by removing one reference.",
+                                list.join("\n")
+                            )),
+                    );
+                }
+                Err(self.diags)
+            }
+        }
+    }
+}
+
+/// Locations of `depends_on` entries that do not name a resource or module.
+pub fn check_depends_on(exprs: &[Expr]) -> Vec<Diag> {
+    exprs
+        .iter()
+        .filter(|e| {
+            !refs::of_expr(e).iter().all(|r| matches!(r.target, Target::Resource(..) | Target::Module(..)))
+        })
+        .map(|e| Diag::error("depends_on entries must be resources or modules").at(e.location()))
+        .collect()
+}

@@ -10,10 +10,17 @@ pub mod journal;
 pub mod lock;
 pub mod store;
 
+pub use file::{parse, to_canonical_json};
+pub use journal::{JournalEntry, JournalWriter};
+pub use lock::{LockInfo, StateLock};
+pub use store::{LocalStore, Snapshot, StateLockGuard, StateStore};
+
 use crate::addr::InstanceAddr;
 use crate::value::Value;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// The state format version this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
@@ -28,8 +35,12 @@ pub struct State {
 }
 
 /// One managed object.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its serde form is the state file's resource object without `address`
+/// (the journal carries the address beside it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceState {
+    #[serde(rename = "type")]
     pub rtype: String,
     /// The provider name, e.g. `aws`.
     pub provider: String,
@@ -41,11 +52,61 @@ pub struct ResourceState {
     pub dependencies: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// One root output; its serde form is `{ "value": …, "sensitive": bool }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputState {
     /// The value (redacted when sensitive).
     pub value: serde_json::Value,
     pub sensitive: bool,
+}
+
+/// Why state could not be read, written or locked.
+///
+/// Every message names the file (or the lock holder) and, where there is
+/// one, what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file is not valid JSON (or a journal line in the middle is not).
+    #[error(
+        "{} is corrupt at line {line}, column {col}: {message}; restore it from {}.backup or from git",
+        path.display(),
+        path.display()
+    )]
+    Corrupt { path: PathBuf, line: usize, col: usize, message: String },
+    /// The file declares a format version newer than [`STATE_VERSION`].
+    #[error("{}: state was written by a newer himaplan (version {version}); upgrade himaplan", path.display())]
+    FutureVersion { path: PathBuf, version: u64 },
+    /// The file is valid JSON but not a valid state (missing field, bad
+    /// address, duplicate resource, corrupt journal line, journal of
+    /// another lineage, …).
+    #[error("{} is not a valid state: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    /// Reading, writing, syncing or renaming a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another run holds the lock and the caller asked not to wait.
+    #[error("the state is locked: lock {holder}; retry when it finishes, or pass --lock-timeout to wait")]
+    Locked { holder: LockInfo },
+    /// Another run kept the lock for the whole wait.
+    #[error("timed out waiting for the state lock: lock {holder}")]
+    LockTimeout { holder: LockInfo },
+    /// `force-unlock` was given an id that is not the current lock's.
+    #[error("no state lock with id {id} is held (check the id in the lock error message)")]
+    NoSuchLock { id: String },
+    /// Anything else, e.g. a backend failure described in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StateError {
+    /// An [`StateError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> StateError {
+        StateError::Io { path: path.into(), source }
+    }
 }
 
 impl State {

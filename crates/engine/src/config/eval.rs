@@ -1,0 +1,756 @@
+//! Expression evaluation over hcl-edit's syntax tree, with unknown values
+//! ("known after apply") and sensitive marks.
+//!
+//! hcl-rs evaluates expressions but has no unknowns and no spans, so this
+//! is the project's own evaluator. Rules: any operation on an unknown
+//! operand yields unknown (except `&&`/`||` decided by a known side); any
+//! operation on a sensitive operand yields a sensitive result. Errors are
+//! diagnostics pointing at the sub-expression at fault. No I/O.
+
+use super::{BodyRef, Expr, funcs};
+use crate::diag::{Diag, Diags, Location, SourceFile};
+use crate::provider::{AttrType, BlockNesting, Schema};
+use crate::value::{Value, format_number};
+use hcl_edit::Span;
+use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
+use hcl_edit::structure::{Block, Body, Structure};
+use hcl_edit::template::{Directive, Element, Template};
+use std::collections::BTreeMap;
+
+/// Names visible to an expression: the module's namespace (`var`, `local`,
+/// `module`, resource types, `path`) plus local bindings (`count`, `each`,
+/// `for` and `dynamic` iterators), innermost last.
+pub struct Scope<'a> {
+    base: &'a BTreeMap<String, Value>,
+    bindings: Vec<(String, Value)>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(base: &'a BTreeMap<String, Value>) -> Self {
+        Scope { base, bindings: Vec::new() }
+    }
+
+    pub fn bind(&mut self, name: &str, value: Value) {
+        self.bindings.push((name.to_string(), value));
+    }
+
+    pub fn unbind(&mut self) {
+        self.bindings.pop();
+    }
+
+    fn lookup(&self, name: &str) -> Option<&Value> {
+        self.bindings.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v).or_else(|| self.base.get(name))
+    }
+}
+
+/// Evaluates an expression that must not reference anything (settings
+/// such as `description`). `None` when it references names or fails.
+pub fn eval_literal(expr: &Expression) -> Option<Value> {
+    let empty = BTreeMap::new();
+    let file = SourceFile::new("<literal>".into(), String::new());
+    Evaluator { file: &file }.eval(expr, &mut Scope::new(&empty)).ok()
+}
+
+/// Evaluates a configuration expression.
+pub fn eval(expr: &Expr, scope: &mut Scope<'_>) -> Result<Value, Diag> {
+    Evaluator { file: &expr.file }.eval(&expr.expr, scope)
+}
+
+/// Evaluates a resource (or provider) body against its schema: converts
+/// types, applies defaults, marks sensitive attributes, expands `dynamic`
+/// blocks and reports unknown or missing attributes. Names in `skip` are
+/// meta-arguments handled by the caller.
+pub fn eval_body(body: &BodyRef, schema: &Schema, scope: &mut Scope<'_>, skip: &[&str], block_loc: &Location) -> Result<Value, Diags> {
+    Evaluator { file: &body.file }.body(&body.body, schema, scope, skip, block_loc)
+}
+
+/// Converts a value to an attribute type the way HCL does (numbers and
+/// bools to strings, numeric strings to numbers, …).
+pub fn convert(value: Value, ty: &AttrType) -> Result<Value, String> {
+    match value {
+        Value::Null | Value::Unknown => Ok(value),
+        Value::Sensitive(inner) => convert(*inner, ty).map(Value::into_sensitive),
+        value => match (ty, value) {
+            (AttrType::Any, v) => Ok(v),
+            (AttrType::String, Value::String(s)) => Ok(Value::String(s)),
+            (AttrType::String, Value::Number(n)) => Ok(Value::String(format_number(n))),
+            (AttrType::String, Value::Bool(b)) => Ok(Value::String(b.to_string())),
+            (AttrType::Number, Value::Number(n)) => Ok(Value::Number(n)),
+            (AttrType::Number, Value::String(s)) => {
+                s.trim().parse::<f64>().map(Value::Number).map_err(|_| format!("a number is required, got string {s:?}"))
+            }
+            (AttrType::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
+            (AttrType::Bool, Value::String(s)) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
+            (AttrType::List(inner), Value::List(items)) => {
+                items.into_iter().map(|v| convert(v, inner)).collect::<Result<Vec<_>, _>>().map(Value::List)
+            }
+            (AttrType::Map(inner), Value::Map(map)) => map
+                .into_iter()
+                .map(|(k, v)| convert(v, inner).map(|v| (k, v)))
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map(Value::Map),
+            (ty, v) => Err(format!("{} is required, got {}", type_label(ty), v.type_name())),
+        },
+    }
+}
+
+/// The user-facing name of an attribute type.
+pub fn type_label(ty: &AttrType) -> String {
+    match ty {
+        AttrType::String => "a string".into(),
+        AttrType::Number => "a number".into(),
+        AttrType::Bool => "a bool".into(),
+        AttrType::List(t) => format!("a list of {}", type_label(t).trim_start_matches("a ")),
+        AttrType::Map(t) => format!("a map of {}", type_label(t).trim_start_matches("a ")),
+        AttrType::Any => "any value".into(),
+    }
+}
+
+struct Evaluator<'f> {
+    file: &'f SourceFile,
+}
+
+/// Splits sensitive marks off a list of operands; the bool says whether
+/// any operand was sensitive.
+fn unmark_all(values: Vec<Value>) -> (Vec<Value>, bool) {
+    let sensitive = values.iter().any(Value::has_sensitive);
+    let plain = if sensitive { values.iter().map(Value::deep_unmarked).collect() } else { values };
+    (plain, sensitive)
+}
+
+fn remark(value: Value, sensitive: bool) -> Value {
+    if sensitive { value.into_sensitive() } else { value }
+}
+
+impl<'f> Evaluator<'f> {
+    fn err(&self, span: Option<std::ops::Range<usize>>, summary: impl Into<String>) -> Diag {
+        Diag::error(summary).at(Location::in_file(self.file, span.unwrap_or(0..0)))
+    }
+
+    fn eval(&self, expr: &Expression, scope: &mut Scope<'_>) -> Result<Value, Diag> {
+        match expr {
+            Expression::Null(_) => Ok(Value::Null),
+            Expression::Bool(b) => Ok(Value::Bool(*b.value())),
+            Expression::Number(n) => Ok(Value::Number(n.value().as_f64().unwrap_or(0.0))),
+            Expression::String(s) => Ok(Value::String(s.value().clone())),
+            Expression::Array(items) => {
+                let values = items.iter().map(|e| self.eval(e, scope)).collect::<Result<Vec<_>, _>>()?;
+                Ok(Value::List(values))
+            }
+            Expression::Object(object) => {
+                let mut map = BTreeMap::new();
+                let mut unknown_key = false;
+                for (key, value) in object.iter() {
+                    let k = match key {
+                        ObjectKey::Ident(ident) => Value::String(ident.as_str().to_string()),
+                        ObjectKey::Expression(Expression::Variable(v)) => Value::String(v.as_str().to_string()),
+                        ObjectKey::Expression(e) => self.eval(e, scope)?,
+                    };
+                    let v = self.eval(value.expr(), scope)?;
+                    match k.to_template_string() {
+                        Some(k) => {
+                            map.insert(k, v);
+                        }
+                        None if matches!(k, Value::Unknown) => unknown_key = true,
+                        None => return Err(self.err(key_span(key), format!("Object keys must be strings, got {}", k.type_name()))),
+                    }
+                }
+                Ok(if unknown_key { Value::Unknown } else { Value::Map(map) })
+            }
+            Expression::StringTemplate(t) => self.template(t, scope),
+            Expression::HeredocTemplate(h) => {
+                let mut h = (**h).clone();
+                if h.indent().is_some() {
+                    h.dedent();
+                }
+                self.template(&h.template, scope)
+            }
+            Expression::Parenthesis(p) => self.eval(p.inner(), scope),
+            Expression::Variable(v) => match scope.lookup(v.as_str()) {
+                Some(value) => Ok(value.clone()),
+                None => Err(self.err(v.span(), format!("Unknown reference {:?}", v.as_str())).with_detail(
+                    "References are var.NAME, local.NAME, module.NAME.OUTPUT, TYPE.NAME, count.index, each.key or each.value.",
+                )),
+            },
+            Expression::Conditional(c) => {
+                let cond = self.eval(&c.cond_expr, scope)?;
+                let sensitive = cond.has_sensitive();
+                match cond.unmarked() {
+                    Value::Unknown => Ok(Value::Unknown),
+                    Value::Bool(true) => Ok(remark(self.eval(&c.true_expr, scope)?, sensitive)),
+                    Value::Bool(false) => Ok(remark(self.eval(&c.false_expr, scope)?, sensitive)),
+                    other => Err(self.err(c.cond_expr.span(), format!("The condition must be a bool, got {}", other.type_name()))),
+                }
+            }
+            Expression::FuncCall(call) => {
+                if call.name.is_namespaced() {
+                    return Err(self.err(call.span(), "Namespaced functions are not supported"));
+                }
+                let name = call.name.name.as_str();
+                if !funcs::is_known_function(name) {
+                    return Err(self.err(call.span(), format!("Unknown function {name:?}")));
+                }
+                let mut args = Vec::with_capacity(call.args.len());
+                for arg in call.args.iter() {
+                    args.push(self.eval(arg, scope)?);
+                }
+                if call.args.expand_final() {
+                    match args.pop() {
+                        Some(Value::List(items)) => args.extend(items),
+                        Some(Value::Unknown) => return Ok(Value::Unknown),
+                        Some(other) => return Err(self.err(call.span(), format!("Cannot expand {} with ...; a list is required", other.type_name()))),
+                        None => {}
+                    }
+                }
+                funcs::call(name, args).map_err(|message| self.err(call.span(), format!("Invalid function call: {message}")))
+            }
+            Expression::Traversal(t) => {
+                let base = self.eval(&t.expr, scope)?;
+                self.traverse(base, &t.operators, scope, &t.expr)
+            }
+            Expression::UnaryOp(op) => {
+                let value = self.eval(&op.expr, scope)?;
+                let sensitive = value.has_sensitive();
+                let result = match (op.operator.value(), value.unmarked()) {
+                    (_, Value::Unknown) => Value::Unknown,
+                    (UnaryOperator::Neg, Value::Number(n)) => Value::Number(-n),
+                    (UnaryOperator::Not, Value::Bool(b)) => Value::Bool(!b),
+                    (o, v) => return Err(self.err(op.span(), format!("Operator {} cannot be applied to {}", o.as_str(), v.type_name()))),
+                };
+                Ok(remark(result, sensitive))
+            }
+            Expression::BinaryOp(op) => self.binary(op, scope),
+            Expression::ForExpr(f) => self.for_expr(f, scope),
+        }
+    }
+
+    fn binary(&self, op: &hcl_edit::expr::BinaryOp, scope: &mut Scope<'_>) -> Result<Value, Diag> {
+        use BinaryOperator as B;
+        let operator = *op.operator.value();
+        let lhs = self.eval(&op.lhs_expr, scope)?;
+        // Short-circuit on a known deciding side, as HCL does for unknowns.
+        if matches!(operator, B::And | B::Or) {
+            let decides = if operator == B::And { Value::Bool(false) } else { Value::Bool(true) };
+            if lhs.unmarked() == &decides {
+                return Ok(remark(decides, lhs.has_sensitive()));
+            }
+        }
+        let rhs = self.eval(&op.rhs_expr, scope)?;
+        let (values, sensitive) = unmark_all(vec![lhs, rhs]);
+        let (l, r) = (&values[0], &values[1]);
+        let span = op.span();
+        if matches!(operator, B::Eq | B::NotEq) {
+            if l.has_unknown() || r.has_unknown() {
+                return Ok(Value::Unknown);
+            }
+            let eq = l == r;
+            return Ok(remark(Value::Bool(if operator == B::Eq { eq } else { !eq }), sensitive));
+        }
+        if matches!(l, Value::Unknown) || matches!(r, Value::Unknown) {
+            return Ok(Value::Unknown);
+        }
+        let result = match operator {
+            B::And | B::Or => match (l, r) {
+                (Value::Bool(a), Value::Bool(b)) => Value::Bool(if operator == B::And { *a && *b } else { *a || *b }),
+                _ => return Err(self.err(span, format!("Operator {} needs bools, got {} and {}", operator.as_str(), l.type_name(), r.type_name()))),
+            },
+            _ => {
+                let num = |v: &Value| -> Option<f64> {
+                    match v {
+                        Value::Number(n) => Some(*n),
+                        Value::String(s) => s.trim().parse().ok(),
+                        _ => None,
+                    }
+                };
+                let (Some(a), Some(b)) = (num(l), num(r)) else {
+                    return Err(self.err(span, format!("Operator {} needs numbers, got {} and {}", operator.as_str(), l.type_name(), r.type_name())));
+                };
+                match operator {
+                    B::Plus => Value::Number(a + b),
+                    B::Minus => Value::Number(a - b),
+                    B::Mul => Value::Number(a * b),
+                    B::Div if b == 0.0 => return Err(self.err(span, "Division by zero")),
+                    B::Div => Value::Number(a / b),
+                    B::Mod if b == 0.0 => return Err(self.err(span, "Modulo by zero")),
+                    B::Mod => Value::Number(a % b),
+                    B::Less => Value::Bool(a < b),
+                    B::LessEq => Value::Bool(a <= b),
+                    B::Greater => Value::Bool(a > b),
+                    B::GreaterEq => Value::Bool(a >= b),
+                    _ => return Err(self.err(span, format!("Unsupported operator {}", operator.as_str()))),
+                }
+            }
+        };
+        Ok(remark(result, sensitive))
+    }
+
+    fn traverse(&self, base: Value, ops: &[hcl_edit::Decorated<TraversalOperator>], scope: &mut Scope<'_>, root: &Expression) -> Result<Value, Diag> {
+        let mut current = base;
+        let mut i = 0;
+        while i < ops.len() {
+            let op = &ops[i];
+            match op.value() {
+                TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
+                    let rest = &ops[i + 1..];
+                    let sensitive = current.has_sensitive();
+                    let items = match current.unmarked() {
+                        Value::Unknown => return Ok(Value::Unknown),
+                        Value::Null => Vec::new(),
+                        Value::List(items) => items.clone(),
+                        Value::Map(m) => m.values().cloned().collect(),
+                        other => vec![other.clone()],
+                    };
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        out.push(self.traverse(item, rest, scope, root)?);
+                    }
+                    return Ok(remark(Value::List(out), sensitive));
+                }
+                TraversalOperator::GetAttr(name) => {
+                    current = self.get(current, name.as_str(), op.span(), root)?;
+                }
+                TraversalOperator::Index(index) => {
+                    let key = self.eval(index, scope)?;
+                    current = self.index(current, key, op.span())?;
+                }
+                TraversalOperator::LegacyIndex(n) => {
+                    current = self.index(current, Value::Number(*n.value() as f64), op.span())?;
+                }
+            }
+            i += 1;
+        }
+        Ok(current)
+    }
+
+    fn get(&self, value: Value, name: &str, span: Option<std::ops::Range<usize>>, root: &Expression) -> Result<Value, Diag> {
+        let sensitive = value.has_sensitive();
+        match value.unmarked() {
+            Value::Unknown => Ok(Value::Unknown),
+            Value::Map(map) => match map.get(name) {
+                Some(v) => Ok(remark(v.clone(), sensitive)),
+                None => {
+                    let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+                    let hint = super::load::suggest(name, &keys).map(|s| format!(" Did you mean {s:?}?")).unwrap_or_default();
+                    Err(self.err(span, format!("Unsupported attribute {name:?} on {}", root_text(root))).with_detail(format!(
+                        "This value has no attribute {name:?}.{hint}"
+                    )))
+                }
+            },
+            Value::List(_) => Err(self.err(span, format!("Cannot read attribute {name:?} of a list")).with_detail(
+                "This value is a list (a resource with count?): index it, e.g. [0], or use a splat [*].",
+            )),
+            Value::Null => Err(self.err(span, format!("Attempt to read attribute {name:?} of null"))),
+            other => Err(self.err(span, format!("Cannot read attribute {name:?} of a {}", other.type_name()))),
+        }
+    }
+
+    fn index(&self, value: Value, key: Value, span: Option<std::ops::Range<usize>>) -> Result<Value, Diag> {
+        let sensitive = value.has_sensitive() || key.has_sensitive();
+        let result = match (value.unmarked(), key.unmarked()) {
+            (Value::Unknown, _) | (_, Value::Unknown) => Value::Unknown,
+            (Value::List(items), k) => {
+                let idx = k.as_i64().or_else(|| k.as_str().and_then(|s| s.parse().ok()));
+                match idx {
+                    Some(i) if i >= 0 && (i as usize) < items.len() => items[i as usize].clone(),
+                    Some(i) => return Err(self.err(span, format!("Index {i} out of range for a list of {} elements", items.len()))),
+                    None => return Err(self.err(span, format!("A list index must be a whole number, got {}", k.type_name()))),
+                }
+            }
+            (Value::Map(map), k) => match k.to_template_string() {
+                Some(s) => match map.get(&s) {
+                    Some(v) => v.clone(),
+                    None => return Err(self.err(span, format!("The map has no element {s:?}"))),
+                },
+                None => return Err(self.err(span, format!("A map key must be a string, got {}", k.type_name()))),
+            },
+            (other, _) => return Err(self.err(span, format!("Cannot index a {}", other.type_name()))),
+        };
+        Ok(remark(result, sensitive))
+    }
+
+    fn for_expr(&self, f: &hcl_edit::expr::ForExpr, scope: &mut Scope<'_>) -> Result<Value, Diag> {
+        let collection = self.eval(&f.intro.collection_expr, scope)?;
+        let sensitive = collection.has_sensitive();
+        let pairs: Vec<(Value, Value)> = match collection.unmarked() {
+            Value::Unknown => return Ok(Value::Unknown),
+            Value::List(items) => items.iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v.clone())).collect(),
+            Value::Map(map) => map.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect(),
+            Value::Null => return Err(self.err(f.intro.collection_expr.span(), "Cannot iterate over null")),
+            other => return Err(self.err(f.intro.collection_expr.span(), format!("Cannot iterate over a {}", other.type_name()))),
+        };
+        let key_var = f.intro.key_var.as_ref().map(|k| k.as_str().to_string());
+        let value_var = f.intro.value_var.as_str().to_string();
+        let mut list = Vec::new();
+        let mut map: BTreeMap<String, Value> = BTreeMap::new();
+        let mut unknown = false;
+        for (k, v) in pairs {
+            let mut bound = 1;
+            if let Some(kv) = &key_var {
+                scope.bind(kv, k);
+                bound += 1;
+            }
+            scope.bind(&value_var, v);
+            let result = (|| -> Result<(), Diag> {
+                if let Some(cond) = &f.cond {
+                    match self.eval(&cond.expr, scope)?.unmarked() {
+                        Value::Bool(true) => {}
+                        Value::Bool(false) => return Ok(()),
+                        Value::Unknown => {
+                            unknown = true;
+                            return Ok(());
+                        }
+                        other => return Err(self.err(cond.expr.span(), format!("A for condition must be a bool, got {}", other.type_name()))),
+                    }
+                }
+                let value = self.eval(&f.value_expr, scope)?;
+                match &f.key_expr {
+                    None => list.push(value),
+                    Some(key_expr) => {
+                        let key = self.eval(key_expr, scope)?;
+                        match key.to_template_string() {
+                            Some(key) if f.grouping => {
+                                let entry = map.entry(key).or_insert_with(|| Value::List(Vec::new()));
+                                if let Value::List(items) = entry {
+                                    items.push(value);
+                                }
+                            }
+                            Some(key) => {
+                                if map.insert(key.clone(), value).is_some() {
+                                    return Err(self.err(key_expr.span(), format!("Duplicate key {key:?} in for expression")).with_detail(
+                                        "Use the grouping mode (...) after the value to collect duplicates into lists.",
+                                    ));
+                                }
+                            }
+                            None if matches!(key, Value::Unknown) => unknown = true,
+                            None => return Err(self.err(key_expr.span(), format!("Object keys must be strings, got {}", key.type_name()))),
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            for _ in 0..bound {
+                scope.unbind();
+            }
+            result?;
+        }
+        if unknown {
+            return Ok(Value::Unknown);
+        }
+        let out = if f.key_expr.is_some() { Value::Map(map) } else { Value::List(list) };
+        Ok(remark(out, sensitive))
+    }
+
+    fn template(&self, template: &Template, scope: &mut Scope<'_>) -> Result<Value, Diag> {
+        let mut out = String::new();
+        let mut unknown = false;
+        let mut sensitive = false;
+        self.template_into(template, scope, &mut out, &mut unknown, &mut sensitive)?;
+        if unknown {
+            return Ok(Value::Unknown);
+        }
+        Ok(remark(Value::String(out), sensitive))
+    }
+
+    fn template_into(&self, template: &Template, scope: &mut Scope<'_>, out: &mut String, unknown: &mut bool, sensitive: &mut bool) -> Result<(), Diag> {
+        for element in template.iter() {
+            match element {
+                Element::Literal(s) => out.push_str(s.value()),
+                Element::Interpolation(i) => {
+                    let v = self.eval(&i.expr, scope)?;
+                    *sensitive |= v.has_sensitive();
+                    match v.unmarked() {
+                        Value::Unknown => *unknown = true,
+                        Value::Null => return Err(self.err(i.expr.span(), "Cannot interpolate null into a string")),
+                        other => match other.to_template_string() {
+                            Some(s) => out.push_str(&s),
+                            None => {
+                                return Err(self.err(i.expr.span(), format!("Cannot interpolate a {} into a string", other.type_name()))
+                                    .with_detail("Use jsonencode() or join() to turn collections into strings."));
+                            }
+                        },
+                    }
+                }
+                Element::Directive(d) => match &**d {
+                    Directive::If(ifd) => {
+                        let cond = self.eval(&ifd.if_expr.cond_expr, scope)?;
+                        *sensitive |= cond.has_sensitive();
+                        match cond.unmarked() {
+                            Value::Unknown => *unknown = true,
+                            Value::Bool(true) => self.template_into(&ifd.if_expr.template, scope, out, unknown, sensitive)?,
+                            Value::Bool(false) => {
+                                if let Some(e) = &ifd.else_expr {
+                                    self.template_into(&e.template, scope, out, unknown, sensitive)?;
+                                }
+                            }
+                            other => return Err(self.err(ifd.if_expr.cond_expr.span(), format!("An if condition must be a bool, got {}", other.type_name()))),
+                        }
+                    }
+                    Directive::For(ford) => {
+                        let f = &ford.for_expr;
+                        let coll = self.eval(&f.collection_expr, scope)?;
+                        *sensitive |= coll.has_sensitive();
+                        let pairs: Vec<(Value, Value)> = match coll.unmarked() {
+                            Value::Unknown => {
+                                *unknown = true;
+                                continue;
+                            }
+                            Value::List(items) => items.iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v.clone())).collect(),
+                            Value::Map(m) => m.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect(),
+                            other => return Err(self.err(f.collection_expr.span(), format!("Cannot iterate over a {}", other.type_name()))),
+                        };
+                        for (k, v) in pairs {
+                            let mut bound = 1;
+                            if let Some(kv) = &f.key_var {
+                                scope.bind(kv.as_str(), k);
+                                bound += 1;
+                            }
+                            scope.bind(f.value_var.as_str(), v);
+                            let r = self.template_into(&f.template, scope, out, unknown, sensitive);
+                            for _ in 0..bound {
+                                scope.unbind();
+                            }
+                            r?;
+                        }
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn body(&self, body: &Body, schema: &Schema, scope: &mut Scope<'_>, skip: &[&str], block_loc: &Location) -> Result<Value, Diags> {
+        let mut diags = Diags::new();
+        let mut out = BTreeMap::new();
+        for attr in body.attributes() {
+            let key = attr.key.as_str();
+            if skip.contains(&key) {
+                continue;
+            }
+            match schema.attribute(key) {
+                None => {
+                    let names: Vec<&str> = schema.attributes.iter().filter(|a| !a.computed).map(|a| a.name).collect();
+                    let hint = super::load::suggest(key, &names).map(|s| format!("Did you mean {s:?}?")).unwrap_or_else(|| {
+                        format!("Arguments of this block: {}.", names.join(", "))
+                    });
+                    diags.push(self.err(attr.span(), format!("Unsupported argument {key:?}")).with_detail(hint));
+                }
+                Some(a) if a.computed => diags.push(
+                    self.err(attr.span(), format!("{key:?} is computed and cannot be set")).with_detail("It is read from the real object after apply."),
+                ),
+                Some(a) => match self.eval(&attr.value, scope) {
+                    Ok(v) => match convert(v, &a.ty) {
+                        Ok(v) => {
+                            let v = if a.sensitive && !v.is_null() { v.into_sensitive() } else { v };
+                            out.insert(key.to_string(), v);
+                        }
+                        Err(msg) => diags.push(self.err(attr.value.span(), format!("Invalid value for {key:?}: {msg}"))),
+                    },
+                    Err(d) => diags.push(d),
+                },
+            }
+        }
+        for a in &schema.attributes {
+            if out.contains_key(a.name) {
+                continue;
+            }
+            if a.required {
+                diags.push(Diag::error(format!("Missing required argument {:?}", a.name)).at(block_loc.clone()));
+            } else if let Some(default) = &a.default {
+                out.insert(a.name.to_string(), default.clone());
+            } else {
+                out.insert(a.name.to_string(), Value::Null);
+            }
+        }
+        // Nested blocks, literal and dynamic, grouped by schema block.
+        let mut blocks: BTreeMap<&str, Vec<(Vec<String>, Value, Location)>> = BTreeMap::new();
+        for structure in body.iter() {
+            let Structure::Block(block) = structure else { continue };
+            let ident = block.ident.as_str();
+            if skip.contains(&ident) {
+                continue;
+            }
+            if ident == "dynamic" {
+                match self.dynamic(block, schema, scope) {
+                    Ok(items) => {
+                        for (name, labels, value, loc) in items {
+                            blocks.entry(name).or_default().push((labels, value, loc));
+                        }
+                    }
+                    Err(d) => diags.extend(d),
+                }
+                continue;
+            }
+            let Some(bs) = schema.block(ident) else {
+                let names: Vec<&str> = schema.blocks.iter().map(|b| b.name).collect();
+                diags.push(self.err(block.span(), format!("Unsupported block {ident:?}")).with_detail(if names.is_empty() {
+                    "This resource type has no nested blocks.".to_string()
+                } else {
+                    format!("Blocks of this resource type: {}.", names.join(", "))
+                }));
+                continue;
+            };
+            let loc = Location::in_file(self.file, block.span().unwrap_or(0..0));
+            match self.body(&block.body, &bs.body, scope, &[], &loc) {
+                Ok(v) => blocks.entry(bs.name).or_default().push((block.labels.iter().map(|l| l.as_str().to_string()).collect(), v, loc)),
+                Err(d) => diags.extend(d),
+            }
+        }
+        for bs in &schema.blocks {
+            let items = blocks.remove(bs.name).unwrap_or_default();
+            let value = match bs.nesting {
+                BlockNesting::Single => {
+                    if items.len() > 1 {
+                        diags.push(Diag::error(format!("At most one {:?} block is allowed", bs.name)).at(items[1].2.clone()));
+                    }
+                    items.into_iter().next().map(|(_, v, _)| v).unwrap_or(Value::Null)
+                }
+                BlockNesting::List => Value::List(items.into_iter().map(|(_, v, _)| v).collect()),
+                BlockNesting::Labelled => {
+                    let mut map = BTreeMap::new();
+                    for (labels, v, loc) in items {
+                        if labels.len() != 1 {
+                            diags.push(Diag::error(format!("A {:?} block needs exactly one label", bs.name)).at(loc));
+                        } else if map.insert(labels[0].clone(), v).is_some() {
+                            diags.push(Diag::error(format!("Duplicate {:?} block {:?}", bs.name, labels[0])).at(loc));
+                        }
+                    }
+                    Value::Map(map)
+                }
+            };
+            out.insert(bs.name.to_string(), value);
+        }
+        if diags.has_errors() { Err(diags) } else { Ok(Value::Map(out)) }
+    }
+
+    /// Expands `dynamic "NAME" { for_each, iterator, labels, content {} }`.
+    #[allow(clippy::type_complexity, reason = "a local tuple of the expansion's parts")]
+    fn dynamic<'s>(&self, block: &Block, schema: &'s Schema, scope: &mut Scope<'_>) -> Result<Vec<(&'s str, Vec<String>, Value, Location)>, Diags> {
+        let loc = Location::in_file(self.file, block.span().unwrap_or(0..0));
+        let Some(name) = block.labels.first().map(|l| l.as_str()) else {
+            return Err(Diag::error("A dynamic block needs the name of the block it generates").at(loc).into());
+        };
+        let Some(bs) = schema.block(name) else {
+            return Err(self.err(block.span(), format!("Unsupported block {name:?} in dynamic")).into());
+        };
+        let Some(for_each) = block.body.get_attribute("for_each") else {
+            return Err(Diag::error("A dynamic block needs for_each").at(loc).into());
+        };
+        let iterator = match block.body.get_attribute("iterator") {
+            Some(a) => match &a.value {
+                Expression::Variable(v) => v.as_str().to_string(),
+                other => return Err(self.err(other.span(), "iterator must be a bare name").into()),
+            },
+            None => name.to_string(),
+        };
+        let Some(content) = block.body.get_blocks("content").next() else {
+            return Err(Diag::error("A dynamic block needs a content block").at(loc).into());
+        };
+        let collection = self.eval(&for_each.value, scope)?;
+        let pairs: Vec<(Value, Value)> = match collection.deep_unmarked() {
+            Value::Unknown => {
+                return Err(self
+                    .err(for_each.value.span(), "The dynamic block's for_each value is not known until apply")
+                    .with_detail("Its value must be known at plan time; derive it from variables and locals.")
+                    .into());
+            }
+            Value::Null => Vec::new(),
+            Value::List(items) => items.into_iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v)).collect(),
+            Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+            other => return Err(self.err(for_each.value.span(), format!("for_each must be a list or map, got {}", other.type_name())).into()),
+        };
+        let mut out = Vec::new();
+        for (k, v) in pairs {
+            scope.bind(&iterator, Value::Map(BTreeMap::from([("key".to_string(), k), ("value".to_string(), v)])));
+            let result = (|| -> Result<(Vec<String>, Value), Diags> {
+                let labels = match block.body.get_attribute("labels") {
+                    Some(a) => match self.eval(&a.value, scope)?.deep_unmarked() {
+                        Value::List(items) => items
+                            .iter()
+                            .map(|l| l.to_template_string().ok_or_else(|| Diags::from(self.err(a.value.span(), "labels must be strings"))))
+                            .collect::<Result<Vec<_>, _>>()?,
+                        _ => return Err(self.err(a.value.span(), "labels must be a list of strings").into()),
+                    },
+                    None => Vec::new(),
+                };
+                let value = self.body(&content.body, &bs.body, scope, &[], &loc)?;
+                Ok((labels, value))
+            })();
+            scope.unbind();
+            let (labels, value) = result?;
+            out.push((bs.name, labels, value, loc.clone()));
+        }
+        Ok(out)
+    }
+}
+
+fn key_span(key: &ObjectKey) -> Option<std::ops::Range<usize>> {
+    match key {
+        ObjectKey::Ident(i) => i.span(),
+        ObjectKey::Expression(e) => e.span(),
+    }
+}
+
+fn root_text(expr: &Expression) -> String {
+    match expr {
+        Expression::Variable(v) => v.as_str().to_string(),
+        other => other.to_string().trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: &str, base: &BTreeMap<String, Value>) -> Result<Value, Diag> {
+        let file = SourceFile::new("t.hcl".into(), format!("x = {src}\n"));
+        let body = hcl_edit::parser::parse_body(&file.text).unwrap();
+        let attr = body.get_attribute("x").unwrap();
+        eval(&Expr { expr: attr.value.clone(), file: file.clone() }, &mut Scope::new(base))
+    }
+
+    fn base() -> BTreeMap<String, Value> {
+        let web = Value::List(
+            (0..3)
+                .map(|i| Value::Map(BTreeMap::from([("private_ip".to_string(), Value::String(format!("10.0.0.{i}")))])))
+                .collect(),
+        );
+        BTreeMap::from([
+            ("var".to_string(), Value::Map(BTreeMap::from([("n".to_string(), Value::Number(3.0))]))),
+            ("aws_instance".to_string(), Value::Map(BTreeMap::from([("web".to_string(), web)]))),
+            ("later".to_string(), Value::Unknown),
+            ("secret".to_string(), Value::String("pw".into()).into_sensitive()),
+        ])
+    }
+
+    #[test]
+    fn evaluates_for_expressions_over_splats() {
+        let v = run("[for i in aws_instance.web : \"${i.private_ip}:8000\"]", &base()).unwrap();
+        assert_eq!(v.to_json().to_string(), r#"["10.0.0.0:8000","10.0.0.1:8000","10.0.0.2:8000"]"#);
+        let v = run("aws_instance.web[*].private_ip", &base()).unwrap();
+        assert_eq!(v.as_list().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn unknown_propagates_and_sensitive_sticks() {
+        assert_eq!(run("\"a-${later}\"", &base()).unwrap(), Value::Unknown);
+        assert_eq!(run("var.n + 1", &base()).unwrap(), Value::Number(4.0));
+        assert!(run("\"x${secret}\"", &base()).unwrap().has_sensitive());
+        assert_eq!(run("false && later", &base()).unwrap(), Value::Bool(false));
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let err = run("var.m", &base()).unwrap_err();
+        assert!(err.summary.contains("Unsupported attribute \"m\""), "{err}");
+        assert_eq!(err.location.unwrap().line, 1);
+        assert!(run("1 / 0", &base()).is_err());
+        assert!(run("nosuch(1)", &base()).is_err());
+    }
+
+    #[test]
+    fn conditionals_templates_and_functions() {
+        assert_eq!(run("var.n > 2 ? \"big\" : \"small\"", &base()).unwrap(), Value::from("big"));
+        assert_eq!(run("join(\",\", [\"a\", \"b\"])", &base()).unwrap(), Value::from("a,b"));
+        assert_eq!(run("{ for k, v in { a = 1 } : k => v * 2 }", &base()).unwrap().get("a"), Some(&Value::Number(2.0)));
+    }
+}

@@ -1,0 +1,527 @@
+//! Apply: carry out a plan's changes in dependency order.
+//!
+//! The apply graph is built from the *plan* (not the configuration): one
+//! step per create/update/delete, replacements as two steps. Rules:
+//! - a step starts after the steps it depends on; destroys run in reverse
+//!   dependency order, and a resource others depend on is destroyed only
+//!   after they were updated or destroyed;
+//! - at most `parallelism` steps run at once, and at most
+//!   `max_unavailable` disruptive steps per resource;
+//! - a create's intent is journalled durably before the create is sent;
+//!   completions are journalled (group commit) before they count;
+//! - a failed step stops its dependents, running steps finish, the state
+//!   reached is committed; cancellation stops starting new steps.
+//!
+//! Guarantees: state is durable after every completed step; the canonical
+//! file is written once, at the end, and only when it changed.
+
+use super::plan::{Planned, diff_instance};
+use super::{Event, Hooks, provider_error};
+use crate::addr::{InstanceAddr, ResourceAddr};
+use crate::diag::{Diag, Diags};
+use crate::graph::Node;
+use crate::plan::{Action, ResourceChange};
+use crate::provider::{ApplyAction, ApplyRequest};
+use crate::state::journal::JournalEntry;
+use crate::state::{OutputState, ResourceState, State, StateStore, new_id, redact};
+use crate::value::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Options of one apply.
+#[derive(Clone)]
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    /// Set (e.g. by Ctrl-C) to stop starting new steps.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { parallelism: 10, cancel: Arc::new(AtomicBool::new(false)) }
+    }
+}
+
+/// What an apply did.
+#[derive(Debug)]
+pub struct ApplyOutcome {
+    pub state: State,
+    pub completed: usize,
+    /// Whether the state file was rewritten.
+    pub committed: bool,
+    pub errors: Diags,
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Create,
+    Update,
+    Delete,
+}
+
+struct Step {
+    change: usize,
+    kind: Kind,
+    /// Holds a rollout slot of its resource while it runs.
+    disruptive: bool,
+    /// For replacements, the create step releases the slot the delete took.
+    releases_slot: bool,
+    /// Delete of an object that is not (or no longer) the one in state.
+    keep_state: bool,
+}
+
+/// Applies `changes` (the plan's, or a plan file's) on top of `planned`.
+pub async fn apply(
+    mut planned: Planned,
+    changes: Vec<ResourceChange>,
+    planned_values: BTreeMap<InstanceAddr, Value>,
+    store: &dyn StateStore,
+    run_start_text: Option<String>,
+    options: ApplyOptions,
+    hooks: &dyn Hooks,
+) -> Result<ApplyOutcome, Diags> {
+    let registry = planned.world.registry.clone();
+    let salt = planned.state.lineage.clone();
+    let (steps, deps) = build_steps(&changes, &planned.state);
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    let mut waiting: Vec<usize> = vec![0; steps.len()];
+    for (i, ds) in deps.iter().enumerate() {
+        waiting[i] = ds.len();
+        for d in ds {
+            dependents[*d].push(i);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..steps.len()).filter(|i| waiting[*i] == 0).collect();
+    let mut skipped: HashSet<usize> = HashSet::new();
+    let mut in_flight: HashMap<ResourceAddr, usize> = HashMap::new();
+    let mut applied_resources: HashSet<ResourceAddr> = HashSet::new();
+    let mut running = tokio::task::JoinSet::new();
+    let mut errors = Diags::new();
+    let mut completed = 0usize;
+    let mut journal_begun = false;
+    let parallelism = options.parallelism.max(1);
+    let mut state = std::mem::take(&mut planned.state);
+
+    loop {
+        // Start whatever may start.
+        let mut starting: Vec<(usize, ApplyRequest)> = Vec::new();
+        if !options.cancel.load(Ordering::SeqCst) {
+            let candidates: Vec<usize> = ready.iter().copied().collect();
+            for i in candidates {
+                if running.len() + starting.len() >= parallelism {
+                    break;
+                }
+                let step = &steps[i];
+                let change = &changes[step.change];
+                let resource = change.addr.resource.clone();
+                let limit = planned.max_unavailable.get(&resource).copied().unwrap_or(1).max(1);
+                if step.disruptive && in_flight.get(&resource).copied().unwrap_or(0) >= limit {
+                    continue;
+                }
+                ready.remove(&i);
+                match request_for(&mut planned, &state, change, step, &planned_values, &applied_resources, &salt) {
+                    Ok(req) => {
+                        if step.disruptive {
+                            *in_flight.entry(resource).or_default() += 1;
+                        }
+                        starting.push((i, req));
+                    }
+                    Err(d) => {
+                        errors.extend(d);
+                        skip_dependents(i, &dependents, &mut skipped);
+                    }
+                }
+            }
+        }
+        if !starting.is_empty() {
+            let mut entries = Vec::new();
+            if !journal_begun {
+                entries.push(JournalEntry::Begin { serial: state.serial, lineage: state.lineage.clone() });
+            }
+            for (_, req) in &starting {
+                if let (ApplyAction::Create, Some(token)) = (req.action, &req.token) {
+                    entries.push(JournalEntry::Intent { address: req.addr.clone(), rtype: req.rtype.clone(), token: token.clone() });
+                }
+            }
+            if entries.len() > usize::from(journal_begun) || !journal_begun {
+                store.append_journal(&entries).await.map_err(|e| Diags::from(Diag::error(e.to_string())))?;
+                journal_begun = true;
+            }
+            for (i, req) in starting {
+                let Some((provider_name, _)) = registry.resource_type(&req.rtype) else { continue };
+                let provider = registry.provider(provider_name).expect("registered").clone();
+                let what = describe(&req);
+                hooks.event(Event::ActionStarted { addr: req.addr.clone(), what: what.clone() });
+                running.spawn(async move {
+                    let started = Instant::now();
+                    let result = super::with_retries(|| provider.apply(req.clone()), &super::NoHooks, &what).await;
+                    (i, req, result, started.elapsed())
+                });
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        // Wait for one completion, then take every other finished one too,
+        // so they share one journal fsync.
+        let mut done = Vec::new();
+        if let Some(joined) = running.join_next().await {
+            done.push(joined);
+        }
+        while let Some(joined) = running.try_join_next() {
+            done.push(joined);
+        }
+        let mut entries = Vec::new();
+        let mut finished = Vec::new();
+        for joined in done {
+            let (i, req, result, elapsed) = match joined {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push(Diag::error(format!("an apply task failed: {e}")));
+                    continue;
+                }
+            };
+            let step = &steps[i];
+            let change = &changes[step.change];
+            let resource = change.addr.resource.clone();
+            if step.disruptive && (!matches!(step.kind, Kind::Delete) || !step.releases_slot_later()) {
+                if let Some(n) = in_flight.get_mut(&resource) {
+                    *n = n.saturating_sub(1);
+                }
+            } else if step.releases_slot {
+                if let Some(n) = in_flight.get_mut(&resource) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            let what = describe(&req);
+            match result {
+                Ok(value) => {
+                    hooks.event(Event::ActionFinished { addr: req.addr.clone(), what, elapsed });
+                    match step.kind {
+                        Kind::Create | Kind::Update => {
+                            let dependencies: Vec<String> = planned
+                                .world
+                                .graph
+                                .resource_deps(&Node::Resource(resource.clone()))
+                                .iter()
+                                .map(|r| r.to_string())
+                                .collect();
+                            let (provider_name, rt) = registry.resource_type(&req.rtype).expect("registered");
+                            let entry = ResourceState {
+                                rtype: req.rtype.clone(),
+                                provider: provider_name.to_string(),
+                                schema_version: rt.schema_version,
+                                attributes: redact(&value, &salt),
+                                dependencies,
+                            };
+                            entries.push(JournalEntry::Set { address: req.addr.clone(), resource: entry.clone(), token: req.token.clone() });
+                            finished.push((i, Some((req.addr.clone(), entry, value))));
+                        }
+                        Kind::Delete => {
+                            if !step.keep_state {
+                                entries.push(JournalEntry::Remove { address: req.addr.clone() });
+                            }
+                            finished.push((i, None));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let diag = provider_error(&format!("{} {}", what, req.addr), &e).at_opt(
+                        planned.world.config.resource(&resource).map(|r| r.location.clone()),
+                    );
+                    hooks.event(Event::ActionFailed { addr: req.addr.clone(), what, error: e.to_string() });
+                    errors.push(diag);
+                    skip_dependents(i, &dependents, &mut skipped);
+                    if step.disruptive && matches!(step.kind, Kind::Delete) && step.releases_slot_later() {
+                        if let Some(n) = in_flight.get_mut(&resource) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+        }
+        if !entries.is_empty() {
+            store.append_journal(&entries).await.map_err(|e| Diags::from(Diag::error(e.to_string())))?;
+        }
+        for (i, result) in finished {
+            completed += 1;
+            let step = &steps[i];
+            let change = &changes[step.change];
+            applied_resources.insert(change.addr.resource.clone());
+            match result {
+                Some((addr, entry, value)) => {
+                    state.resources.insert(addr.clone(), entry);
+                    planned.world.set_instance(&addr, value);
+                }
+                None if !step.keep_state => {
+                    state.resources.remove(&change.addr);
+                }
+                None => {}
+            }
+            for &d in &dependents[i] {
+                waiting[d] = waiting[d].saturating_sub(1);
+                if waiting[d] == 0 && !skipped.contains(&d) {
+                    ready.insert(d);
+                }
+            }
+        }
+    }
+    let cancelled = options.cancel.load(Ordering::SeqCst);
+    if cancelled {
+        errors.push(Diag::error("Apply interrupted").with_detail(
+            "Running actions finished and were recorded; run apply again to carry out the rest.",
+        ));
+    } else if !skipped.is_empty() && errors.has_errors() {
+        errors.push(Diag::error(format!("{} dependent action(s) were not started because of the errors above", skipped.len())));
+    }
+
+    // Outputs from final values.
+    let mut outputs = BTreeMap::new();
+    let graph = planned.world.graph.clone();
+    let config = planned.world.config.clone();
+    for node in graph.order.iter() {
+        if matches!(node, Node::Resource(_) | Node::Provider(_)) {
+            continue;
+        }
+        match planned.world.eval_value_node(node) {
+            Ok(Some(value)) => {
+                if let Node::Output(m, name) = node {
+                    if m.is_root() && !value.has_unknown() {
+                        let sensitive = config.root().outputs.get(name).is_some_and(|o| o.sensitive);
+                        outputs.insert(name.clone(), OutputState { value: redact(&value, &salt), sensitive });
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(d) if errors.has_errors() => drop(d),
+            Err(d) => errors.extend(d),
+        }
+    }
+    if errors.has_errors() {
+        // Keep previous outputs for those that could not be computed.
+        for (k, v) in &state.outputs {
+            outputs.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    state.outputs = outputs;
+
+    let committed = commit_if_changed(store, &mut state, run_start_text.as_deref(), journal_begun).await?;
+    Ok(ApplyOutcome { state, completed, committed, errors, cancelled })
+}
+
+impl Step {
+    /// A replacement's delete hands its slot to the create that follows.
+    fn releases_slot_later(&self) -> bool {
+        self.disruptive && self.kind == Kind::Delete && !self.keep_state && self.releases_slot
+    }
+}
+
+/// Writes the canonical state when it differs from the run's start; bumps
+/// the serial by one. Returns whether it wrote.
+pub async fn commit_if_changed(store: &dyn StateStore, state: &mut State, run_start_text: Option<&str>, journal_begun: bool) -> Result<bool, Diags> {
+    let current = crate::state::file::to_canonical_json(state);
+    let unchanged = run_start_text == Some(current.as_str());
+    if unchanged {
+        if journal_begun {
+            store.discard_journal().await.map_err(|e| Diags::from(Diag::error(e.to_string())))?;
+        }
+        return Ok(false);
+    }
+    state.serial += 1;
+    store.commit(state, run_start_text).await.map_err(|e| Diags::from(Diag::error(e.to_string())))?;
+    Ok(true)
+}
+
+fn describe(req: &ApplyRequest) -> String {
+    match req.action {
+        ApplyAction::Create => "create".into(),
+        ApplyAction::Update => "update".into(),
+        ApplyAction::Delete => "delete".into(),
+    }
+}
+
+fn skip_dependents(i: usize, dependents: &[Vec<usize>], skipped: &mut HashSet<usize>) {
+    let mut stack = vec![i];
+    while let Some(n) = stack.pop() {
+        for &d in &dependents[n] {
+            if skipped.insert(d) {
+                stack.push(d);
+            }
+        }
+    }
+}
+
+/// Builds the request of a step, re-evaluating the configuration when it
+/// depends on values only now known.
+fn request_for(
+    planned: &mut Planned,
+    state: &State,
+    change: &ResourceChange,
+    step: &Step,
+    planned_values: &BTreeMap<InstanceAddr, Value>,
+    applied: &HashSet<ResourceAddr>,
+    salt: &str,
+) -> Result<ApplyRequest, Diags> {
+    let prior_json = if step.keep_state { change.before.clone() } else { state.resources.get(&change.addr).map(|e| e.attributes.clone()).or(change.before.clone()) };
+    let prior = prior_json.as_ref().map(Value::from_json).unwrap_or(Value::Null);
+    if step.kind == Kind::Delete {
+        return Ok(ApplyRequest {
+            rtype: change.rtype.clone(),
+            addr: change.addr.clone(),
+            action: ApplyAction::Delete,
+            prior,
+            planned: Value::Null,
+            changed: vec![],
+            lineage: salt.to_string(),
+            token: None,
+        });
+    }
+    let mut value = planned_values.get(&change.addr).cloned().unwrap_or(Value::Null);
+    let resource_addr = &change.addr.resource;
+    let deps_applied = change.depends_on.iter().any(|d| applied.contains(&d.resource));
+    if value.has_unknown() || deps_applied {
+        let config = planned.world.config.clone();
+        let Some(resource) = config.resource(resource_addr) else {
+            return Err(Diag::error(format!("{} is no longer in the configuration", change.addr)).into());
+        };
+        planned.world.refresh_ancestors(resource_addr)?;
+        let expansion = planned.expansions.get(&change.addr).cloned().unwrap_or(super::world::Expansion { key: change.addr.key.clone(), each_value: None });
+        let config_value = planned.world.eval_instance(resource, &expansion)?;
+        let registry = planned.world.registry.clone();
+        let (provider_name, rt) = registry.resource_type(&change.rtype).expect("registered");
+        let provider = registry.provider(provider_name).expect("registered");
+        let existing = if step.kind == Kind::Update { Some(&prior) } else { None };
+        value = diff_instance(rt, provider.as_ref(), existing, config_value, resource, false, salt).planned;
+    }
+    let computed: Vec<&str> = planned
+        .world
+        .registry
+        .resource_type(&change.rtype)
+        .map(|(_, rt)| rt.schema.attributes.iter().filter(|a| a.computed).map(|a| a.name).collect())
+        .unwrap_or_default();
+    let value = strip_unknown_computed(value, &computed);
+    if value.has_unknown() {
+        return Err(Diag::error(format!("{}: some values are still unknown after their dependencies were applied", change.addr)).into());
+    }
+    let changed: Vec<String> = match (&prior, &value) {
+        (Value::Map(p), Value::Map(v)) => v
+            .iter()
+            .filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt)))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        _ => vec![],
+    };
+    let create = step.kind == Kind::Create;
+    Ok(ApplyRequest {
+        rtype: change.rtype.clone(),
+        addr: change.addr.clone(),
+        action: if create { ApplyAction::Create } else { ApplyAction::Update },
+        prior: if create { Value::Null } else { prior },
+        planned: value,
+        changed,
+        lineage: salt.to_string(),
+        token: create.then(new_id),
+    })
+}
+
+/// Computed attributes are unknown until the provider answers: send null.
+fn strip_unknown_computed(value: Value, computed: &[&str]) -> Value {
+    match value {
+        Value::Map(map) => Value::Map(
+            map.into_iter()
+                .map(|(k, v)| if computed.contains(&k.as_str()) && v.has_unknown() { (k, Value::Null) } else { (k, v) })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Steps and their dependencies (indexes of steps that must finish first).
+fn build_steps(changes: &[ResourceChange], state: &State) -> (Vec<Step>, Vec<BTreeSet<usize>>) {
+    let mut steps = Vec::new();
+    let mut up: HashMap<usize, usize> = HashMap::new();
+    let mut down: HashMap<usize, usize> = HashMap::new();
+    let mut deps: Vec<BTreeSet<usize>> = Vec::new();
+    for (ci, c) in changes.iter().enumerate() {
+        let duplicate = c.reason.as_deref() == Some("delete_duplicate");
+        let disruptive = c.disruption.is_some();
+        match c.action {
+            Action::NoOp => {}
+            Action::Create => {
+                up.insert(ci, steps.len());
+                steps.push(Step { change: ci, kind: Kind::Create, disruptive: false, releases_slot: false, keep_state: false });
+            }
+            Action::Update => {
+                up.insert(ci, steps.len());
+                steps.push(Step { change: ci, kind: Kind::Update, disruptive, releases_slot: false, keep_state: false });
+            }
+            Action::Delete => {
+                down.insert(ci, steps.len());
+                steps.push(Step { change: ci, kind: Kind::Delete, disruptive: false, releases_slot: false, keep_state: duplicate });
+            }
+            Action::DeleteThenCreate => {
+                down.insert(ci, steps.len());
+                steps.push(Step { change: ci, kind: Kind::Delete, disruptive: true, releases_slot: true, keep_state: false });
+                up.insert(ci, steps.len());
+                steps.push(Step { change: ci, kind: Kind::Create, disruptive: false, releases_slot: true, keep_state: false });
+            }
+            Action::CreateThenDelete => {
+                up.insert(ci, steps.len());
+                steps.push(Step { change: ci, kind: Kind::Create, disruptive: true, releases_slot: false, keep_state: false });
+                down.insert(ci, steps.len());
+                steps.push(Step { change: ci, kind: Kind::Delete, disruptive: false, releases_slot: false, keep_state: true });
+            }
+        }
+    }
+    deps.resize_with(steps.len(), BTreeSet::new);
+    // Within a replacement.
+    for (ci, c) in changes.iter().enumerate() {
+        if let (Some(&u), Some(&d)) = (up.get(&ci), down.get(&ci)) {
+            match c.action {
+                Action::DeleteThenCreate => {
+                    deps[u].insert(d);
+                }
+                Action::CreateThenDelete => {
+                    deps[d].insert(u);
+                }
+                _ => {}
+            }
+        }
+    }
+    // Changes by resource, and what each change depends on (by resource).
+    let mut by_resource: HashMap<&ResourceAddr, Vec<usize>> = HashMap::new();
+    for (ci, c) in changes.iter().enumerate() {
+        by_resource.entry(&c.addr.resource).or_default().push(ci);
+    }
+    for (ci, c) in changes.iter().enumerate() {
+        let mut dep_resources: BTreeSet<ResourceAddr> = c.depends_on.iter().map(|a| a.resource.clone()).collect();
+        if let Some(entry) = state.resources.get(&c.addr) {
+            dep_resources.extend(entry.dependencies.iter().filter_map(|d| format!("{d}").parse::<InstanceAddr>().ok()).map(|a| a.resource));
+        }
+        dep_resources.remove(&c.addr.resource);
+        for r in dep_resources {
+            for &yi in by_resource.get(&r).map(Vec::as_slice).unwrap_or(&[]) {
+                if changes[yi].reason.as_deref() == Some("delete_duplicate") {
+                    continue;
+                }
+                // Create/update after what it depends on is created/updated.
+                if let (Some(&xu), Some(&yu)) = (up.get(&ci), up.get(&yi)) {
+                    deps[xu].insert(yu);
+                }
+                // A dependency is destroyed only after its dependents were
+                // destroyed, or updated when they stay.
+                if let Some(&yd) = down.get(&yi) {
+                    if let Some(&xd) = down.get(&ci) {
+                        deps[yd].insert(xd);
+                    } else if let (Some(&xu), Action::Update) = (up.get(&ci), c.action) {
+                        deps[yd].insert(xu);
+                    }
+                }
+            }
+        }
+    }
+    (steps, deps)
+}

@@ -1,0 +1,143 @@
+//! Refresh: read every managed object through its provider (one batched
+//! request per resource type), record drift, and apply the recovery rules
+//! of SPEC §4 to objects carrying this lineage that state does not hold:
+//! adopt the oldest object of an unfinished create intent, mark extra
+//! objects of one address for deletion, report the rest as unmanaged.
+
+use super::{Event, Hooks, provider_error};
+use crate::addr::InstanceAddr;
+use crate::diag::{Diag, Diags};
+use crate::plan::{Drift, Unmanaged};
+use crate::provider::{FoundObject, Intent, ReadItem, ReadRequest, Registry};
+use crate::state::{ResourceState, State, redact};
+use crate::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What refresh found.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    pub drift: Vec<Drift>,
+    pub unmanaged: Vec<Unmanaged>,
+    /// Objects to delete because another object holds their address.
+    pub duplicates: Vec<(InstanceAddr, FoundObject)>,
+    /// Addresses adopted from unfinished create intents.
+    pub adopted: Vec<InstanceAddr>,
+}
+
+/// Refreshes `state` in place. `types` are the resource types to read even
+/// when state holds none of them (the configuration's, the intents').
+pub async fn refresh(
+    registry: &Registry,
+    state: &mut State,
+    intents: &[Intent],
+    types: &BTreeSet<String>,
+    hooks: &dyn Hooks,
+) -> Result<Refreshed, Diags> {
+    let mut out = Refreshed::default();
+    let mut all_types: BTreeSet<String> = types.clone();
+    all_types.extend(state.resources.values().map(|r| r.rtype.clone()));
+    all_types.extend(intents.iter().map(|i| i.addr.resource.rtype.clone()));
+    let mut diags = Diags::new();
+    let salt = state.lineage.clone();
+
+    // One read per type, all types concurrently.
+    let mut reads = Vec::new();
+    for rtype in &all_types {
+        let Some((provider_name, rt)) = registry.resource_type(rtype) else { continue };
+        let Some(provider) = registry.provider(provider_name).cloned() else { continue };
+        let sensitive: Vec<&'static str> = rt.schema.attributes.iter().filter(|a| a.sensitive).map(|a| a.name).collect();
+        let items: Vec<ReadItem> = state
+            .resources
+            .iter()
+            .filter(|(_, r)| &r.rtype == rtype)
+            .map(|(addr, r)| ReadItem { addr: addr.clone(), prior: Value::from_json(&r.attributes) })
+            .collect();
+        let req = ReadRequest { rtype: rtype.clone(), lineage: state.lineage.clone(), items: items.clone() };
+        hooks.event(Event::Refreshing { rtype: rtype.clone(), count: items.len() });
+        reads.push(async move {
+            let resp = super::with_retries(|| provider.read(req.clone()), hooks, rtype).await;
+            (rtype.clone(), provider_name, rt.schema_version, sensitive, items, resp)
+        });
+    }
+    let results = futures::future::join_all(reads).await;
+    for (rtype, provider_name, schema_version, sensitive, items, resp) in results {
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                diags.push(provider_error(&format!("refreshing {rtype}"), &e));
+                continue;
+            }
+        };
+        for (item, current) in items.iter().zip(resp.current.iter().chain(std::iter::repeat(&None))) {
+            let Some(entry) = state.resources.get_mut(&item.addr) else { continue };
+            match current {
+                None => {
+                    out.drift.push(Drift { addr: item.addr.clone(), before: Some(entry.attributes.clone()), after: None });
+                    state.resources.remove(&item.addr);
+                }
+                Some(value) => {
+                    let mut json = redact(value, &salt);
+                    // Secrets cannot be read back; keep what state recorded.
+                    if let (Some(obj), Some(prior)) = (json.as_object_mut(), entry.attributes.as_object()) {
+                        for name in &sensitive {
+                            if let Some(p) = prior.get(*name) {
+                                obj.insert(name.to_string(), p.clone());
+                            }
+                        }
+                    }
+                    if json != entry.attributes {
+                        out.drift.push(Drift { addr: item.addr.clone(), before: Some(entry.attributes.clone()), after: Some(json.clone()) });
+                        entry.attributes = json;
+                    }
+                }
+            }
+        }
+        // Objects of this lineage that state does not hold.
+        let mut by_addr: BTreeMap<InstanceAddr, Vec<FoundObject>> = BTreeMap::new();
+        for obj in resp.others {
+            match obj.address.as_deref().and_then(|a| a.parse::<InstanceAddr>().ok()) {
+                Some(addr) => by_addr.entry(addr).or_default().push(obj),
+                None => out.unmanaged.push(Unmanaged { rtype: rtype.clone(), id: obj.id.clone(), address: obj.address.clone() }),
+            }
+        }
+        for (addr, mut objs) in by_addr {
+            objs.sort_by(|a, b| (a.created.as_str(), a.id.as_str()).cmp(&(b.created.as_str(), b.id.as_str())));
+            if state.resources.contains_key(&addr) {
+                out.duplicates.extend(objs.into_iter().map(|o| (addr.clone(), o)));
+                continue;
+            }
+            let intended = intents.iter().any(|i| i.addr == addr || objs.iter().any(|o| o.token.as_deref() == Some(i.token.as_str())));
+            if intended {
+                let mut objs = objs.into_iter();
+                if let Some(keep) = objs.next() {
+                    state.resources.insert(
+                        addr.clone(),
+                        ResourceState {
+                            rtype: rtype.clone(),
+                            provider: provider_name.to_string(),
+                            schema_version,
+                            attributes: redact(&keep.attrs, &salt),
+                            dependencies: Vec::new(),
+                        },
+                    );
+                    out.adopted.push(addr.clone());
+                }
+                out.duplicates.extend(objs.map(|o| (addr.clone(), o)));
+            } else {
+                out.unmanaged.extend(objs.into_iter().map(|o| Unmanaged { rtype: rtype.clone(), id: o.id, address: o.address }));
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    out.drift.sort_by(|a, b| a.addr.cmp(&b.addr));
+    out.unmanaged.sort_by(|a, b| (&a.rtype, &a.id).cmp(&(&b.rtype, &b.id)));
+    Ok(out)
+}
+
+/// A diagnostic for an object state holds but its provider does not know.
+pub fn unknown_type(rtype: &str) -> Diag {
+    Diag::error(format!("State holds resources of unknown type {rtype:?}"))
+        .with_detail("This himaplan build has no provider for it; use a newer himaplan or `himaplan state rm` them.")
+}
