@@ -2,6 +2,10 @@
 //! file set; adding one is a folder and one line in [`registry`].
 
 pub mod aws;
+pub mod files;
+pub mod nginx;
+pub mod pgbouncer;
+pub mod docker;
 
 use himaplan_engine::provider::Registry;
 use std::sync::Arc;
@@ -11,5 +15,8 @@ pub fn registry() -> Registry {
     let mut registry = Registry::new();
     registry.register(Arc::new(himaplan_engine::builtin::BuiltinProvider::default()));
     registry.register(Arc::new(aws::AwsProvider::new()));
+    registry.register(Arc::new(pgbouncer::PgbouncerProvider::new()));
+    registry.register(Arc::new(nginx::NginxProvider::new()));
+    registry.register(Arc::new(docker::DockerProvider::new()));
     registry
 }

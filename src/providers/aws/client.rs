@@ -1,17 +1,18 @@
-//! Connecting to EC2 and classifying its failures.
+//! Connecting to EC2 and S3 and classifying their failures.
 //!
 //! Owns the SDK configuration (explicit rustls+ring HTTP client, region
-//! resolution, retries with backoff, timeouts) and the mapping from SDK
-//! errors to [`ProviderError`]. The endpoint and credentials come from the
-//! AWS ecosystem's defaults (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_EC2`, the
-//! default credential chain). Must not issue EC2 calls itself and must not
-//! resolve the region through the instance metadata service: region comes
-//! from configuration, environment or profile, else `us-east-1`.
+//! resolution, retries with backoff, timeouts), the S3 client's path-style
+//! addressing, and the mapping from SDK errors to [`ProviderError`]. The
+//! endpoint and credentials come from the AWS ecosystem's defaults
+//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_EC2`, `AWS_ENDPOINT_URL_S3`, the
+//! default credential chain). Must not issue EC2 or S3 calls itself and must
+//! not resolve the region through the instance metadata service: region
+//! comes from configuration, environment or profile, else `us-east-1`.
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -29,7 +30,30 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Builds an EC2 client from the `provider "aws"` block (`Null` when absent).
 pub async fn connect(config: &Value) -> Result<aws_sdk_ec2::Client, ProviderError> {
-    let region = configured_region(config)?;
+    Ok(aws_sdk_ec2::Client::new(&load(config).await?))
+}
+
+/// Loads the shared SDK configuration from the `provider "aws"` block.
+pub async fn load(config: &Value) -> Result<SdkConfig, ProviderError> {
+    Ok(sdk_config(configured_region(config)?).await)
+}
+
+/// Builds an S3 client for `region` (`None`: environment, profile, else
+/// `us-east-1`), as the S3 state backend needs one without a provider block.
+pub async fn connect_s3(region: Option<String>) -> aws_sdk_s3::Client {
+    s3_client(&sdk_config(region).await)
+}
+
+/// An S3 client over a loaded configuration. Path-style addressing
+/// (`http://host/bucket/key`) because emulators such as moto answer only
+/// on one host name; AWS still accepts it.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The SDK configuration every client of this provider is built from.
+pub async fn sdk_config(region: Option<String>) -> SdkConfig {
     let region = RegionProviderChain::first_try(region.map(Region::new))
         .or_else(aws_config::environment::EnvironmentVariableRegionProvider::new())
         .or_else(aws_config::profile::ProfileFileRegionProvider::new())
@@ -39,7 +63,7 @@ pub async fn connect(config: &Value) -> Result<aws_sdk_ec2::Client, ProviderErro
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .http_client(http)
         .retry_config(
@@ -55,8 +79,7 @@ pub async fn connect(config: &Value) -> Result<aws_sdk_ec2::Client, ProviderErro
                 .build(),
         )
         .load()
-        .await;
-    Ok(aws_sdk_ec2::Client::new(&sdk))
+        .await
 }
 
 /// The `region` of the provider block, if set.
@@ -107,6 +130,16 @@ const TRANSIENT_CODES: &[&str] = &[
     "Unavailable",
 ];
 
+/// Service error codes that mean "the object does not exist" (EC2, S3).
+const NOT_FOUND_CODES: &[&str] = &[
+    "InvalidInstanceID.NotFound",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NoSuchLifecycleConfiguration",
+    "NoSuchTagSet",
+    "NotFound",
+];
+
 /// Classifies a failure from its parts (pure, so it can be tested without a
 /// server). `detail` describes transport failures.
 pub fn classify(
@@ -130,7 +163,7 @@ pub fn classify(
             };
             if code.is_some_and(|c| TRANSIENT_CODES.contains(&c)) || status.is_some_and(|s| s >= 500) {
                 ProviderError::Transient(text)
-            } else if code == Some("InvalidInstanceID.NotFound") {
+            } else if code.is_some_and(|c| NOT_FOUND_CODES.contains(&c)) {
                 ProviderError::NotFound(text)
             } else {
                 ProviderError::Permanent(text)
@@ -139,8 +172,28 @@ pub fn classify(
     }
 }
 
-/// Maps an SDK error of operation `op` to a [`ProviderError`].
+/// Maps an SDK error of EC2 operation `op` to a [`ProviderError`].
 pub fn sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    service_error("EC2", op, err)
+}
+
+/// Maps an SDK error of S3 operation `op` to a [`ProviderError`]. A bare
+/// 404 (HEAD requests carry no error body) is `NotFound`.
+pub fn s3_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let bare_404 = err.code().is_none() && err.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+    match service_error("S3", op, err) {
+        ProviderError::Permanent(m) if bare_404 => ProviderError::NotFound(m),
+        other => other,
+    }
+}
+
+fn service_error<E>(service: &str, op: &str, err: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -154,7 +207,7 @@ where
         _ => FailureKind::Construction,
     };
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let detail = format!("EC2 {op}: {}", DisplayErrorContext(&err));
+    let detail = format!("{service} {op}: {}", DisplayErrorContext(&err));
     classify(kind, err.code(), err.message(), status, &detail)
 }
 

@@ -1,14 +1,19 @@
-//! The `aws` provider: EC2 instances (`aws_instance`) through the AWS SDK.
+//! The `aws` provider: EC2 instances (`aws_instance`) and S3 buckets and
+//! their lifecycle (`aws_s3_bucket`, `aws_s3_bucket_lifecycle`) through the
+//! AWS SDK.
 //!
-//! Owns the provider's connection (one EC2 client, made by `configure`) and
-//! dispatches the engine's calls to [`instance`]. Files: [`schema`] (what
-//! the resource looks like, offline judgements), [`client`] (connection and
-//! error classification), [`instance`] (EC2 calls). Must not print, keep
+//! Owns the provider's connection (one EC2 and one S3 client over one SDK
+//! configuration, made by `configure`) and dispatches the engine's calls to
+//! [`instance`] and [`s3`]. Files: [`schema`] and [`s3_schema`] (what the
+//! resources look like, offline judgements), [`client`] (connection and
+//! error classification), [`instance`] (EC2 calls), [`s3`] (S3 calls). Must not print, keep
 //! state of its own between calls, or send traffic anywhere but the
 //! configured AWS endpoint.
 
 pub mod client;
 pub mod instance;
+pub mod s3;
+pub mod s3_schema;
 pub mod schema;
 
 use async_trait::async_trait;
@@ -22,7 +27,14 @@ use tokio::sync::OnceCell;
 /// The `aws` provider.
 #[derive(Debug, Default)]
 pub struct AwsProvider {
-    ec2: OnceCell<aws_sdk_ec2::Client>,
+    clients: OnceCell<Clients>,
+}
+
+/// The service clients, sharing one SDK configuration.
+#[derive(Debug)]
+struct Clients {
+    ec2: aws_sdk_ec2::Client,
+    s3: aws_sdk_s3::Client,
 }
 
 impl AwsProvider {
@@ -30,16 +42,32 @@ impl AwsProvider {
         AwsProvider::default()
     }
 
-    fn ec2(&self) -> Result<&aws_sdk_ec2::Client, ProviderError> {
-        self.ec2
+    fn clients(&self) -> Result<&Clients, ProviderError> {
+        self.clients
             .get()
             .ok_or_else(|| ProviderError::Permanent("the aws provider was used before it was configured".into()))
     }
+
+    fn ec2(&self) -> Result<&aws_sdk_ec2::Client, ProviderError> {
+        Ok(&self.clients()?.ec2)
+    }
+
+    fn s3(&self) -> Result<&aws_sdk_s3::Client, ProviderError> {
+        Ok(&self.clients()?.s3)
+    }
 }
 
-fn check_type(rtype: &str) -> Result<(), ProviderError> {
+/// Which service serves a resource type.
+enum Service {
+    Ec2,
+    S3,
+}
+
+fn service_of(rtype: &str) -> Result<Service, ProviderError> {
     if rtype == schema::INSTANCE_TYPE {
-        Ok(())
+        Ok(Service::Ec2)
+    } else if s3::serves(rtype) {
+        Ok(Service::S3)
     } else {
         Err(ProviderError::Permanent(format!(
             "the aws provider has no resource type {rtype:?}"
@@ -54,7 +82,9 @@ impl Provider for AwsProvider {
     }
 
     fn resource_types(&self) -> Vec<ResourceType> {
-        schema::resource_types()
+        let mut types = schema::resource_types();
+        types.extend(s3_schema::resource_types());
+        types
     }
 
     fn provider_schema(&self) -> Schema {
@@ -64,6 +94,8 @@ impl Provider for AwsProvider {
     fn validate(&self, rtype: &str, config: &Value) -> Vec<ConfigProblem> {
         match rtype {
             schema::INSTANCE_TYPE => schema::validate_instance(config),
+            s3_schema::BUCKET_TYPE => s3_schema::validate_bucket(config),
+            s3_schema::LIFECYCLE_TYPE => s3_schema::validate_lifecycle(config),
             _ => Vec::new(),
         }
     }
@@ -76,22 +108,35 @@ impl Provider for AwsProvider {
     }
 
     async fn configure(&self, config: &Value) -> Result<(), ProviderError> {
-        // The engine configures once; a second call keeps the first client.
-        self.ec2.get_or_try_init(|| client::connect(config)).await.map(drop)
+        // The engine configures once; a second call keeps the first clients.
+        let connect = || async {
+            let sdk = client::load(config).await?;
+            Ok::<_, ProviderError>(Clients { ec2: aws_sdk_ec2::Client::new(&sdk), s3: client::s3_client(&sdk) })
+        };
+        self.clients.get_or_try_init(connect).await.map(drop)
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        check_type(&req.rtype)?;
-        instance::read(self.ec2()?, &req).await
+        match (service_of(&req.rtype)?, req.rtype.as_str()) {
+            (Service::Ec2, _) => instance::read(self.ec2()?, &req).await,
+            (Service::S3, s3_schema::BUCKET_TYPE) => s3::read_buckets(self.s3()?, &req).await,
+            (Service::S3, _) => s3::read_lifecycles(self.s3()?, &req).await,
+        }
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
-        check_type(&req.rtype)?;
-        instance::apply(self.ec2()?, &req).await
+        match (service_of(&req.rtype)?, req.rtype.as_str()) {
+            (Service::Ec2, _) => instance::apply(self.ec2()?, &req).await,
+            (Service::S3, s3_schema::BUCKET_TYPE) => s3::apply_bucket(self.s3()?, &req).await,
+            (Service::S3, _) => s3::apply_lifecycle(self.s3()?, &req).await,
+        }
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
-        check_type(rtype)?;
-        instance::import(self.ec2()?, addr, id, lineage).await
+        match (service_of(rtype)?, rtype) {
+            (Service::Ec2, _) => instance::import(self.ec2()?, addr, id, lineage).await,
+            (Service::S3, s3_schema::BUCKET_TYPE) => s3::import_bucket(self.s3()?, addr, id, lineage).await,
+            (Service::S3, _) => s3::import_lifecycle(self.s3()?, id).await,
+        }
     }
 }

@@ -292,7 +292,7 @@ impl<'f> Evaluator<'f> {
             match op.value() {
                 TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
                     let rest = &ops[i + 1..];
-                    let sensitive = current.has_sensitive();
+                    let sensitive = matches!(current, Value::Sensitive(_));
                     let items = match current.unmarked() {
                         Value::Unknown => return Ok(Value::Unknown),
                         Value::Null => Vec::new(),
@@ -323,7 +323,8 @@ impl<'f> Evaluator<'f> {
     }
 
     fn get(&self, value: Value, name: &str, span: Option<std::ops::Range<usize>>, root: &Expression) -> Result<Value, Diag> {
-        let sensitive = value.has_sensitive();
+        // Only a mark on the container itself carries over to its parts.
+        let sensitive = matches!(value, Value::Sensitive(_));
         match value.unmarked() {
             Value::Unknown => Ok(Value::Unknown),
             Value::Map(map) => match map.get(name) {
@@ -345,7 +346,7 @@ impl<'f> Evaluator<'f> {
     }
 
     fn index(&self, value: Value, key: Value, span: Option<std::ops::Range<usize>>) -> Result<Value, Diag> {
-        let sensitive = value.has_sensitive() || key.has_sensitive();
+        let sensitive = matches!(value, Value::Sensitive(_)) || key.has_sensitive();
         let result = match (value.unmarked(), key.unmarked()) {
             (Value::Unknown, _) | (_, Value::Unknown) => Value::Unknown,
             (Value::List(items), k) => {
@@ -370,7 +371,7 @@ impl<'f> Evaluator<'f> {
 
     fn for_expr(&self, f: &hcl_edit::expr::ForExpr, scope: &mut Scope<'_>) -> Result<Value, Diag> {
         let collection = self.eval(&f.intro.collection_expr, scope)?;
-        let sensitive = collection.has_sensitive();
+        let sensitive = matches!(collection, Value::Sensitive(_));
         let pairs: Vec<(Value, Value)> = match collection.unmarked() {
             Value::Unknown => return Ok(Value::Unknown),
             Value::List(items) => items.iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v.clone())).collect(),

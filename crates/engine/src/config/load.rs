@@ -74,10 +74,11 @@ pub fn read_hcl_files(dir: &Path) -> Result<Vec<Arc<SourceFile>>, Diags> {
 /// A path as users should see it: relative to the working directory when
 /// it is below it.
 pub fn display_path(path: &Path) -> PathBuf {
-    std::env::current_dir()
+    let shown = std::env::current_dir()
         .ok()
         .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
+        .unwrap_or_else(|| path.to_path_buf());
+    shown.strip_prefix(".").map(Path::to_path_buf).unwrap_or(shown)
 }
 
 type ReadDir<'a> = dyn FnMut(&Path) -> Result<Vec<Arc<SourceFile>>, Diags> + 'a;
@@ -256,7 +257,6 @@ impl Loader {
                 }
             }
             "locals" => {
-                self.check_names(file, &block.body, &[], &[]);
                 for attr in block.body.attributes() {
                     let name = attr.key.as_str().to_string();
                     let l = loc(file, attr.span());

@@ -77,13 +77,13 @@ struct Step {
 pub async fn apply(
     mut planned: Planned,
     changes: Vec<ResourceChange>,
-    planned_values: BTreeMap<InstanceAddr, Value>,
     store: &dyn StateStore,
     run_start_text: Option<String>,
     options: ApplyOptions,
     hooks: &dyn Hooks,
 ) -> Result<ApplyOutcome, Diags> {
     let registry = planned.world.registry.clone();
+    let planned_values = std::mem::take(&mut planned.planned_values);
     let salt = planned.state.lineage.clone();
     let (steps, deps) = build_steps(&changes, &planned.state);
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
@@ -400,7 +400,7 @@ fn request_for(
         .world
         .registry
         .resource_type(&change.rtype)
-        .map(|(_, rt)| rt.schema.attributes.iter().filter(|a| a.computed).map(|a| a.name).collect())
+        .map(|(_, rt)| rt.schema.attributes.iter().filter(|a| a.computed || a.optional_computed).map(|a| a.name).collect())
         .unwrap_or_default();
     let value = strip_unknown_computed(value, &computed);
     if value.has_unknown() {

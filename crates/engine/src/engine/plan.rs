@@ -49,6 +49,9 @@ pub struct Planned {
     pub world: World,
     /// Per changed instance: how it was expanded (to re-evaluate it in apply).
     pub expansions: BTreeMap<InstanceAddr, Expansion>,
+    /// Per changed instance: the planned value, secrets in plain text
+    /// (never persisted; apply sends it to the provider).
+    pub planned_values: BTreeMap<InstanceAddr, Value>,
     /// `rollout { max_unavailable }` per resource, resolved to a number.
     pub max_unavailable: BTreeMap<ResourceAddr, usize>,
     /// Whether refresh changed state (drift, adoption) or moves applied.
@@ -121,6 +124,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     let mut failed: HashSet<Node> = HashSet::new();
     let mut changes: Vec<ResourceChange> = Vec::new();
     let mut expansions = BTreeMap::new();
+    let mut planned_values = BTreeMap::new();
     let mut max_unavailable = BTreeMap::new();
     let mut output_changes = Vec::new();
     let salt = state.lineage.clone();
@@ -134,7 +138,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         let result: Result<(), Diags> = match &node {
             Node::Resource(addr) => {
                 let resource = config.resource(addr).expect("graph nodes come from the configuration");
-                plan_resource(&mut world, resource, &state, &options, &graph, &salt, &mut changes, &mut expansions, &mut max_unavailable)
+                plan_resource(&mut world, resource, &state, &options, &graph, &salt, &mut changes, &mut expansions, &mut planned_values, &mut max_unavailable)
             }
             Node::Output(m, name) if m.is_root() => world.eval_value_node(&node).map(|value| {
                 let value = value.unwrap_or(Value::Null);
@@ -220,6 +224,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         state,
         world,
         expansions,
+        planned_values,
         max_unavailable,
         state_changed_by_refresh: state_changed,
     })
@@ -237,6 +242,7 @@ fn plan_resource(
     salt: &str,
     changes: &mut Vec<ResourceChange>,
     expansions: &mut BTreeMap<InstanceAddr, Expansion>,
+    planned_values: &mut BTreeMap<InstanceAddr, Value>,
     max_unavailable: &mut BTreeMap<ResourceAddr, usize>,
 ) -> Result<(), Diags> {
     let registry = world.registry.clone();
@@ -287,6 +293,7 @@ fn plan_resource(
         values.push((exp.key.clone(), diff.planned.clone()));
         if diff.action != Action::NoOp {
             expansions.insert(addr.clone(), exp.clone());
+            planned_values.insert(addr.clone(), diff.planned.clone());
             changes.push(ResourceChange {
                 addr: addr.clone(),
                 rtype: resource.addr.rtype.clone(),

@@ -1,0 +1,240 @@
+//! The command line: clap definitions and one small module per command
+//! group. Commands are thin wrappers around one engine call; this is the
+//! only code that writes to the terminal.
+
+mod check;
+mod context;
+mod progress;
+mod run;
+mod show;
+mod state_cmds;
+
+use clap::{Args, Parser, Subcommand};
+use himaplan_engine::diag::Diags;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "himaplan", version, about = "Plan and apply the infrastructure of a scaling ERP from HCL declarations")]
+pub struct Cli {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', long = "chdir", global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+    /// Never colour the output (also: NO_COLOR, or stdout not a terminal).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and type-check the configuration, without network.
+    Validate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite *.hcl files in canonical format, keeping comments.
+    Fmt {
+        /// Exit 1 and list the files that are not formatted; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Show the changes as a diff.
+        #[arg(long)]
+        diff: bool,
+        /// Also format subdirectories.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+    },
+    /// Refresh, diff and print the plan.
+    Plan(PlanArgs),
+    /// Apply a saved plan, or plan and apply after approval.
+    Apply {
+        /// A plan file written by plan --out.
+        planfile: Option<PathBuf>,
+        /// Apply without asking.
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// Show a saved plan, or the current state.
+    Show {
+        #[arg(long)]
+        json: bool,
+        planfile: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Refresh and report differences between state and the real world; changes nothing.
+    Drift {
+        #[arg(long)]
+        detailed_exitcode: bool,
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        #[arg(long = "var-file", value_name = "FILE")]
+        var_files: Vec<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Inspect and edit state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Adopt an existing object into state.
+    Import {
+        addr: String,
+        id: String,
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        #[arg(long = "var-file", value_name = "FILE")]
+        var_files: Vec<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        lock_timeout: Option<std::time::Duration>,
+    },
+    /// Print root module outputs from state.
+    Output {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Remove a stale state lock.
+    ForceUnlock {
+        lock_id: String,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the addresses in state.
+    List {
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Show one instance's attributes.
+    Show {
+        addr: String,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Forget instances without destroying them.
+    Rm {
+        #[arg(required = true)]
+        addrs: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Move an instance or resource to another address.
+    Mv {
+        from: String,
+        to: String,
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// Write the plan to FILE for apply FILE.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// --refresh=false plans against state without reading real objects.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh: bool,
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    #[arg(long = "replace", value_name = "ADDR")]
+    pub replace: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Use FILE as the state instead of the configured location.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    /// Evaluate schedules as of this instant (RFC 3339).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_at)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Wait this long for a held lock instead of failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Markdown,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 500ms)"))
+}
+
+fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("{e} (example: 2026-12-01T08:00:00Z)"))
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Diags(Diags),
+    #[error("Error: {0:#}")]
+    Other(anyhow::Error),
+}
+
+impl From<Diags> for Failure {
+    fn from(d: Diags) -> Self {
+        Failure::Diags(d)
+    }
+}
+
+impl From<himaplan_engine::diag::Diag> for Failure {
+    fn from(d: himaplan_engine::diag::Diag) -> Self {
+        Failure::Diags(d.into())
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl From<himaplan_engine::state::StateError> for Failure {
+    fn from(e: himaplan_engine::state::StateError) -> Self {
+        Failure::Diags(himaplan_engine::diag::Diag::error(e.to_string()).into())
+    }
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<i32, Failure> {
+    if let Some(dir) = &cli.chdir {
+        std::env::set_current_dir(dir).map_err(|e| anyhow::anyhow!("cannot change to directory {}: {e}", dir.display()))?;
+    }
+    let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    match cli.command {
+        Command::Validate { json } => check::validate(json).await,
+        Command::Fmt { check, diff, recursive } => check::fmt(check, diff, recursive),
+        Command::Plan(args) => run::plan(args, color).await,
+        Command::Apply { planfile, auto_approve, plan } => run::apply(planfile, auto_approve, plan, color).await,
+        Command::Show { json, planfile, state } => show::show(json, planfile, state, color).await,
+        Command::Drift { detailed_exitcode, vars, var_files, state } => run::drift(detailed_exitcode, vars, var_files, state, color).await,
+        Command::State(cmd) => state_cmds::state(cmd).await,
+        Command::Import { addr, id, vars, var_files, state, lock_timeout } => state_cmds::import(addr, id, vars, var_files, state, lock_timeout).await,
+        Command::Output { name, json, state } => state_cmds::output(name, json, state).await,
+        Command::ForceUnlock { lock_id, state } => state_cmds::force_unlock(lock_id, state).await,
+    }
+}

@@ -1,0 +1,176 @@
+//! State surgery and inspection: `state list|show|rm|mv`, `import`,
+//! `output`, `force-unlock`. Commands that write take the run lock and
+//! commit through the store (serial + 1, `.backup` of the previous file).
+
+use super::context::{self, Workspace};
+use super::show::attributes_text;
+use super::{Failure, StateCommand};
+use himaplan_engine::addr::InstanceAddr;
+use himaplan_engine::diag::Diag;
+use himaplan_engine::engine::apply::commit_if_changed;
+use himaplan_engine::engine::plan::configure_providers;
+use himaplan_engine::state::{ResourceState, State, is_redacted, redact};
+use himaplan_engine::value::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn matches(pattern: &InstanceAddr, addr: &InstanceAddr) -> bool {
+    pattern == addr || (pattern.key.is_none() && pattern.resource == addr.resource)
+}
+
+pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
+    match cmd {
+        StateCommand::List { state } => {
+            let store = context::store_for_state_commands(state.as_deref()).await?;
+            for addr in store.read().await?.state.resources.keys() {
+                println!("{addr}");
+            }
+            Ok(0)
+        }
+        StateCommand::Show { addr, state } => {
+            let addr = context::parse_addrs(&[addr], "address")?.remove(0);
+            let store = context::store_for_state_commands(state.as_deref()).await?;
+            let snapshot = store.read().await?;
+            let Some(r) = snapshot.state.resources.get(&addr) else {
+                return Err(Diag::error(format!("No instance {addr} in state")).with_detail("List the addresses with himaplan state list.").into());
+            };
+            println!("# {addr}:\nresource \"{}\" \"{}\" {{", r.rtype, addr.resource.name);
+            print!("{}", attributes_text(&r.attributes, 1));
+            println!("}}");
+            Ok(0)
+        }
+        StateCommand::Rm { addrs, state } => {
+            let patterns = context::parse_addrs(&addrs, "address")?;
+            edit_state(state, "state rm", |s| {
+                let before = s.resources.len();
+                s.resources.retain(|a, _| !patterns.iter().any(|p| matches(p, a)));
+                let removed = before - s.resources.len();
+                if removed == 0 {
+                    return Err(Diag::error(format!("No instance in state matches {}", addrs.join(", "))).into());
+                }
+                println!("Removed {removed} instance(s) from state. The real objects were not touched.");
+                Ok(())
+            })
+            .await
+        }
+        StateCommand::Mv { from, to, state } => {
+            let from = context::parse_addrs(&[from], "source address")?.remove(0);
+            let to = context::parse_addrs(&[to], "destination address")?.remove(0);
+            edit_state(state, "state mv", |s| {
+                let sources: Vec<InstanceAddr> = s.resources.keys().filter(|a| matches(&from, a)).cloned().collect();
+                if sources.is_empty() {
+                    return Err(Diag::error(format!("No instance in state matches {from}")).into());
+                }
+                for src in sources {
+                    let dst = if from.key.is_some() { to.clone() } else { to.resource.instance(src.key.clone()) };
+                    if s.resources.contains_key(&dst) {
+                        return Err(Diag::error(format!("Cannot move {src} to {dst}: it already exists in state")).into());
+                    }
+                    if let Some(entry) = s.resources.remove(&src) {
+                        if entry.rtype != dst.resource.rtype {
+                            return Err(Diag::error(format!("Cannot move {src} to {dst}: the types differ")).into());
+                        }
+                        s.resources.insert(dst.clone(), entry);
+                        println!("Moved {src} to {dst}");
+                    }
+                }
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// Runs an edit under the lock and commits the result.
+async fn edit_state(state: Option<PathBuf>, operation: &str, edit: impl FnOnce(&mut State) -> Result<(), Failure>) -> Result<i32, Failure> {
+    let store = context::store_for_state_commands(state.as_deref()).await?;
+    let _lock = context::lock(store.as_ref(), operation, None).await?;
+    let snapshot = store.read().await?;
+    let mut s = snapshot.state.clone();
+    edit(&mut s)?;
+    commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), false).await?;
+    Ok(0)
+}
+
+pub async fn import(addr: String, id: String, vars: Vec<String>, var_files: Vec<PathBuf>, state: Option<PathBuf>, lock_timeout: Option<Duration>) -> Result<i32, Failure> {
+    let addr = context::parse_addrs(&[addr], "address")?.remove(0);
+    let ws = Workspace::load()?;
+    let Some(resource) = ws.config.resource(&addr.resource) else {
+        return Err(Diag::error(format!("{} is not declared in the configuration", addr.resource))
+            .with_detail("Write its resource block first, then import the existing object into it.")
+            .into());
+    };
+    let _ = resource;
+    let values = ws.variables(&vars, &var_files)?;
+    let store = context::open_store(Some(&ws.config), state.as_deref()).await?;
+    let _lock = context::lock(store.as_ref(), "import", lock_timeout).await?;
+    let snapshot = store.read().await?;
+    let mut s = snapshot.state.clone();
+    if s.resources.contains_key(&addr) {
+        return Err(Diag::error(format!("{addr} is already in state")).with_detail("Remove it with himaplan state rm first to import another object.").into());
+    }
+    let Some((provider_name, rt)) = ws.registry.resource_type(&addr.resource.rtype) else {
+        return Err(Diag::error(format!("Unknown resource type {:?}", addr.resource.rtype)).into());
+    };
+    configure_providers(&ws.config, &ws.registry, &values, &s).await?;
+    let provider = ws.registry.provider(provider_name).expect("registered types have providers");
+    let attrs = provider
+        .import(&addr.resource.rtype, &addr, &id, &s.lineage)
+        .await
+        .map_err(|e| himaplan_engine::engine::provider_error(&format!("importing {id} into {addr}"), &e))?;
+    s.resources.insert(
+        addr.clone(),
+        ResourceState {
+            rtype: addr.resource.rtype.clone(),
+            provider: provider_name.to_string(),
+            schema_version: rt.schema_version,
+            attributes: redact(&attrs, &s.lineage),
+            dependencies: Vec::new(),
+        },
+    );
+    commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), false).await?;
+    println!("Import successful: {id} is now {addr}. Run himaplan plan to compare it with the configuration.");
+    Ok(0)
+}
+
+pub async fn output(name: Option<String>, json: bool, state: Option<PathBuf>) -> Result<i32, Failure> {
+    let store = context::store_for_state_commands(state.as_deref()).await?;
+    let s = store.read().await?.state;
+    let shown = |o: &himaplan_engine::state::OutputState| -> serde_json::Value {
+        if o.sensitive || is_redacted(&o.value) { serde_json::Value::String("(sensitive value)".into()) } else { o.value.clone() }
+    };
+    match name {
+        Some(name) => {
+            let Some(o) = s.outputs.get(&name) else {
+                return Err(Diag::error(format!("No output {name:?} in state")).with_detail("Outputs are recorded by apply.").into());
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&shown(o)).unwrap_or_default());
+            } else {
+                match shown(o) {
+                    serde_json::Value::String(text) => println!("{text}"),
+                    other => println!("{}", Value::from_json(&other)),
+                }
+            }
+        }
+        None if json => {
+            let doc: serde_json::Map<String, serde_json::Value> =
+                s.outputs.iter().map(|(k, o)| (k.clone(), serde_json::json!({ "sensitive": o.sensitive, "value": shown(o) }))).collect();
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        None => {
+            for (k, o) in &s.outputs {
+                let v = shown(o);
+                println!("{k} = {}", if v.is_string() && o.sensitive { "(sensitive value)".to_string() } else { Value::from_json(&v).to_string() });
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub async fn force_unlock(lock_id: String, state: Option<PathBuf>) -> Result<i32, Failure> {
+    let store = context::store_for_state_commands(state.as_deref()).await?;
+    store.force_unlock(&lock_id).await?;
+    println!("The state lock {lock_id} was removed.");
+    Ok(0)
+}

@@ -1,0 +1,114 @@
+//! Connecting to the Docker daemon and classifying its failures.
+//!
+//! Owns where the daemon is (`provider "docker" { host }`, else
+//! `DOCKER_HOST`, else the standard socket), the API version negotiation
+//! (the Debian daemon speaks 1.41, older than bollard's default) and the
+//! mapping from bollard errors to [`ProviderError`]. Must not issue
+//! container calls itself.
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use himaplan_engine::provider::ProviderError;
+use himaplan_engine::value::Value;
+use std::time::Duration;
+
+/// The daemon's address when neither configuration nor `DOCKER_HOST` says.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// Per-request timeout; a stop waits up to the container's stop timeout
+/// (10 s by default) inside one request, so this is generous.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The daemon address: the provider block's `host`, else `env_host`
+/// (`DOCKER_HOST`), else [`DEFAULT_HOST`].
+pub fn resolve_host(config: &Value, env_host: Option<String>) -> Result<String, ProviderError> {
+    let configured = match config.unmarked() {
+        Value::Null => None,
+        Value::Map(map) => match map.get("host").map(Value::unmarked) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(h)) if h.is_empty() => None,
+            Some(Value::String(h)) => Some(h.clone()),
+            Some(other) => {
+                return Err(ProviderError::Permanent(format!(
+                    "provider \"docker\": host must be a string, not {}",
+                    other.type_name()
+                )));
+            }
+        },
+        other => {
+            return Err(ProviderError::Permanent(format!(
+                "provider \"docker\": expected an object, not {}",
+                other.type_name()
+            )));
+        }
+    };
+    Ok(configured
+        .or(env_host.filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| DEFAULT_HOST.to_string()))
+}
+
+/// Connects to the daemon and negotiates the API version. An unreachable
+/// daemon is a permanent error naming the host and what to do.
+pub async fn connect(config: &Value) -> Result<Docker, ProviderError> {
+    let host = resolve_host(config, std::env::var("DOCKER_HOST").ok())?;
+    let unreachable = |why: String| {
+        ProviderError::Permanent(format!(
+            "cannot reach the Docker daemon at {host}: {why}: is dockerd running? set DOCKER_HOST or provider \"docker\" {{ host }}"
+        ))
+    };
+    let docker = Docker::connect_with_host(&host)
+        .map_err(|e| unreachable(e.to_string()))?
+        .with_timeout(REQUEST_TIMEOUT);
+    // Without negotiation bollard speaks its own (newer) default version,
+    // which an older daemon refuses.
+    docker.negotiate_version().await.map_err(|e| unreachable(e.to_string()))
+}
+
+/// Maps a bollard error of operation `op` to a [`ProviderError`]: 404 is
+/// `NotFound`, 5xx and transport failures are transient, the rest permanent
+/// with the daemon's message.
+pub fn docker_error(op: &str, err: DockerError) -> ProviderError {
+    match err {
+        DockerError::DockerResponseServerError { status_code, message } => classify_status(op, status_code, &message),
+        DockerError::RequestTimeoutError
+        | DockerError::IOError { .. }
+        | DockerError::HyperResponseError { .. }
+        | DockerError::HyperLegacyError { .. }
+        | DockerError::SocketNotFoundError(_) => ProviderError::Transient(format!("Docker {op}: {err}")),
+        other => ProviderError::Permanent(format!("Docker {op}: {other}")),
+    }
+}
+
+/// Classifies a daemon answer by status (pure, testable without a daemon).
+pub fn classify_status(op: &str, status: u16, message: &str) -> ProviderError {
+    let text = format!("Docker {op}: {message}");
+    match status {
+        404 => ProviderError::NotFound(text),
+        s if s >= 500 => ProviderError::Transient(text),
+        _ => ProviderError::Permanent(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_comes_from_block_then_environment_then_default() {
+        let block = Value::Map([("host".to_string(), Value::from("unix:///tmp/d.sock"))].into());
+        let env = Some("tcp://127.0.0.1:2375".to_string());
+        assert_eq!(resolve_host(&block, env.clone()).ok().as_deref(), Some("unix:///tmp/d.sock"));
+        assert_eq!(resolve_host(&Value::Null, env).ok().as_deref(), Some("tcp://127.0.0.1:2375"));
+        assert_eq!(resolve_host(&Value::Null, Some(String::new())).ok().as_deref(), Some(DEFAULT_HOST));
+        assert!(resolve_host(&Value::Map([("host".to_string(), Value::Number(1.0))].into()), None).is_err());
+    }
+
+    #[test]
+    fn statuses_map_to_not_found_transient_and_permanent() {
+        assert!(matches!(classify_status("inspect", 404, "no such container"), ProviderError::NotFound(_)));
+        assert!(classify_status("create", 500, "boom").is_transient());
+        match classify_status("create", 409, "name in use") {
+            ProviderError::Permanent(m) => assert_eq!(m, "Docker create: name in use"),
+            other => panic!("expected permanent, got {other:?}"),
+        }
+    }
+}

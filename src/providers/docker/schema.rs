@@ -1,0 +1,513 @@
+//! The `docker` provider's schemas and its pure, network-free judgements:
+//! the `docker_service` attribute set (SPEC §4), the desired service read
+//! from a planned value ([`ServiceSpec`]), memory sizes in Docker's binary
+//! units, configuration checks beyond types, and how disruptive an update is.
+//!
+//! Must not talk to Docker or depend on bollard: everything here is decided
+//! from values alone, so `validate` and `plan` work offline.
+
+use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema};
+use himaplan_engine::value::Value;
+use std::collections::BTreeMap;
+
+/// The resource type: the containers of one compose service.
+pub const SERVICE_TYPE: &str = "docker_service";
+
+/// Docker Compose's labels: a service's identity (SPEC §4).
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+pub const NUMBER_LABEL: &str = "com.docker.compose.container-number";
+/// Compose marks `docker compose run` containers `True`; they are not replicas.
+pub const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
+/// Every compose label starts with this; none of them is a user label.
+pub const COMPOSE_PREFIX: &str = "com.docker.compose.";
+
+/// Label prefix reserved for himaplan's own labels; users may not set it.
+pub const HIMAPLAN_PREFIX: &str = "himaplan.io/";
+pub const ADDRESS_LABEL: &str = "himaplan.io/address";
+pub const LINEAGE_LABEL: &str = "himaplan.io/lineage";
+pub const TOKEN_LABEL: &str = "himaplan.io/token";
+/// JSON list of the env keys himaplan set, so that read can tell them from
+/// the image's own environment (which Docker merges into the container's).
+pub const ENV_KEYS_LABEL: &str = "himaplan.io/env-keys";
+/// JSON list of the user label keys himaplan set (image labels merge too).
+pub const LABEL_KEYS_LABEL: &str = "himaplan.io/label-keys";
+
+/// Docker refuses memory limits below 6 MiB.
+pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// Attributes whose change recreates the containers.
+pub const RECREATE_ATTRS: &[&str] = &["image", "command", "env", "labels", "network_mode"];
+/// Attributes changed live through the container update API.
+pub const LIMIT_ATTRS: &[&str] = &["cpus", "memory", "memory_reservation", "cpu_shares"];
+
+/// The attributes of `provider "docker" { ... }`.
+pub fn provider_schema() -> Schema {
+    Schema {
+        attributes: vec![
+            AttrSchema::new("host", AttrType::String)
+                .describe("Docker daemon address (unix:// or tcp://); defaults to DOCKER_HOST, else unix:///var/run/docker.sock"),
+        ],
+        blocks: vec![],
+    }
+}
+
+/// The resource types the `docker` provider offers.
+pub fn resource_types() -> Vec<ResourceType> {
+    vec![ResourceType {
+        name: SERVICE_TYPE,
+        schema_version: 0,
+        schema: service_schema(),
+    }]
+}
+
+fn string_map() -> AttrType {
+    AttrType::Map(Box::new(AttrType::String))
+}
+
+fn service_schema() -> Schema {
+    Schema {
+        attributes: vec![
+            AttrSchema::new("project", AttrType::String)
+                .required()
+                .replace()
+                .describe("compose project (label com.docker.compose.project)"),
+            AttrSchema::new("service", AttrType::String)
+                .required()
+                .replace()
+                .describe("compose service (label com.docker.compose.service)"),
+            AttrSchema::new("replicas", AttrType::Number)
+                .default(Value::Number(1.0))
+                .describe("containers numbered exactly 1..N, named PROJECT-SERVICE-N"),
+            AttrSchema::new("image", AttrType::String)
+                .required()
+                .describe("a change recreates the containers"),
+            // Optional and computed: when omitted the containers run the
+            // image's CMD, as under compose, and that is not drift.
+            AttrSchema::new("command", AttrType::List(Box::new(AttrType::String)))
+                .optional_computed()
+                .describe("a change recreates the containers; default: the image's CMD"),
+            AttrSchema::new("env", string_map())
+                .default(Value::Map(BTreeMap::new()))
+                .describe("a change recreates the containers"),
+            AttrSchema::new("labels", string_map())
+                .default(Value::Map(BTreeMap::new()))
+                .describe("user labels; a change recreates the containers"),
+            AttrSchema::new("network_mode", AttrType::String)
+                .optional_computed()
+                .describe("\"none\", \"host\", ...; default: the daemon's; himaplan never creates networks"),
+            AttrSchema::new("cpus", AttrType::Number).describe("live update, no restart"),
+            AttrSchema::new("memory", AttrType::String).describe("\"512M\", \"8G\" (binary units); live update"),
+            AttrSchema::new("memory_reservation", AttrType::String).describe("soft limit; live update"),
+            AttrSchema::new("cpu_shares", AttrType::Number).describe("relative CPU weight; live update"),
+            AttrSchema::new("containers", AttrType::List(Box::new(AttrType::Map(Box::new(AttrType::Any)))))
+                .computed()
+                .describe("{ number, name, id, ip } sorted by number; ip is empty under none/host"),
+            AttrSchema::new("id", AttrType::String).computed().describe("PROJECT/SERVICE"),
+        ],
+        blocks: vec![],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Memory sizes
+
+/// Parses a memory size: a number with an optional unit K, M, G or T (binary:
+/// K = 1024) and an optional B, case-insensitive; a bare number is bytes.
+pub fn parse_memory(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let bad = || format!("{text:?} is not a memory size: use a number with K, M, G or T (binary units), e.g. \"512M\" or \"8G\"");
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit.strip_suffix('B').unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes >= 9.0e18 {
+        return Err(format!("{text:?} is too large"));
+    }
+    Ok(bytes as i64)
+}
+
+/// The canonical spelling of a byte count: the largest unit that divides it.
+pub fn format_memory(bytes: i64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        let size = 1i64 << shift;
+        if bytes != 0 && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
+/// How a size read back from Docker is reported: in the spelling `prior`
+/// used when it means the same number of bytes ("512MB" stays "512MB"),
+/// so a different spelling of the same size is never drift.
+pub fn memory_value(bytes: Option<i64>, prior: Option<&str>) -> Value {
+    match bytes {
+        None => Value::Null,
+        Some(b) => match prior {
+            Some(p) if parse_memory(p) == Ok(b) => Value::from(p),
+            _ => Value::from(format_memory(b)),
+        },
+    }
+}
+
+/// CPUs as reported: NanoCpus / 1e9, keeping the prior number when it rounds
+/// to the same NanoCpus (0.1 + 0.2 style noise is not drift).
+pub fn cpus_value(nano: Option<i64>, prior: Option<f64>) -> Value {
+    match nano {
+        None => Value::Null,
+        Some(n) => match prior {
+            Some(p) if nano_cpus(p) == n => Value::Number(p),
+            _ => Value::Number(n as f64 / 1e9),
+        },
+    }
+}
+
+pub fn nano_cpus(cpus: f64) -> i64 {
+    (cpus * 1e9).round() as i64
+}
+
+// ---------------------------------------------------------------------------
+// The desired service
+
+/// Resource limits in Docker's units; `None` = not set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub nano_cpus: Option<i64>,
+    pub memory: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub cpu_shares: Option<i64>,
+}
+
+/// A `docker_service` as apply must make it, decoded from a planned value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub project: String,
+    pub service: String,
+    pub replicas: i64,
+    pub image: String,
+    /// `None`: the image's CMD.
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// `None`: the daemon's default.
+    pub network_mode: Option<String>,
+    pub limits: Limits,
+}
+
+impl ServiceSpec {
+    /// Decodes a planned value; errors name the attribute at fault.
+    pub fn from_value(planned: &Value) -> Result<ServiceSpec, String> {
+        let v = planned.deep_unmarked();
+        let text = |name: &str| -> Result<String, String> {
+            v.get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("attribute {name:?} is missing"))
+        };
+        let opt_text = |name: &str| v.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let replicas = match v.get("replicas") {
+            None | Some(Value::Null) => 1,
+            Some(r) => r
+                .as_i64()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("replicas must be a whole number ≥ 0, not {r}"))?,
+        };
+        let command = match v.get("command") {
+            None | Some(Value::Null) => None,
+            Some(c) => Some(string_list(c).ok_or("command must be a list of strings")?),
+        };
+        let memory = |name: &str| -> Result<Option<i64>, String> {
+            opt_text(name)
+                .map(|m| parse_memory(m).map_err(|e| format!("{name}: {e}")))
+                .transpose()
+        };
+        Ok(ServiceSpec {
+            project: text("project")?,
+            service: text("service")?,
+            replicas,
+            image: text("image")?,
+            command,
+            env: string_map_of(v.get("env")),
+            labels: string_map_of(v.get("labels")),
+            network_mode: opt_text("network_mode").map(str::to_string),
+            limits: Limits {
+                nano_cpus: v.get("cpus").and_then(Value::as_f64).map(nano_cpus),
+                memory: memory("memory")?,
+                memory_reservation: memory("memory_reservation")?,
+                cpu_shares: v.get("cpu_shares").and_then(Value::as_i64),
+            },
+        })
+    }
+
+    /// `PROJECT/SERVICE`, the resource's id.
+    pub fn id(&self) -> String {
+        service_id(&self.project, &self.service)
+    }
+
+    /// The name of container number `n`, as compose v2 names it.
+    pub fn container_name(&self, n: i64) -> String {
+        format!("{}-{}-{n}", self.project, self.service)
+    }
+}
+
+pub fn service_id(project: &str, service: &str) -> String {
+    format!("{project}/{service}")
+}
+
+/// A list of strings, or `None` when any element is not a primitive.
+pub fn string_list(v: &Value) -> Option<Vec<String>> {
+    v.as_list()?.iter().map(Value::to_template_string).collect()
+}
+
+/// A map of strings; non-primitive values are skipped (type-checked earlier).
+pub fn string_map_of(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_map)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.to_template_string()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Validation and change shape
+
+/// Checks a `docker_service` configuration beyond types, collecting every
+/// problem. Unknown values are left alone: they are checked when known.
+pub fn validate_service(config: &Value) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let mut problem = |attr: &str, message: String| {
+        problems.push(ConfigProblem {
+            attribute: Some(attr.into()),
+            message,
+        })
+    };
+    // Compose's own rule for project names; container names allow a bit more.
+    if let Some(p) = config.get("project").and_then(Value::as_str)
+        && !valid_name(p, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        problem("project", format!("project {p:?} must be lowercase letters, digits, '-' or '_', starting with a letter or digit"));
+    }
+    if let Some(s) = config.get("service").and_then(Value::as_str)
+        && !valid_name(s, |c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        problem("service", format!("service {s:?} must be letters, digits, '-', '_' or '.', starting with a letter or digit"));
+    }
+    if let Some(r) = config.get("replicas").filter(|r| !r.has_unknown() && !r.is_null())
+        && r.as_i64().is_none_or(|n| n < 0)
+    {
+        problem("replicas", format!("replicas must be a whole number ≥ 0, not {r}"));
+    }
+    if let Some(c) = config.get("cpus").and_then(Value::as_f64)
+        && !(c > 0.0 && c.is_finite())
+    {
+        problem("cpus", format!("cpus must be greater than 0, not {}", himaplan_engine::value::format_number(c)));
+    }
+    if let Some(s) = config.get("cpu_shares").filter(|s| !s.has_unknown() && !s.is_null())
+        && s.as_i64().is_none_or(|n| n < 2)
+    {
+        problem("cpu_shares", format!("cpu_shares must be a whole number ≥ 2, not {s}"));
+    }
+    let mut sizes = BTreeMap::new();
+    for name in ["memory", "memory_reservation"] {
+        if let Some(text) = config.get(name).and_then(Value::as_str) {
+            match parse_memory(text) {
+                Ok(b) if b < MIN_MEMORY => problem(name, format!("{name} {text:?} is below Docker's minimum of 6M")),
+                Ok(b) => {
+                    sizes.insert(name, b);
+                }
+                Err(e) => problem(name, e),
+            }
+        }
+    }
+    if let (Some(m), Some(r)) = (sizes.get("memory"), sizes.get("memory_reservation"))
+        && r > m
+    {
+        problem("memory_reservation", "memory_reservation must not exceed memory".into());
+    }
+    if let Some(labels) = config.get("labels").and_then(Value::as_map) {
+        for key in labels.keys().filter(|k| k.starts_with(HIMAPLAN_PREFIX) || k.starts_with(COMPOSE_PREFIX)) {
+            problem("labels", format!("label {key:?} is reserved (himaplan.io/ and com.docker.compose. labels identify the service)"));
+        }
+    }
+    if let Some(env) = config.get("env").and_then(Value::as_map) {
+        for key in env.keys().filter(|k| k.is_empty() || k.contains('=')) {
+            problem("env", format!("environment variable name {key:?} must be non-empty and contain no '='"));
+        }
+    }
+    problems
+}
+
+fn valid_name(name: &str, allowed: impl Fn(char) -> bool) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && name.chars().all(allowed)
+}
+
+/// How disruptive a `docker_service` update is. Config changes recreate the
+/// containers (one at a time); limits change live; scaling disrupts nothing
+/// that stays. Docker's update API cannot unset a limit, so removing one
+/// recreates too.
+pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) -> ChangeShape {
+    let mut shape = ChangeShape::default();
+    let has = |name: &str| changed.iter().any(|c| c == name);
+    let recreate_for: Vec<&str> = RECREATE_ATTRS.iter().copied().filter(|a| has(a)).collect();
+    let unset: Vec<&str> = LIMIT_ATTRS
+        .iter()
+        .copied()
+        .filter(|a| has(a) && planned.get(a).is_none_or(Value::is_null) && prior.get(a).is_some_and(|v| !v.is_null()))
+        .collect();
+    if !recreate_for.is_empty() || !unset.is_empty() {
+        shape.disruption = Some("recreate".into());
+        shape.recomputed.push("containers".into());
+    }
+    if !recreate_for.is_empty() {
+        shape.notes.push(format!(
+            "{} changed: containers are recreated one at a time (stop, remove, create, start)",
+            recreate_for.join(", ")
+        ));
+    }
+    for a in &unset {
+        shape.notes.push(format!("{a} removed: Docker cannot unset a limit live, so the containers are recreated"));
+    }
+    for a in LIMIT_ATTRS.iter().filter(|a| has(a) && !unset.contains(a)) {
+        shape.notes.push(format!("{a}: live update, no restart"));
+    }
+    if has("replicas") {
+        let before = prior.get("replicas").and_then(Value::as_i64).unwrap_or(0);
+        let after = planned.get("replicas").and_then(Value::as_i64).unwrap_or(1);
+        let name = |n: i64| {
+            format!(
+                "{}-{}-{n}",
+                planned.get("project").and_then(Value::as_str).unwrap_or("PROJECT"),
+                planned.get("service").and_then(Value::as_str).unwrap_or("SERVICE")
+            )
+        };
+        if after > before {
+            shape.notes.push(format!("scale {before} → {after}: creates {} .. {}", name(before + 1), name(after)));
+        } else if after < before {
+            shape.notes.push(format!("scale {before} → {after}: removes {} .. {}, highest first", name(before), name(after + 1)));
+        }
+        if !shape.recomputed.iter().any(|r| r == "containers") {
+            shape.recomputed.push("containers".into());
+        }
+    }
+    shape
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    fn changed(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn memory_sizes_use_binary_units_and_keep_the_prior_spelling() {
+        assert_eq!(parse_memory("512M"), Ok(512 << 20));
+        assert_eq!(parse_memory("8G"), Ok(8 << 30));
+        assert_eq!(parse_memory("8gb"), Ok(8 << 30));
+        assert_eq!(parse_memory("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_memory("1024"), Ok(1024));
+        assert!(parse_memory("8X").is_err());
+        assert!(parse_memory("M").is_err());
+        assert!(parse_memory("").is_err());
+        assert!(parse_memory("99999999T").is_err());
+        assert_eq!(format_memory(512 << 20), "512M");
+        assert_eq!(format_memory(1 << 40), "1T");
+        assert_eq!(format_memory(1536 << 20), "1536M");
+        assert_eq!(format_memory(1000), "1000");
+        assert_eq!(memory_value(Some(512 << 20), Some("512MB")), Value::from("512MB"));
+        assert_eq!(memory_value(Some(512 << 20), Some("1G")), Value::from("512M"));
+        assert_eq!(memory_value(None, Some("1G")), Value::Null);
+        assert_eq!(cpus_value(Some(300_000_000), Some(0.1 + 0.2)), Value::Number(0.1 + 0.2));
+        assert_eq!(cpus_value(Some(1_500_000_000), None), Value::Number(1.5));
+    }
+
+    #[test]
+    fn validate_collects_every_problem_with_its_attribute() {
+        let config = obj(&[
+            ("project", Value::from("erp")),
+            ("service", Value::from("celery")),
+            ("replicas", Value::Number(-1.0)),
+            ("memory", Value::from("8X")),
+            ("memory_reservation", Value::from("1M")),
+            ("cpus", Value::Number(0.0)),
+            ("labels", obj(&[("himaplan.io/address", Value::from("x"))])),
+        ]);
+        let problems = validate_service(&config);
+        let attrs: Vec<&str> = problems.iter().filter_map(|p| p.attribute.as_deref()).collect();
+        assert_eq!(attrs, vec!["replicas", "cpus", "memory", "memory_reservation", "labels"], "{problems:?}");
+        let ok = obj(&[
+            ("project", Value::from("erp")),
+            ("service", Value::from("web.v2")),
+            ("replicas", Value::Number(0.0)),
+            ("memory", Value::from("512M")),
+            ("memory_reservation", Value::from("256M")),
+            ("cpus", Value::Number(0.5)),
+        ]);
+        assert!(validate_service(&ok).is_empty());
+        assert!(validate_service(&obj(&[("replicas", Value::Unknown), ("project", Value::from("Bad Name"))])).len() == 1);
+        assert!(!validate_service(&obj(&[("replicas", Value::Number(1.5))])).is_empty());
+        let too_big = obj(&[("memory", Value::from("64M")), ("memory_reservation", Value::from("1G"))]);
+        assert_eq!(validate_service(&too_big)[0].attribute.as_deref(), Some("memory_reservation"));
+    }
+
+    #[test]
+    fn config_changes_recreate_and_limits_are_live() {
+        let prior = obj(&[("replicas", Value::Number(2.0)), ("memory", Value::from("64M"))]);
+        let planned = obj(&[
+            ("project", Value::from("erp")),
+            ("service", Value::from("w")),
+            ("replicas", Value::Number(4.0)),
+            ("memory", Value::from("128M")),
+        ]);
+        let shape = shape_service_change(&prior, &planned, &changed(&["memory", "replicas"]));
+        assert_eq!(shape.disruption, None);
+        assert!(shape.notes.iter().any(|n| n == "memory: live update, no restart"), "{:?}", shape.notes);
+        assert!(shape.notes.iter().any(|n| n.contains("creates erp-w-3 .. erp-w-4")), "{:?}", shape.notes);
+        let shape = shape_service_change(&prior, &planned, &changed(&["command"]));
+        assert_eq!(shape.disruption.as_deref(), Some("recreate"));
+        let unset = obj(&[("replicas", Value::Number(2.0))]);
+        let shape = shape_service_change(&prior, &unset, &changed(&["memory"]));
+        assert_eq!(shape.disruption.as_deref(), Some("recreate"));
+    }
+
+    #[test]
+    fn spec_decodes_a_planned_value() {
+        let planned = obj(&[
+            ("project", Value::from("erp")),
+            ("service", Value::from("celery")),
+            ("replicas", Value::Number(3.0)),
+            ("image", Value::from("busybox")),
+            ("command", Value::List(vec![Value::from("sleep"), Value::Number(3600.0)])),
+            ("env", obj(&[("A", Value::from("1").into_sensitive())])),
+            ("memory", Value::from("512M")),
+            ("cpus", Value::Number(0.5)),
+        ]);
+        let spec = ServiceSpec::from_value(&planned).expect("spec");
+        assert_eq!(spec.command, Some(vec!["sleep".to_string(), "3600".to_string()]));
+        assert_eq!(spec.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(spec.limits.memory, Some(512 << 20));
+        assert_eq!(spec.limits.nano_cpus, Some(500_000_000));
+        assert_eq!(spec.container_name(2), "erp-celery-2");
+        assert_eq!(spec.id(), "erp/celery");
+        assert!(ServiceSpec::from_value(&Value::Null).is_err());
+    }
+}
