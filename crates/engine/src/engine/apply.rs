@@ -65,10 +65,12 @@ enum Kind {
 struct Step {
     change: usize,
     kind: Kind,
-    /// Holds a rollout slot of its resource while it runs.
-    disruptive: bool,
-    /// For replacements, the create step releases the slot the delete took.
-    releases_slot: bool,
+    /// Takes one of its resource's rollout slots (`max_unavailable`) when it
+    /// starts; the step disrupts the object.
+    acquires: bool,
+    /// Gives the slot back when it ends. A replacement's delete acquires
+    /// and its create releases, so the slot is held while the object is down.
+    releases: bool,
     /// Delete of an object that is not (or no longer) the one in state.
     keep_state: bool,
 }
@@ -101,30 +103,68 @@ pub async fn apply(
     let mut running = tokio::task::JoinSet::new();
     let mut errors = Diags::new();
     let mut completed = 0usize;
-    let mut journal_begun = false;
     let parallelism = options.parallelism.max(1);
     let mut state = std::mem::take(&mut planned.state);
+    let mut journal_begun = false;
+
+    // Imports first: label the adopted objects and record them.
+    if !planned.plan.imports.is_empty() {
+        let mut entries = vec![JournalEntry::Begin { serial: state.serial, lineage: state.lineage.clone() }];
+        journal_begun = true;
+        for (addr, id) in planned.plan.imports.clone() {
+            let Some((provider_name, rt)) = registry.resource_type(&addr.resource.rtype) else { continue };
+            let provider = registry.provider(provider_name).expect("registered").clone();
+            match provider.import(&addr.resource.rtype, &addr, &id, &salt).await {
+                Ok(attrs) => {
+                    let entry = ResourceState {
+                        rtype: addr.resource.rtype.clone(),
+                        provider: provider_name.to_string(),
+                        schema_version: rt.schema_version,
+                        attributes: redact(&attrs, &salt),
+                        dependencies: Vec::new(),
+                    };
+                    entries.push(JournalEntry::Set { address: addr.clone(), resource: entry.clone(), token: None });
+                    state.resources.insert(addr, entry);
+                }
+                Err(e) => errors.push(provider_error(&format!("importing {id} into {addr}"), &e)),
+            }
+        }
+        store.append_journal(&entries).await.map_err(|e| Diags::from(Diag::error(e.to_string())))?;
+    }
 
     loop {
         // Start whatever may start.
         let mut starting: Vec<(usize, ApplyRequest)> = Vec::new();
         if !options.cancel.load(Ordering::SeqCst) {
-            let candidates: Vec<usize> = ready.iter().copied().collect();
-            for i in candidates {
-                if running.len() + starting.len() >= parallelism {
+            // Take the first startable steps in order; a disruptive step
+            // whose resource is at its rollout limit waits in `ready`.
+            let room = parallelism.saturating_sub(running.len());
+            let mut picked = Vec::new();
+            let mut planned_slots: HashMap<&ResourceAddr, usize> = HashMap::new();
+            for &i in ready.iter() {
+                if picked.len() >= room {
                     break;
                 }
                 let step = &steps[i];
+                if step.acquires {
+                    let resource = &changes[step.change].addr.resource;
+                    let limit = planned.max_unavailable.get(resource).copied().unwrap_or(1).max(1);
+                    let taken = planned_slots.entry(resource).or_insert_with(|| in_flight.get(resource).copied().unwrap_or(0));
+                    if *taken >= limit {
+                        continue;
+                    }
+                    *taken += 1;
+                }
+                picked.push(i);
+            }
+            for i in picked {
+                let step = &steps[i];
                 let change = &changes[step.change];
                 let resource = change.addr.resource.clone();
-                let limit = planned.max_unavailable.get(&resource).copied().unwrap_or(1).max(1);
-                if step.disruptive && in_flight.get(&resource).copied().unwrap_or(0) >= limit {
-                    continue;
-                }
                 ready.remove(&i);
                 match request_for(&mut planned, &state, change, step, &planned_values, &applied_resources, &salt) {
                     Ok(req) => {
-                        if step.disruptive {
+                        if step.acquires {
                             *in_flight.entry(resource).or_default() += 1;
                         }
                         starting.push((i, req));
@@ -187,11 +227,7 @@ pub async fn apply(
             let step = &steps[i];
             let change = &changes[step.change];
             let resource = change.addr.resource.clone();
-            if step.disruptive && (!matches!(step.kind, Kind::Delete) || !step.releases_slot_later()) {
-                if let Some(n) = in_flight.get_mut(&resource) {
-                    *n = n.saturating_sub(1);
-                }
-            } else if step.releases_slot {
+            if step.releases {
                 if let Some(n) = in_flight.get_mut(&resource) {
                     *n = n.saturating_sub(1);
                 }
@@ -235,7 +271,8 @@ pub async fn apply(
                     hooks.event(Event::ActionFailed { addr: req.addr.clone(), what, error: e.to_string() });
                     errors.push(diag);
                     skip_dependents(i, &dependents, &mut skipped);
-                    if step.disruptive && matches!(step.kind, Kind::Delete) && step.releases_slot_later() {
+                    // A replacement whose delete failed never reaches its create.
+                    if step.acquires && !step.releases {
                         if let Some(n) = in_flight.get_mut(&resource) {
                             *n = n.saturating_sub(1);
                         }
@@ -310,13 +347,6 @@ pub async fn apply(
 
     let committed = commit_if_changed(store, &mut state, run_start_text.as_deref(), journal_begun).await?;
     Ok(ApplyOutcome { state, completed, committed, errors, cancelled })
-}
-
-impl Step {
-    /// A replacement's delete hands its slot to the create that follows.
-    fn releases_slot_later(&self) -> bool {
-        self.disruptive && self.kind == Kind::Delete && !self.keep_state && self.releases_slot
-    }
 }
 
 /// Writes the canonical state when it differs from the run's start; bumps
@@ -452,27 +482,27 @@ fn build_steps(changes: &[ResourceChange], state: &State) -> (Vec<Step>, Vec<BTr
             Action::NoOp => {}
             Action::Create => {
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Create, disruptive: false, releases_slot: false, keep_state: false });
+                steps.push(Step { change: ci, kind: Kind::Create, acquires: false, releases: false, keep_state: false });
             }
             Action::Update => {
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Update, disruptive, releases_slot: false, keep_state: false });
+                steps.push(Step { change: ci, kind: Kind::Update, acquires: disruptive, releases: disruptive, keep_state: false });
             }
             Action::Delete => {
                 down.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Delete, disruptive: false, releases_slot: false, keep_state: duplicate });
+                steps.push(Step { change: ci, kind: Kind::Delete, acquires: false, releases: false, keep_state: duplicate });
             }
             Action::DeleteThenCreate => {
                 down.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Delete, disruptive: true, releases_slot: true, keep_state: false });
+                steps.push(Step { change: ci, kind: Kind::Delete, acquires: true, releases: false, keep_state: false });
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Create, disruptive: false, releases_slot: true, keep_state: false });
+                steps.push(Step { change: ci, kind: Kind::Create, acquires: false, releases: true, keep_state: false });
             }
             Action::CreateThenDelete => {
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Create, disruptive: true, releases_slot: false, keep_state: false });
+                steps.push(Step { change: ci, kind: Kind::Create, acquires: true, releases: true, keep_state: false });
                 down.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Delete, disruptive: false, releases_slot: false, keep_state: true });
+                steps.push(Step { change: ci, kind: Kind::Delete, acquires: false, releases: false, keep_state: true });
             }
         }
     }

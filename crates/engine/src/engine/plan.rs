@@ -113,6 +113,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         refreshed = refresh::refresh(&registry, &mut state, &intents, &types, hooks).await?;
         state_changed |= !refreshed.drift.is_empty() || !refreshed.adopted.is_empty();
     }
+    let imports = plan_imports(&config, &registry, &root_vars, &mut state, options.refresh).await?;
     for rtype in state.resources.values().map(|r| r.rtype.as_str()).collect::<BTreeSet<_>>() {
         if registry.resource_type(rtype).is_none() {
             return Err(refresh::unknown_type(rtype).into());
@@ -217,6 +218,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         output_changes,
         steps,
         notes,
+        imports,
     };
     Ok(Planned {
         plan,
@@ -543,6 +545,83 @@ fn rollout_steps(changes: &[ResourceChange], max_unavailable: &BTreeMap<Resource
         }
     }
     steps
+}
+
+/// Reads the objects of `import` blocks whose address state does not hold
+/// yet and puts them into the (in-memory) state, so the plan diffs the
+/// configuration against them. Apply labels them and records them.
+async fn plan_imports(
+    config: &Config,
+    registry: &Registry,
+    root_vars: &BTreeMap<String, Value>,
+    state: &mut State,
+    refresh: bool,
+) -> Result<Vec<(InstanceAddr, String)>, Diags> {
+    let mut out = Vec::new();
+    let mut diags = Diags::new();
+    let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
+    for module in config.modules.values() {
+        for block in &module.imports {
+            let prefix = if module.path.is_root() { String::new() } else { format!("{}.", module.path) };
+            let addr = match format!("{prefix}{}", block.to).parse::<InstanceAddr>() {
+                Ok(a) => a,
+                Err(e) => {
+                    diags.push(Diag::error(format!("Invalid import block: {e}")).at(block.location.clone()));
+                    continue;
+                }
+            };
+            if state.resources.contains_key(&addr) {
+                continue;
+            }
+            if config.resource(&addr.resource).is_none() {
+                diags.push(Diag::error(format!("import block targets {addr}, which the configuration does not declare")).at(block.location.clone()));
+                continue;
+            }
+            let id = match eval::eval(&block.id, &mut Scope::new(&base)).map(|v| v.deep_unmarked()) {
+                Ok(Value::String(id)) => id,
+                Ok(other) => {
+                    diags.push(Diag::error(format!("An import id must be a string, got {}", other.type_name())).at(block.id.location()));
+                    continue;
+                }
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            };
+            if !refresh {
+                diags.push(Diag::error("import blocks need refresh; run without --refresh=false").at(block.location.clone()));
+                continue;
+            }
+            let Some((provider_name, rt)) = registry.resource_type(&addr.resource.rtype) else { continue };
+            let provider = registry.provider(provider_name).expect("registered types have providers").clone();
+            let prior = Value::Map(BTreeMap::from([("id".to_string(), Value::String(id.clone()))]));
+            let req = crate::provider::ReadRequest {
+                rtype: addr.resource.rtype.clone(),
+                lineage: state.lineage.clone(),
+                items: vec![crate::provider::ReadItem { addr: addr.clone(), prior }],
+            };
+            match provider.read(req).await {
+                Ok(resp) => match resp.current.into_iter().next().flatten() {
+                    Some(attrs) => {
+                        state.resources.insert(
+                            addr.clone(),
+                            crate::state::ResourceState {
+                                rtype: addr.resource.rtype.clone(),
+                                provider: provider_name.to_string(),
+                                schema_version: rt.schema_version,
+                                attributes: redact(&attrs, &state.lineage),
+                                dependencies: Vec::new(),
+                            },
+                        );
+                        out.push((addr, id));
+                    }
+                    None => diags.push(Diag::error(format!("Cannot import {id} into {addr}: no such object")).at(block.location.clone())),
+                },
+                Err(e) => diags.push(provider_error(&format!("reading {id} for import"), &e).at(block.location.clone())),
+            }
+        }
+    }
+    diags.into_result().map(|_| out)
 }
 
 /// Applies `moved` blocks to state; returns whether anything moved.

@@ -119,6 +119,9 @@ pub struct Plan {
     pub steps: Vec<String>,
     /// Warnings and notes for the whole plan.
     pub notes: Vec<String>,
+    /// Existing objects that `import` blocks adopt: (address, id).
+    #[serde(default)]
+    pub imports: Vec<(InstanceAddr, String)>,
 }
 
 impl Plan {
@@ -141,13 +144,15 @@ impl Plan {
     }
 
     pub fn has_changes(&self) -> bool {
-        self.changes.iter().any(|c| c.action != Action::NoOp)
+        !self.imports.is_empty()
+            || self.changes.iter().any(|c| c.action != Action::NoOp)
             || self.output_changes.iter().any(|o| o.before != o.after || o.after_unknown)
     }
 
     /// `Plan: X to add, Y to change, Z to destroy.`
     pub fn summary_line(&self) -> String {
         let (add, change, destroy) = self.summary_counts();
-        format!("Plan: {add} to add, {change} to change, {destroy} to destroy.")
+        let import = if self.imports.is_empty() { String::new() } else { format!("{} to import, ", self.imports.len()) };
+        format!("Plan: {import}{add} to add, {change} to change, {destroy} to destroy.")
     }
 }

@@ -19,6 +19,13 @@ pub fn human(plan: &Plan, opts: &RenderOptions) -> String {
         unmanaged_section(&mut canvas, &plan.unmanaged);
     }
 
+    if !plan.imports.is_empty() {
+        canvas.plain_line(0, "himaplan will import these existing objects (and label them with their address):");
+        for (addr, id) in &plan.imports {
+            canvas.plain_line(2, &format!("# {addr} will be imported from {id}"));
+        }
+        canvas.blank();
+    }
     let changes: Vec<&ResourceChange> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
     if !changes.is_empty() {
         legend(&mut canvas, &changes);
