@@ -117,6 +117,7 @@ fn full_plan() -> Plan {
     pool.notes = vec!["pending restart".to_string()];
 
     Plan {
+        imports: vec![],
         changes: vec![db, web0, web2, web3, api, upstream, pool],
         drift: vec![
             Drift {
