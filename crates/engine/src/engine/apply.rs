@@ -60,11 +60,17 @@ enum Kind {
     Create,
     Update,
     Delete,
+    /// Re-apply `subject` without the change's instance.
+    Drain,
+    /// Re-apply `subject` with the change's instance again.
+    Restore,
 }
 
 struct Step {
     change: usize,
     kind: Kind,
+    /// For drain/restore: the instance that lists the change's instance.
+    subject: Option<InstanceAddr>,
     /// Takes one of its resource's rollout slots (`max_unavailable`) when it
     /// starts; the step disrupts the object.
     acquires: bool,
@@ -87,7 +93,12 @@ pub async fn apply(
     let registry = planned.world.registry.clone();
     let planned_values = std::mem::take(&mut planned.planned_values);
     let salt = planned.state.lineage.clone();
-    let (steps, deps) = build_steps(&changes, &planned.state);
+    let drains = super::drain::find(&mut planned.world, &planned.state, &changes)?;
+    let (steps, deps) = build_steps(&changes, &planned.state, &drains);
+    // Instances currently left out of each listing instance.
+    let mut drained: HashMap<InstanceAddr, BTreeSet<InstanceAddr>> = HashMap::new();
+    // Listing instances with a drain/restore running (one at a time each).
+    let mut busy: HashSet<InstanceAddr> = HashSet::new();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     let mut waiting: Vec<usize> = vec![0; steps.len()];
     for (i, ds) in deps.iter().enumerate() {
@@ -106,6 +117,8 @@ pub async fn apply(
     let parallelism = options.parallelism.max(1);
     let mut state = std::mem::take(&mut planned.state);
     let mut journal_begun = false;
+    // Steps taken off the ready set (sent, or failed to build a request).
+    let mut attempted = 0usize;
 
     // Imports first: label the adopted objects and record them.
     if !planned.plan.imports.is_empty() {
@@ -146,6 +159,9 @@ pub async fn apply(
                     break;
                 }
                 let step = &steps[i];
+                if step.subject.as_ref().is_some_and(|u| busy.contains(u) || picked.iter().any(|p: &usize| steps[*p].subject.as_ref() == Some(u))) {
+                    continue;
+                }
                 if step.acquires {
                     let resource = &changes[step.change].addr.resource;
                     let limit = planned.max_unavailable.get(resource).copied().unwrap_or(1).max(1);
@@ -162,7 +178,22 @@ pub async fn apply(
                 let change = &changes[step.change];
                 let resource = change.addr.resource.clone();
                 ready.remove(&i);
-                match request_for(&mut planned, &state, change, step, &planned_values, &applied_resources, &salt) {
+                attempted += 1;
+                let request = match (&step.subject, step.kind) {
+                    (Some(u), Kind::Drain | Kind::Restore) => {
+                        let set = drained.entry(u.clone()).or_default();
+                        if step.kind == Kind::Drain {
+                            set.insert(change.addr.clone());
+                        } else {
+                            set.remove(&change.addr);
+                        }
+                        let set = set.clone();
+                        busy.insert(u.clone());
+                        drain_request(&mut planned, &state, u, &set, &salt)
+                    }
+                    _ => request_for(&mut planned, &state, change, step, &planned_values, &applied_resources, &salt),
+                };
+                match request {
                     Ok(req) => {
                         if step.acquires {
                             *in_flight.entry(resource).or_default() += 1;
@@ -193,7 +224,7 @@ pub async fn apply(
             for (i, req) in starting {
                 let Some((provider_name, _)) = registry.resource_type(&req.rtype) else { continue };
                 let provider = registry.provider(provider_name).expect("registered").clone();
-                let what = describe(&req);
+                let what = describe(&steps[i], &changes, &req);
                 hooks.event(Event::ActionStarted { addr: req.addr.clone(), what: what.clone() });
                 running.spawn(async move {
                     let started = Instant::now();
@@ -225,6 +256,9 @@ pub async fn apply(
                 }
             };
             let step = &steps[i];
+            if let Some(u) = &step.subject {
+                busy.remove(u);
+            }
             let change = &changes[step.change];
             let resource = change.addr.resource.clone();
             if step.releases {
@@ -232,12 +266,12 @@ pub async fn apply(
                     *n = n.saturating_sub(1);
                 }
             }
-            let what = describe(&req);
+            let what = describe(step, &changes, &req);
             match result {
                 Ok(value) => {
                     hooks.event(Event::ActionFinished { addr: req.addr.clone(), what, elapsed });
                     match step.kind {
-                        Kind::Create | Kind::Update => {
+                        Kind::Create | Kind::Update | Kind::Drain | Kind::Restore => {
                             let dependencies: Vec<String> = planned
                                 .world
                                 .graph
@@ -307,6 +341,14 @@ pub async fn apply(
         }
     }
     let cancelled = options.cancel.load(Ordering::SeqCst);
+    let stuck = steps.len().saturating_sub(attempted + skipped.len());
+    if !cancelled && stuck > 0 {
+        // Every step either ran, failed or was skipped, unless the step
+        // graph had a cycle: never report such a run as a success.
+        errors.push(Diag::error(format!("{stuck} action(s) could not be ordered and were not started")).with_detail(
+            "The apply steps depend on each other in a cycle; this is a bug in himaplan. Nothing else was skipped; run plan to see what remains.",
+        ));
+    }
     if cancelled {
         errors.push(Diag::error("Apply interrupted").with_detail(
             "Running actions finished and were recorded; run apply again to carry out the rest.",
@@ -365,7 +407,45 @@ pub async fn commit_if_changed(store: &dyn StateStore, state: &mut State, run_st
     Ok(true)
 }
 
-fn describe(req: &ApplyRequest) -> String {
+/// The request re-applying a listing instance `u` with `excluded` left out.
+fn drain_request(planned: &mut Planned, state: &State, u: &InstanceAddr, excluded: &BTreeSet<InstanceAddr>, salt: &str) -> Result<ApplyRequest, Diags> {
+    let config = planned.world.config.clone();
+    let Some(resource) = config.resource(&u.resource) else {
+        return Err(Diag::error(format!("{u} is no longer in the configuration")).into());
+    };
+    let Some(expansion) = planned.world.expansion_of(resource, u)? else {
+        return Err(Diag::error(format!("{u} is no longer in the configuration")).into());
+    };
+    let config_value = planned.world.eval_instance_excluding(resource, &expansion, excluded)?;
+    let prior = state.resources.get(u).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+    let registry = planned.world.registry.clone();
+    let (provider_name, rt) = registry.resource_type(&u.resource.rtype).expect("registered");
+    let provider = registry.provider(provider_name).expect("registered");
+    let value = diff_instance(rt, provider.as_ref(), Some(&prior), config_value, resource, false, salt).planned;
+    let computed: Vec<&str> = rt.schema.attributes.iter().filter(|a| a.computed || a.optional_computed).map(|a| a.name).collect();
+    let value = strip_unknown_computed(value, &computed);
+    let changed: Vec<String> = match (&prior, &value) {
+        (Value::Map(p), Value::Map(v)) => v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect(),
+        _ => vec![],
+    };
+    Ok(ApplyRequest {
+        rtype: u.resource.rtype.clone(),
+        addr: u.clone(),
+        action: ApplyAction::Update,
+        prior,
+        planned: value,
+        changed,
+        lineage: salt.to_string(),
+        token: None,
+    })
+}
+
+fn describe(step: &Step, changes: &[ResourceChange], req: &ApplyRequest) -> String {
+    match step.kind {
+        Kind::Drain => return format!("drain {} (update)", changes[step.change].addr),
+        Kind::Restore => return format!("restore {} (update)", changes[step.change].addr),
+        _ => {}
+    }
     match req.action {
         ApplyAction::Create => "create".into(),
         ApplyAction::Update => "update".into(),
@@ -470,7 +550,7 @@ fn strip_unknown_computed(value: Value, computed: &[&str]) -> Value {
 }
 
 /// Steps and their dependencies (indexes of steps that must finish first).
-fn build_steps(changes: &[ResourceChange], state: &State) -> (Vec<Step>, Vec<BTreeSet<usize>>) {
+fn build_steps(changes: &[ResourceChange], state: &State, drains: &super::drain::Drains) -> (Vec<Step>, Vec<BTreeSet<usize>>) {
     let mut steps = Vec::new();
     let mut up: HashMap<usize, usize> = HashMap::new();
     let mut down: HashMap<usize, usize> = HashMap::new();
@@ -482,31 +562,71 @@ fn build_steps(changes: &[ResourceChange], state: &State) -> (Vec<Step>, Vec<BTr
             Action::NoOp => {}
             Action::Create => {
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Create, acquires: false, releases: false, keep_state: false });
+                steps.push(Step { change: ci, subject: None, kind: Kind::Create, acquires: false, releases: false, keep_state: false });
             }
             Action::Update => {
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Update, acquires: disruptive, releases: disruptive, keep_state: false });
+                steps.push(Step { change: ci, subject: None, kind: Kind::Update, acquires: disruptive, releases: disruptive, keep_state: false });
             }
             Action::Delete => {
                 down.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Delete, acquires: false, releases: false, keep_state: duplicate });
+                steps.push(Step { change: ci, subject: None, kind: Kind::Delete, acquires: false, releases: false, keep_state: duplicate });
             }
             Action::DeleteThenCreate => {
                 down.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Delete, acquires: true, releases: false, keep_state: false });
+                steps.push(Step { change: ci, subject: None, kind: Kind::Delete, acquires: true, releases: false, keep_state: false });
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Create, acquires: false, releases: true, keep_state: false });
+                steps.push(Step { change: ci, subject: None, kind: Kind::Create, acquires: false, releases: true, keep_state: false });
             }
             Action::CreateThenDelete => {
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Create, acquires: true, releases: true, keep_state: false });
+                steps.push(Step { change: ci, subject: None, kind: Kind::Create, acquires: true, releases: true, keep_state: false });
                 down.insert(ci, steps.len());
-                steps.push(Step { change: ci, kind: Kind::Delete, acquires: false, releases: false, keep_state: true });
+                steps.push(Step { change: ci, subject: None, kind: Kind::Delete, acquires: false, releases: false, keep_state: true });
             }
         }
     }
+    // Drains: drain → disrupt → restore, the slot held from the first drain
+    // to the last restore, listing instances' own changes after the restores.
+    let mut restores_of: HashMap<InstanceAddr, Vec<usize>> = HashMap::new();
+    let mut extra_deps: Vec<(usize, usize)> = Vec::new();
+    for (ci, listing) in drains {
+        let Some(&x) = up.get(ci) else { continue };
+        if listing.is_empty() {
+            continue;
+        }
+        steps[x].acquires = false;
+        steps[x].releases = false;
+        let mut previous: Option<usize> = None;
+        for (j, u) in listing.iter().enumerate() {
+            let d = steps.len();
+            steps.push(Step { change: *ci, subject: Some(u.clone()), kind: Kind::Drain, acquires: j == 0, releases: false, keep_state: false });
+            if let Some(p) = previous {
+                extra_deps.push((d, p));
+            }
+            previous = Some(d);
+        }
+        if let Some(p) = previous {
+            extra_deps.push((x, p));
+        }
+        let mut previous = x;
+        for (j, u) in listing.iter().enumerate() {
+            let r = steps.len();
+            steps.push(Step { change: *ci, subject: Some(u.clone()), kind: Kind::Restore, acquires: false, releases: j + 1 == listing.len(), keep_state: false });
+            extra_deps.push((r, previous));
+            previous = r;
+            restores_of.entry(u.clone()).or_default().push(r);
+        }
+    }
     deps.resize_with(steps.len(), BTreeSet::new);
+    for (a, b) in extra_deps {
+        deps[a].insert(b);
+    }
+    for (ci, c) in changes.iter().enumerate() {
+        if let (Some(&u), Some(rs)) = (up.get(&ci), restores_of.get(&c.addr)) {
+            deps[u].extend(rs.iter().copied());
+        }
+    }
     // Within a replacement.
     for (ci, c) in changes.iter().enumerate() {
         if let (Some(&u), Some(&d)) = (up.get(&ci), down.get(&ci)) {
@@ -547,7 +667,13 @@ fn build_steps(changes: &[ResourceChange], state: &State) -> (Vec<Step>, Vec<BTr
                     if let Some(&xd) = down.get(&ci) {
                         deps[yd].insert(xd);
                     } else if let (Some(&xu), Action::Update) = (up.get(&ci), c.action) {
-                        deps[yd].insert(xu);
+                        // A dependency that is replaced (destroy, then
+                        // create) must exist again before the dependent's
+                        // update can use its new values: ordering the
+                        // destroy after that update would be a cycle.
+                        if changes[yi].action != Action::DeleteThenCreate {
+                            deps[yd].insert(xu);
+                        }
                     }
                 }
             }

@@ -6,6 +6,7 @@
 //! apply walk → state.
 
 pub mod apply;
+pub mod drain;
 pub mod plan;
 pub mod planfile;
 pub mod refresh;

@@ -210,7 +210,9 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         notes.push("Only targeted resources (and what they depend on) are planned: --target.".into());
     }
     changes.sort_by(|a, b| (&a.addr, a.reason.as_deref() == Some("delete_duplicate")).cmp(&(&b.addr, b.reason.as_deref() == Some("delete_duplicate"))));
-    let steps = rollout_steps(&changes, &max_unavailable);
+    let mut steps = rollout_steps(&changes, &max_unavailable);
+    let drains = super::drain::find(&mut world, &state, &changes)?;
+    steps.extend(super::drain::describe(&changes, &drains));
     let plan = Plan {
         changes,
         drift: refreshed.drift,

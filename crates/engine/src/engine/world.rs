@@ -257,6 +257,55 @@ impl World {
         }
     }
 
+    /// Evaluates one instance's configuration as if the `excluded` instances
+    /// did not exist (they are left out of their resources' collections):
+    /// what another resource lists while those instances are drained.
+    pub fn eval_instance_excluding(
+        &mut self,
+        resource: &Resource,
+        expansion: &Expansion,
+        excluded: &std::collections::BTreeSet<InstanceAddr>,
+    ) -> Result<Value, Diags> {
+        let mut saved = Vec::new();
+        for addr in excluded {
+            let r = &addr.resource;
+            let types = map_mut(self.ns.entry(r.module.clone()).or_default(), &r.rtype);
+            let Some(slot) = types.get_mut(&r.name) else { continue };
+            if !saved.iter().any(|(a, _): &(ResourceAddr, Value)| a == r) {
+                saved.push((r.clone(), slot.clone()));
+            }
+            match (&addr.key, &mut *slot) {
+                (Some(InstanceKey::Int(i)), Value::List(items)) => {
+                    // Mark, then drop marked entries below, so indexes stay valid.
+                    if let Some(item) = items.get_mut(*i as usize) {
+                        *item = Value::Unknown;
+                    }
+                }
+                (Some(InstanceKey::Str(k)), Value::Map(map)) => {
+                    map.remove(k);
+                }
+                (None, slot) => *slot = Value::Null,
+                _ => {}
+            }
+        }
+        for (r, _) in &saved {
+            if let Some(Value::List(items)) = map_mut(self.ns.entry(r.module.clone()).or_default(), &r.rtype).get_mut(&r.name) {
+                items.retain(|v| !matches!(v, Value::Unknown));
+            }
+        }
+        let result = self.refresh_ancestors(&resource.addr).and_then(|_| self.eval_instance(resource, expansion));
+        for (r, value) in saved {
+            map_mut(self.ns.entry(r.module.clone()).or_default(), &r.rtype).insert(r.name.clone(), value);
+        }
+        self.refresh_ancestors(&resource.addr)?;
+        result
+    }
+
+    /// The expansion of one instance of a resource.
+    pub fn expansion_of(&self, resource: &Resource, addr: &InstanceAddr) -> Result<Option<Expansion>, Diags> {
+        Ok(self.expand(resource)?.into_iter().find(|e| e.key == addr.key))
+    }
+
     /// Re-evaluates the variables, locals and module outputs a resource
     /// depends on, so that its configuration sees the latest real values.
     pub fn refresh_ancestors(&mut self, resource: &ResourceAddr) -> Result<(), Diags> {
