@@ -3,3 +3,4 @@
 
 pub mod cli;
 pub mod providers;
+pub mod state_s3;

@@ -220,6 +220,12 @@ pub struct ChangeShape {
     pub notes: Vec<String>,
     /// Computed attributes the update will change (known only after apply).
     pub recomputed: Vec<String>,
+    /// The update only removes members (e.g. a scale-down): resources that
+    /// list them are updated first, as before a destroy.
+    pub shrinks: bool,
+    /// Computed attributes whose value after the update the provider can
+    /// tell now (e.g. the containers left after a scale-down).
+    pub predicted: BTreeMap<String, Value>,
 }
 
 /// Why a provider call failed.

@@ -15,8 +15,7 @@ pub const BUCKET_TYPE: &str = "aws_s3_bucket";
 pub const LIFECYCLE_TYPE: &str = "aws_s3_bucket_lifecycle";
 
 /// Storage classes a lifecycle transition may move objects to.
-pub const STORAGE_CLASSES: &[&str] =
-    &["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "GLACIER_IR", "DEEP_ARCHIVE"];
+pub const STORAGE_CLASSES: &[&str] = &["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "GLACIER_IR", "DEEP_ARCHIVE"];
 
 /// The S3 resource types of the `aws` provider.
 pub fn resource_types() -> Vec<ResourceType> {
@@ -53,8 +52,7 @@ fn lifecycle_schema() -> Schema {
             AttrSchema::new("prefix", AttrType::String).default("").describe("key prefix the rule applies to"),
             AttrSchema::new("enabled", AttrType::Bool).default(true),
             AttrSchema::new("expiration_days", AttrType::Number).describe("delete current objects after this many days"),
-            AttrSchema::new("noncurrent_expiration_days", AttrType::Number)
-                .describe("delete non-current versions after this many days"),
+            AttrSchema::new("noncurrent_expiration_days", AttrType::Number).describe("delete non-current versions after this many days"),
         ],
         blocks: vec![BlockSchema { name: "transition", nesting: BlockNesting::List, body: transition }],
     };
@@ -96,7 +94,9 @@ pub fn validate_lifecycle(config: &Value) -> Vec<ConfigProblem> {
         let mut actions = 0;
         for name in ["expiration_days", "noncurrent_expiration_days"] {
             match rule.get(name).map(Value::unmarked) {
-                None | Some(Value::Null | Value::Unknown) => {}
+                None | Some(Value::Null) => {}
+                // Not known until apply: it may well be set then.
+                Some(Value::Unknown) => actions += 1,
                 Some(v) => {
                     actions += 1;
                     if let Err(why) = check_days(v) {
@@ -107,7 +107,8 @@ pub fn validate_lifecycle(config: &Value) -> Vec<ConfigProblem> {
         }
         for (i, t) in rule.get("transition").and_then(Value::as_list).unwrap_or_default().iter().enumerate() {
             actions += 1;
-            if let Some(Err(why)) = t.get("days").map(|v| v.unmarked()).filter(|v| !matches!(v, Value::Unknown | Value::Null)).map(check_days)
+            if let Some(Err(why)) =
+                t.get("days").map(|v| v.unmarked()).filter(|v| !matches!(v, Value::Unknown | Value::Null)).map(check_days)
             {
                 problems.push(problem("rule", format!("rule {id:?}: transition {}: days {why}", i + 1)));
             }

@@ -28,22 +28,14 @@ pub fn resolve_host(config: &Value, env_host: Option<String>) -> Result<String, 
             Some(Value::String(h)) if h.is_empty() => None,
             Some(Value::String(h)) => Some(h.clone()),
             Some(other) => {
-                return Err(ProviderError::Permanent(format!(
-                    "provider \"docker\": host must be a string, not {}",
-                    other.type_name()
-                )));
+                return Err(ProviderError::Permanent(format!("provider \"docker\": host must be a string, not {}", other.type_name())));
             }
         },
         other => {
-            return Err(ProviderError::Permanent(format!(
-                "provider \"docker\": expected an object, not {}",
-                other.type_name()
-            )));
+            return Err(ProviderError::Permanent(format!("provider \"docker\": expected an object, not {}", other.type_name())));
         }
     };
-    Ok(configured
-        .or(env_host.filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| DEFAULT_HOST.to_string()))
+    Ok(configured.or(env_host.filter(|h| !h.is_empty())).unwrap_or_else(|| DEFAULT_HOST.to_string()))
 }
 
 /// Connects to the daemon and negotiates the API version. An unreachable
@@ -55,9 +47,7 @@ pub async fn connect(config: &Value) -> Result<Docker, ProviderError> {
             "cannot reach the Docker daemon at {host}: {why}: is dockerd running? set DOCKER_HOST or provider \"docker\" {{ host }}"
         ))
     };
-    let docker = Docker::connect_with_host(&host)
-        .map_err(|e| unreachable(e.to_string()))?
-        .with_timeout(REQUEST_TIMEOUT);
+    let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(e.to_string()))?.with_timeout(REQUEST_TIMEOUT);
     // Without negotiation bollard speaks its own (newer) default version,
     // which an older daemon refuses.
     docker.negotiate_version().await.map_err(|e| unreachable(e.to_string()))

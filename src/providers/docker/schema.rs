@@ -54,11 +54,7 @@ pub fn provider_schema() -> Schema {
 
 /// The resource types the `docker` provider offers.
 pub fn resource_types() -> Vec<ResourceType> {
-    vec![ResourceType {
-        name: SERVICE_TYPE,
-        schema_version: 0,
-        schema: service_schema(),
-    }]
+    vec![ResourceType { name: SERVICE_TYPE, schema_version: 0, schema: service_schema() }]
 }
 
 fn string_map() -> AttrType {
@@ -79,17 +75,13 @@ fn service_schema() -> Schema {
             AttrSchema::new("replicas", AttrType::Number)
                 .default(Value::Number(1.0))
                 .describe("containers numbered exactly 1..N, named PROJECT-SERVICE-N"),
-            AttrSchema::new("image", AttrType::String)
-                .required()
-                .describe("a change recreates the containers"),
+            AttrSchema::new("image", AttrType::String).required().describe("a change recreates the containers"),
             // Optional and computed: when omitted the containers run the
             // image's CMD, as under compose, and that is not drift.
             AttrSchema::new("command", AttrType::List(Box::new(AttrType::String)))
                 .optional_computed()
                 .describe("a change recreates the containers; default: the image's CMD"),
-            AttrSchema::new("env", string_map())
-                .default(Value::Map(BTreeMap::new()))
-                .describe("a change recreates the containers"),
+            AttrSchema::new("env", string_map()).default(Value::Map(BTreeMap::new())).describe("a change recreates the containers"),
             AttrSchema::new("labels", string_map())
                 .default(Value::Map(BTreeMap::new()))
                 .describe("user labels; a change recreates the containers"),
@@ -219,19 +211,14 @@ impl ServiceSpec {
         let opt_text = |name: &str| v.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
         let replicas = match v.get("replicas") {
             None | Some(Value::Null) => 1,
-            Some(r) => r
-                .as_i64()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| format!("replicas must be a whole number ≥ 0, not {r}"))?,
+            Some(r) => r.as_i64().filter(|n| *n >= 0).ok_or_else(|| format!("replicas must be a whole number ≥ 0, not {r}"))?,
         };
         let command = match v.get("command") {
             None | Some(Value::Null) => None,
             Some(c) => Some(string_list(c).ok_or("command must be a list of strings")?),
         };
         let memory = |name: &str| -> Result<Option<i64>, String> {
-            opt_text(name)
-                .map(|m| parse_memory(m).map_err(|e| format!("{name}: {e}")))
-                .transpose()
+            opt_text(name).map(|m| parse_memory(m).map_err(|e| format!("{name}: {e}"))).transpose()
         };
         Ok(ServiceSpec {
             project: text("project")?,
@@ -274,11 +261,7 @@ pub fn string_list(v: &Value) -> Option<Vec<String>> {
 /// A map of strings; non-primitive values are skipped (type-checked earlier).
 pub fn string_map_of(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_map)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.to_template_string()?)))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.to_template_string()?))).collect())
         .unwrap_or_default()
 }
 
@@ -289,12 +272,7 @@ pub fn string_map_of(v: Option<&Value>) -> BTreeMap<String, String> {
 /// problem. Unknown values are left alone: they are checked when known.
 pub fn validate_service(config: &Value) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
-    let mut problem = |attr: &str, message: String| {
-        problems.push(ConfigProblem {
-            attribute: Some(attr.into()),
-            message,
-        })
-    };
+    let mut problem = |attr: &str, message: String| problems.push(ConfigProblem { attribute: Some(attr.into()), message });
     // Compose's own rule for project names; container names allow a bit more.
     if let Some(p) = config.get("project").and_then(Value::as_str)
         && !valid_name(p, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
@@ -373,10 +351,9 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
         shape.recomputed.push("containers".into());
     }
     if !recreate_for.is_empty() {
-        shape.notes.push(format!(
-            "{} changed: containers are recreated one at a time (stop, remove, create, start)",
-            recreate_for.join(", ")
-        ));
+        shape
+            .notes
+            .push(format!("{} changed: containers are recreated one at a time (stop, remove, create, start)", recreate_for.join(", ")));
     }
     for a in &unset {
         shape.notes.push(format!("{a} removed: Docker cannot unset a limit live, so the containers are recreated"));
@@ -399,7 +376,18 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
         } else if after < before {
             shape.notes.push(format!("scale {before} → {after}: removes {} .. {}, highest first", name(before), name(after + 1)));
         }
-        if !shape.recomputed.iter().any(|r| r == "containers") {
+        let recreating = shape.recomputed.iter().any(|r| r == "containers");
+        if after < before && !recreating {
+            // A pure scale-down keeps containers 1..N as they are: say so now,
+            // so whatever lists them (an upstream) is updated before they go.
+            let kept: Vec<Value> = prior
+                .get("containers")
+                .and_then(Value::as_list)
+                .map(|items| items.iter().filter(|c| c.get("number").and_then(Value::as_i64).is_some_and(|n| n <= after)).cloned().collect())
+                .unwrap_or_default();
+            shape.predicted.insert("containers".into(), Value::List(kept));
+            shape.shrinks = true;
+        } else if !recreating {
             shape.recomputed.push("containers".into());
         }
     }

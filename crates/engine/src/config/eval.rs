@@ -41,6 +41,12 @@ impl<'a> Scope<'a> {
     fn lookup(&self, name: &str) -> Option<&Value> {
         self.bindings.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v).or_else(|| self.base.get(name))
     }
+
+    /// A name of the base namespace not shadowed by a binding, borrowed for
+    /// the namespace's lifetime (so the scope stays usable meanwhile).
+    fn base_lookup(&self, name: &str) -> Option<&'a Value> {
+        if self.bindings.iter().any(|(n, _)| n == name) { None } else { self.base.get(name) }
+    }
 }
 
 /// Evaluates an expression that must not reference anything (settings
@@ -205,6 +211,16 @@ impl<'f> Evaluator<'f> {
                 funcs::call(name, args).map_err(|message| self.err(call.span(), format!("Invalid function call: {message}")))
             }
             Expression::Traversal(t) => {
+                // `TYPE.NAME[i].attr` would otherwise clone every instance of
+                // TYPE to read one attribute: per instance, that is quadratic.
+                // Walk plain maps and lists by reference, then clone the part
+                // reached and let `traverse` do the rest (same result).
+                if let Expression::Variable(v) = &t.expr {
+                    if let Some(base) = scope.base_lookup(v.as_str()) {
+                        let (reached, done) = self.walk_plain(base, &t.operators, scope)?;
+                        return self.traverse(reached.clone(), &t.operators[done..], scope, &t.expr);
+                    }
+                }
                 let base = self.eval(&t.expr, scope)?;
                 self.traverse(base, &t.operators, scope, &t.expr)
             }
@@ -282,6 +298,35 @@ impl<'f> Evaluator<'f> {
             }
         };
         Ok(remark(result, sensitive))
+    }
+
+    /// Follows leading attribute and index operators through unmarked maps
+    /// and lists by reference; stops at the first operator whose result is
+    /// not simply a child (marks, unknowns, errors, splats: `traverse`
+    /// handles those). Returns the value reached and how many operators it
+    /// followed.
+    fn walk_plain<'v>(&self, base: &'v Value, ops: &[hcl_edit::Decorated<TraversalOperator>], scope: &mut Scope<'_>) -> Result<(&'v Value, usize), Diag> {
+        let mut current = base;
+        for (i, op) in ops.iter().enumerate() {
+            let next = match (op.value(), current) {
+                (TraversalOperator::GetAttr(name), Value::Map(map)) => map.get(name.as_str()),
+                (TraversalOperator::Index(index), Value::List(items)) => match self.eval(index, scope)? {
+                    key @ Value::Number(_) => key.as_i64().and_then(|k| usize::try_from(k).ok()).and_then(|k| items.get(k)),
+                    _ => None,
+                },
+                (TraversalOperator::Index(index), Value::Map(map)) => match self.eval(index, scope)? {
+                    Value::String(k) => map.get(&k),
+                    _ => None,
+                },
+                (TraversalOperator::LegacyIndex(n), Value::List(items)) => usize::try_from(*n.value()).ok().and_then(|k| items.get(k)),
+                _ => None,
+            };
+            match next {
+                Some(v) => current = v,
+                None => return Ok((current, i)),
+            }
+        }
+        Ok((current, ops.len()))
     }
 
     fn traverse(&self, base: Value, ops: &[hcl_edit::Decorated<TraversalOperator>], scope: &mut Scope<'_>, root: &Expression) -> Result<Value, Diag> {

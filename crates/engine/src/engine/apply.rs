@@ -64,6 +64,11 @@ enum Kind {
     Drain,
     /// Re-apply `subject` with the change's instance again.
     Restore,
+    /// No action: joins the steps of one resource so that the steps of
+    /// another can wait for all of them through one edge each (pairwise
+    /// edges between two counted resources are quadratic). Never sent;
+    /// passed as soon as what it waits for has finished.
+    Barrier,
 }
 
 struct Step {
@@ -107,8 +112,14 @@ pub async fn apply(
             dependents[*d].push(i);
         }
     }
-    let mut ready: BTreeSet<usize> = (0..steps.len()).filter(|i| waiting[*i] == 0).collect();
+    let mut ready: BTreeSet<usize> = BTreeSet::new();
     let mut skipped: HashSet<usize> = HashSet::new();
+    // Barriers passed; they count as attempted steps.
+    let mut passed = 0usize;
+    let initially: Vec<usize> = (0..steps.len()).filter(|i| waiting[*i] == 0).collect();
+    for i in initially {
+        make_ready(i, &steps, &dependents, &mut waiting, &skipped, &mut ready, &mut passed);
+    }
     let mut in_flight: HashMap<ResourceAddr, usize> = HashMap::new();
     let mut applied_resources: HashSet<ResourceAddr> = HashSet::new();
     let mut running = tokio::task::JoinSet::new();
@@ -290,6 +301,8 @@ pub async fn apply(
                             entries.push(JournalEntry::Set { address: req.addr.clone(), resource: entry.clone(), token: req.token.clone() });
                             finished.push((i, Some((req.addr.clone(), entry, value))));
                         }
+                        // Barriers are passed, never sent (see make_ready).
+                        Kind::Barrier => {}
                         Kind::Delete => {
                             if !step.keep_state {
                                 entries.push(JournalEntry::Remove { address: req.addr.clone() });
@@ -335,13 +348,13 @@ pub async fn apply(
             for &d in &dependents[i] {
                 waiting[d] = waiting[d].saturating_sub(1);
                 if waiting[d] == 0 && !skipped.contains(&d) {
-                    ready.insert(d);
+                    make_ready(d, &steps, &dependents, &mut waiting, &skipped, &mut ready, &mut passed);
                 }
             }
         }
     }
     let cancelled = options.cancel.load(Ordering::SeqCst);
-    let stuck = steps.len().saturating_sub(attempted + skipped.len());
+    let stuck = steps.len().saturating_sub(attempted + passed + skipped.len());
     if !cancelled && stuck > 0 {
         // Every step either ran, failed or was skipped, unless the step
         // graph had a cycle: never report such a run as a success.
@@ -453,6 +466,25 @@ fn describe(step: &Step, changes: &[ResourceChange], req: &ApplyRequest) -> Stri
     }
 }
 
+/// Puts step `i` (nothing left to wait for) into `ready`; a barrier is
+/// passed at once instead, releasing its own dependents.
+fn make_ready(i: usize, steps: &[Step], dependents: &[Vec<usize>], waiting: &mut [usize], skipped: &HashSet<usize>, ready: &mut BTreeSet<usize>, passed: &mut usize) {
+    let mut stack = vec![i];
+    while let Some(n) = stack.pop() {
+        if steps[n].kind != Kind::Barrier {
+            ready.insert(n);
+            continue;
+        }
+        *passed += 1;
+        for &d in &dependents[n] {
+            waiting[d] = waiting[d].saturating_sub(1);
+            if waiting[d] == 0 && !skipped.contains(&d) {
+                stack.push(d);
+            }
+        }
+    }
+}
+
 fn skip_dependents(i: usize, dependents: &[Vec<usize>], skipped: &mut HashSet<usize>) {
     let mut stack = vec![i];
     while let Some(n) = stack.pop() {
@@ -549,8 +581,23 @@ fn strip_unknown_computed(value: Value, computed: &[&str]) -> Value {
     }
 }
 
+/// The pairwise ordering rules between the changes of a resource and those
+/// of a resource it depends on, each carried by one barrier step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Rule {
+    /// Non-update dependents wait for every create/update of the dependency.
+    UpAll,
+    /// Updated dependents wait for the creates/updates that do not shrink.
+    UpNotShrinking,
+    /// The updates of dependents, which a shrinking update and the
+    /// destroys (other than destroy-then-create) of the dependency wait for.
+    UpdatedDependents,
+    /// The destroys of dependents, which destroys of the dependency wait for.
+    DestroyedDependents,
+}
+
 /// Steps and their dependencies (indexes of steps that must finish first).
-fn build_steps(changes: &[ResourceChange], state: &State, drains: &super::drain::Drains) -> (Vec<Step>, Vec<BTreeSet<usize>>) {
+fn build_steps<'c>(changes: &'c [ResourceChange], state: &State, drains: &super::drain::Drains) -> (Vec<Step>, Vec<BTreeSet<usize>>) {
     let mut steps = Vec::new();
     let mut up: HashMap<usize, usize> = HashMap::new();
     let mut down: HashMap<usize, usize> = HashMap::new();
@@ -646,34 +693,83 @@ fn build_steps(changes: &[ResourceChange], state: &State, drains: &super::drain:
     for (ci, c) in changes.iter().enumerate() {
         by_resource.entry(&c.addr.resource).or_default().push(ci);
     }
+    // Each pairwise rule below (x a change of a resource that depends on
+    // resource S, y a change of S) is carried by a barrier per S and rule:
+    // one edge per step instead of one per pair, the same order.
+    let mut barriers: HashMap<(&ResourceAddr, Rule), usize> = HashMap::new();
+    let mut barrier = |steps: &mut Vec<Step>, deps: &mut Vec<BTreeSet<usize>>, r: &'c ResourceAddr, rule: Rule| -> usize {
+        *barriers.entry((r, rule)).or_insert_with(|| {
+            steps.push(Step { change: 0, subject: None, kind: Kind::Barrier, acquires: false, releases: false, keep_state: false });
+            deps.push(BTreeSet::new());
+            steps.len() - 1
+        })
+    };
     for (ci, c) in changes.iter().enumerate() {
-        let mut dep_resources: BTreeSet<ResourceAddr> = c.depends_on.iter().map(|a| a.resource.clone()).collect();
-        if let Some(entry) = state.resources.get(&c.addr) {
-            dep_resources.extend(entry.dependencies.iter().filter_map(|d| format!("{d}").parse::<InstanceAddr>().ok()).map(|a| a.resource));
-        }
+        let mut dep_resources: BTreeSet<&ResourceAddr> = c.depends_on.iter().map(|a| &a.resource).collect();
+        let from_state: Vec<ResourceAddr> = state
+            .resources
+            .get(&c.addr)
+            .map(|entry| entry.dependencies.iter().filter_map(|d| format!("{d}").parse::<InstanceAddr>().ok()).map(|a| a.resource).collect())
+            .unwrap_or_default();
+        let from_state: Vec<&ResourceAddr> = from_state.iter().filter_map(|r| by_resource.get_key_value(r).map(|(k, _)| *k)).collect();
+        dep_resources.extend(from_state);
         dep_resources.remove(&c.addr.resource);
         for r in dep_resources {
-            for &yi in by_resource.get(&r).map(Vec::as_slice).unwrap_or(&[]) {
-                if changes[yi].reason.as_deref() == Some("delete_duplicate") {
-                    continue;
+            if !by_resource.contains_key(r) {
+                continue;
+            }
+            // Create/update after what it depends on is created/updated;
+            // but a dependency that only sheds members (scale-down) goes
+            // after its dependents stopped listing them.
+            if let Some(&xu) = up.get(&ci) {
+                let rule = if c.action == Action::Update { Rule::UpNotShrinking } else { Rule::UpAll };
+                let b = barrier(&mut steps, &mut deps, r, rule);
+                deps[xu].insert(b);
+                if c.action == Action::Update {
+                    let b = barrier(&mut steps, &mut deps, r, Rule::UpdatedDependents);
+                    deps[b].insert(xu);
                 }
-                // Create/update after what it depends on is created/updated.
-                if let (Some(&xu), Some(&yu)) = (up.get(&ci), up.get(&yi)) {
-                    deps[xu].insert(yu);
+            }
+            // A dependency is destroyed only after its dependents were
+            // destroyed, or updated when they stay.
+            if let Some(&xd) = down.get(&ci) {
+                let b = barrier(&mut steps, &mut deps, r, Rule::DestroyedDependents);
+                deps[b].insert(xd);
+            }
+        }
+    }
+    for (&(r, rule), &b) in &barriers {
+        for &yi in by_resource.get(r).map(Vec::as_slice).unwrap_or(&[]) {
+            let y = &changes[yi];
+            if y.reason.as_deref() == Some("delete_duplicate") {
+                continue;
+            }
+            match rule {
+                Rule::UpAll => {
+                    if let Some(&yu) = up.get(&yi) {
+                        deps[b].insert(yu);
+                    }
                 }
-                // A dependency is destroyed only after its dependents were
-                // destroyed, or updated when they stay.
-                if let Some(&yd) = down.get(&yi) {
-                    if let Some(&xd) = down.get(&ci) {
-                        deps[yd].insert(xd);
-                    } else if let (Some(&xu), Action::Update) = (up.get(&ci), c.action) {
-                        // A dependency that is replaced (destroy, then
-                        // create) must exist again before the dependent's
-                        // update can use its new values: ordering the
-                        // destroy after that update would be a cycle.
-                        if changes[yi].action != Action::DeleteThenCreate {
-                            deps[yd].insert(xu);
-                        }
+                Rule::UpNotShrinking => {
+                    if let (Some(&yu), false) = (up.get(&yi), y.shrinks) {
+                        deps[b].insert(yu);
+                    }
+                }
+                Rule::UpdatedDependents => {
+                    if let (Some(&yu), true) = (up.get(&yi), y.shrinks) {
+                        deps[yu].insert(b);
+                    }
+                    // A dependency that is replaced (destroy, then create)
+                    // must exist again before the dependent's update can
+                    // use its new values: ordering the destroy after that
+                    // update would be a cycle.
+                    if let (Some(&yd), false) = (down.get(&yi), y.action == Action::DeleteThenCreate) {
+                        deps[yd].insert(b);
+                    }
+                }
+                Rule::DestroyedDependents => {
+                    if let Some(&yd) = down.get(&yi) {
+                        deps[yd].insert(b);
                     }
                 }
             }

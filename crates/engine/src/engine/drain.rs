@@ -22,6 +22,9 @@ pub type Drains = BTreeMap<usize, Vec<InstanceAddr>>;
 /// Finds the drains of a plan's disruptive updates.
 pub fn find(world: &mut World, state: &State, changes: &[ResourceChange]) -> Result<Drains, Diags> {
     let mut drains = Drains::new();
+    // An instance being destroyed or replaced is not re-applied around others.
+    let going: BTreeSet<&InstanceAddr> =
+        changes.iter().filter(|c| matches!(c.action, Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete)).map(|c| &c.addr).collect();
     let config = world.config.clone();
     let graph = world.graph.clone();
     for (ci, change) in changes.iter().enumerate() {
@@ -35,6 +38,9 @@ pub fn find(world: &mut World, state: &State, changes: &[ResourceChange]) -> Res
             }
             let instances: Vec<InstanceAddr> = state.resources.keys().filter(|a| a.resource == listing.addr).cloned().collect();
             for u in instances {
+                if going.contains(&u) {
+                    continue;
+                }
                 let Some(exp) = world.expansion_of(listing, &u)? else { continue };
                 let normal = world.eval_instance(listing, &exp)?;
                 let without = world.eval_instance_excluding(listing, &exp, &excluded)?;

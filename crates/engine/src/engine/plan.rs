@@ -198,6 +198,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
             notes: vec![format!("extra object {} carries this address; the object in state is kept", obj.id)],
             depends_on: vec![],
             fingerprint: format!("duplicate:{}", obj.id),
+            shrinks: false,
         });
     }
     if diags.has_errors() {
@@ -257,11 +258,9 @@ fn plan_resource(
     let provider = registry.provider(provider_name).expect("registered types have providers").clone();
     let exps = world.expand(resource)?;
     let deps: Vec<String> = graph.resource_deps(&Node::Resource(resource.addr.clone())).iter().map(|r| r.to_string()).collect();
-    let dep_addrs: Vec<InstanceAddr> = graph
-        .resource_deps(&Node::Resource(resource.addr.clone()))
-        .iter()
-        .flat_map(|r| instances_of(state, world, r))
-        .collect();
+    // One keyless address per resource depended on: apply orders by
+    // resource, and listing every instance in every change is quadratic.
+    let dep_addrs: Vec<InstanceAddr> = graph.resource_deps(&Node::Resource(resource.addr.clone())).iter().map(|r| r.instance(None)).collect();
     let mut diags = Diags::new();
     let mut values = Vec::new();
     let keys: BTreeSet<Option<InstanceKey>> = exps.iter().map(|e| e.key.clone()).collect();
@@ -312,6 +311,7 @@ fn plan_resource(
                 notes: diff.notes,
                 depends_on: dep_addrs.clone(),
                 fingerprint: fingerprint(state, &addr),
+                shrinks: diff.shrinks,
             });
         }
     }
@@ -342,11 +342,6 @@ fn plan_resource(
     Ok(())
 }
 
-/// Addresses of the instances of a resource, from state and configuration.
-fn instances_of(state: &State, _world: &World, r: &ResourceAddr) -> Vec<InstanceAddr> {
-    state.resources.range(r.instance(None)..).take_while(|(a, _)| &a.resource == r).map(|(a, _)| a.clone()).collect::<Vec<_>>().into_iter().chain(std::iter::once(r.instance(None))).collect()
-}
-
 fn resolve_max_unavailable(world: &World, resource: &Resource, total: usize) -> Result<usize, Diags> {
     let Some(expr) = &resource.max_unavailable else { return Ok(1) };
     let value = eval::eval(expr, &mut Scope::new(world.namespace(&resource.addr.module)))?.deep_unmarked();
@@ -371,6 +366,7 @@ fn resolve_max_unavailable(world: &World, resource: &Resource, total: usize) -> 
 
 /// The result of diffing one instance.
 pub struct InstanceDiff {
+    pub shrinks: bool,
     pub action: Action,
     pub planned: Value,
     pub replace_paths: Vec<String>,
@@ -415,6 +411,7 @@ pub fn diff_instance(
             planned.insert(attr.name.to_string(), Value::Unknown);
         }
         return InstanceDiff {
+            shrinks: false,
             action: Action::Create,
             planned: Value::Map(planned),
             replace_paths: vec![],
@@ -446,6 +443,7 @@ pub fn diff_instance(
             planned.insert(attr.name.to_string(), Value::Unknown);
         }
         return InstanceDiff {
+            shrinks: false,
             action: if resource.lifecycle.create_before_destroy { Action::CreateThenDelete } else { Action::DeleteThenCreate },
             planned: Value::Map(planned),
             replace_paths,
@@ -456,12 +454,16 @@ pub fn diff_instance(
         };
     }
     if changed.is_empty() {
-        return InstanceDiff { action: Action::NoOp, planned: Value::Map(planned), replace_paths, reason: None, disruption: None, notes: vec![], changed };
+        return InstanceDiff { shrinks: false, action: Action::NoOp, planned: Value::Map(planned), replace_paths, reason: None, disruption: None, notes: vec![], changed };
     }
     for name in &shape.recomputed {
         planned.insert(name.clone(), Value::Unknown);
     }
+    for (name, value) in &shape.predicted {
+        planned.insert(name.clone(), value.clone());
+    }
     InstanceDiff {
+        shrinks: shape.shrinks,
         action: Action::Update,
         planned: Value::Map(planned),
         replace_paths,
@@ -487,6 +489,7 @@ fn delete_change(addr: &InstanceAddr, entry: &crate::state::ResourceState, reaso
         notes: vec![],
         depends_on: vec![],
         fingerprint: fingerprint(state, addr),
+        shrinks: false,
     }
 }
 

@@ -91,6 +91,12 @@ impl World {
                     let call = &self.config.modules[&parent].calls[&call_name];
                     let given = match call.inputs.get(name) {
                         Some(expr) => Some(eval::eval(expr, &mut Scope::new(self.namespace(&parent)))?),
+                        None if var.default.is_none() => {
+                            return Err(Diag::error(format!("Module {call_name:?} needs a value for its input {name:?}"))
+                                .at(call.location.clone())
+                                .with_detail(format!("Add {name} = ... to the module block (declared at {}:{}).", var.location.path.display(), var.location.line))
+                                .into());
+                        }
                         None => None,
                     };
                     vars::finalize(var, given)?

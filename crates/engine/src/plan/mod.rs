@@ -74,8 +74,12 @@ pub struct ResourceChange {
     pub disruption: Option<String>,
     /// Extra lines a reviewer should read (e.g. `pending restart`).
     pub notes: Vec<String>,
-    /// Instances this one depends on (after the change).
+    /// Resources this one depends on (after the change), one keyless
+    /// address each; apply orders by resource.
     pub depends_on: Vec<InstanceAddr>,
+    /// The update only removes members (scale-down): dependents go first.
+    #[serde(default)]
+    pub shrinks: bool,
     /// Hash of what the change was computed from (state entry and refreshed
     /// object); `apply PLANFILE` refuses the change when it differs.
     pub fingerprint: String,

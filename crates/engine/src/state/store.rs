@@ -207,8 +207,8 @@ impl StateStore for LocalStore {
 /// A segment starts at a `Begin`. One whose serial is below the state's was
 /// committed already (the run crashed after the rename, before deleting the
 /// journal) and is skipped. When no state file exists, the first segment
-/// supplies the lineage and serial.
-fn replay_segments(
+/// supplies the lineage and serial. Shared by every store (local, S3).
+pub fn replay_segments(
     state: &mut State,
     exists: bool,
     entries: &[JournalEntry],

@@ -30,6 +30,7 @@ fn change(address: &str, action: Action, before: Option<Value>, after: Option<Va
         notes: Vec::new(),
         depends_on: Vec::new(),
         fingerprint: "fp".to_string(),
+        shrinks: false,
     }
 }
 

@@ -1,0 +1,447 @@
+//! Engine tests with a small in-test provider: the apply walk's ordering,
+//! rollout bounds, parallelism, failure handling, retries and the
+//! resolution of values known only after apply, driven through
+//! `engine::plan::plan` and `engine::apply::apply` with a `LocalStore` in a
+//! temporary directory, wired the way the CLI wires them.
+//!
+//! The provider offers `test_thing { name (replace), size (in place,
+//! disruption "restart"), input (any), id (computed) }`. It records every
+//! apply call in order and counts how many calls, and how many disruptive
+//! ones, run at once; each call sleeps briefly so that concurrent calls
+//! overlap. Nothing here touches the network.
+
+use async_trait::async_trait;
+use himaplan_engine::addr::InstanceAddr;
+use himaplan_engine::builtin::BuiltinProvider;
+use himaplan_engine::config::load;
+use himaplan_engine::diag::Diags;
+use himaplan_engine::engine::NoHooks;
+use himaplan_engine::engine::apply::{self, ApplyOptions, ApplyOutcome};
+use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions};
+use himaplan_engine::graph;
+use himaplan_engine::provider::{
+    ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, Registry,
+    ResourceType, Schema,
+};
+use himaplan_engine::state::{LocalStore, StateStore};
+use himaplan_engine::value::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One recorded apply call.
+#[derive(Debug, Clone)]
+struct Call {
+    action: ApplyAction,
+    addr: String,
+    planned: Value,
+}
+
+/// The in-test provider serving `test_thing`.
+#[derive(Default)]
+struct TestProvider {
+    calls: Mutex<Vec<Call>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    disrupting: AtomicUsize,
+    max_disrupting: AtomicUsize,
+    /// Addresses whose every apply fails permanently.
+    fail: Mutex<HashSet<String>>,
+    /// Addresses whose next N applies fail transiently.
+    transient: Mutex<HashMap<String, u32>>,
+    attempts: Mutex<HashMap<String, u32>>,
+}
+
+const TYPE: &str = "test_thing";
+
+fn bump_max(current: usize, max: &AtomicUsize) {
+    max.fetch_max(current, Ordering::SeqCst);
+}
+
+#[async_trait]
+impl Provider for TestProvider {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![ResourceType {
+            name: TYPE,
+            schema_version: 0,
+            schema: Schema {
+                attributes: vec![
+                    AttrSchema::new("name", AttrType::String).replace(),
+                    AttrSchema::new("size", AttrType::Number).disruption("restart"),
+                    AttrSchema::new("input", AttrType::Any),
+                    AttrSchema::new("id", AttrType::String).computed(),
+                ],
+                blocks: vec![],
+            },
+        }]
+    }
+
+    async fn configure(&self, _config: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        Ok(ReadResponse { current: req.items.into_iter().map(|i| Some(i.prior)).collect(), others: vec![] })
+    }
+
+    async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
+        let addr = req.addr.to_string();
+        *self.attempts.lock().unwrap().entry(addr.clone()).or_default() += 1;
+        let disruptive = req.action == ApplyAction::Update && req.changed.iter().any(|c| c == "size");
+        bump_max(self.running.fetch_add(1, Ordering::SeqCst) + 1, &self.max_running);
+        if disruptive {
+            bump_max(self.disrupting.fetch_add(1, Ordering::SeqCst) + 1, &self.max_disrupting);
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        if disruptive {
+            self.disrupting.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+
+        if self.fail.lock().unwrap().contains(&addr) {
+            return Err(ProviderError::Permanent(format!("{addr} is refused by the test")));
+        }
+        if let Some(left) = self.transient.lock().unwrap().get_mut(&addr).filter(|n| **n > 0) {
+            *left -= 1;
+            return Err(ProviderError::Transient("503 Slow Down".into()));
+        }
+        self.calls.lock().unwrap().push(Call { action: req.action, addr: addr.clone(), planned: req.planned.clone() });
+        match req.action {
+            ApplyAction::Delete => Ok(Value::Null),
+            ApplyAction::Create | ApplyAction::Update => {
+                let mut attrs = req.planned.as_map().cloned().unwrap_or_default();
+                let id = match req.prior.get("id") {
+                    Some(Value::String(id)) => id.clone(),
+                    _ => format!("id-{addr}"),
+                };
+                attrs.insert("id".into(), Value::String(id));
+                Ok(Value::Map(attrs))
+            }
+        }
+    }
+
+    async fn import(&self, _rtype: &str, _addr: &InstanceAddr, _id: &str, _lineage: &str) -> Result<Value, ProviderError> {
+        Err(ProviderError::Permanent("import is not supported by the test provider".into()))
+    }
+}
+
+/// A configuration directory with its state, and the provider applying it.
+struct Harness {
+    dir: tempfile::TempDir,
+    provider: Arc<TestProvider>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness { dir: tempfile::tempdir().expect("tempdir"), provider: Arc::new(TestProvider::default()) }
+    }
+
+    fn store(&self) -> LocalStore {
+        LocalStore::new(self.dir.path().join("state.json"))
+    }
+
+    /// Forgets what earlier runs recorded.
+    fn reset(&self) {
+        self.provider.calls.lock().unwrap().clear();
+        self.provider.max_running.store(0, Ordering::SeqCst);
+        self.provider.max_disrupting.store(0, Ordering::SeqCst);
+    }
+
+    /// Plans `hcl` against the state and applies the whole plan, as
+    /// `himaplan apply --auto-approve --parallelism N` does.
+    async fn apply(&self, hcl: &str, parallelism: usize) -> Result<ApplyOutcome, Diags> {
+        std::fs::write(self.dir.path().join("main.hcl"), hcl).expect("write main.hcl");
+        let config = Arc::new(load::load_dir(self.dir.path())?);
+        let graph = Arc::new(graph::build(&config)?);
+        let mut registry = Registry::new();
+        registry.register(Arc::new(BuiltinProvider));
+        registry.register(self.provider.clone());
+        let store = self.store();
+        let snapshot = store.read().await.map_err(|e| Diags::from(himaplan_engine::diag::Diag::error(e.to_string())))?;
+        let input = PlanInput {
+            config,
+            graph,
+            registry,
+            root_vars: BTreeMap::new(),
+            state: snapshot.state.clone(),
+            intents: snapshot.unfinished_intents.clone(),
+            options: PlanOptions::default(),
+        };
+        let planned = plan::plan(input, &NoHooks).await?;
+        let changes = planned.plan.changes.clone();
+        let options = ApplyOptions { parallelism, ..ApplyOptions::default() };
+        apply::apply(planned, changes, &store, snapshot.text.clone(), options, &NoHooks).await
+    }
+
+    /// Applies and expects no errors.
+    async fn converge(&self, hcl: &str) -> ApplyOutcome {
+        let outcome = self.apply(hcl, 10).await.unwrap_or_else(|d| panic!("plan failed:\n{d}"));
+        assert!(!outcome.errors.has_errors(), "apply failed:\n{}", outcome.errors);
+        outcome
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.provider.calls.lock().unwrap().clone()
+    }
+
+    /// `"create test_thing.a"`-style lines of every call, in order.
+    fn log(&self) -> Vec<String> {
+        self.calls().iter().map(|c| format!("{} {}", verb(c.action), c.addr)).collect()
+    }
+
+    fn position(&self, line: &str) -> usize {
+        let log = self.log();
+        log.iter().position(|l| l == line).unwrap_or_else(|| panic!("{line:?} not in {log:?}"))
+    }
+
+    async fn state_addresses(&self) -> Vec<String> {
+        self.store().read().await.expect("read state").state.resources.keys().map(|a| a.to_string()).collect()
+    }
+}
+
+fn verb(action: ApplyAction) -> &'static str {
+    match action {
+        ApplyAction::Create => "create",
+        ApplyAction::Update => "update",
+        ApplyAction::Delete => "delete",
+    }
+}
+
+const CHAIN: &str = r#"
+resource "test_thing" "a" {
+  name = "a"
+}
+
+resource "test_thing" "b" {
+  name  = "b"
+  input = test_thing.a.id
+}
+"#;
+
+#[tokio::test]
+async fn dependencies_are_created_first() {
+    // b refers to a, so a's create is sent and finished before b's.
+    let h = Harness::new();
+    h.converge(CHAIN).await;
+    assert!(h.position("create test_thing.a") < h.position("create test_thing.b"), "{:?}", h.log());
+}
+
+#[tokio::test]
+async fn known_after_apply_values_are_resolved_before_the_dependent_is_applied() {
+    // b.input = a.id is unknown at plan time; the create request for b carries a's real id.
+    let h = Harness::new();
+    h.converge(CHAIN).await;
+    let b = h.calls().into_iter().find(|c| c.addr == "test_thing.b").expect("b was created");
+    assert_eq!(b.planned.get("input"), Some(&Value::String("id-test_thing.a".into())), "{:?}", b.planned);
+}
+
+#[tokio::test]
+async fn destroys_run_in_reverse_dependency_order() {
+    // Removing both resources destroys b (the dependent) before a.
+    let h = Harness::new();
+    h.converge(CHAIN).await;
+    h.reset();
+    h.converge("").await;
+    assert!(h.position("delete test_thing.b") < h.position("delete test_thing.a"), "{:?}", h.log());
+    assert!(h.state_addresses().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dependency_is_destroyed_only_after_its_dependents_are_updated() {
+    // Scaling web 2 → 1 updates the lb listing the web ids before web[1] is destroyed (it leaves the upstream first).
+    let config = |count: u32| {
+        format!(
+            r#"
+resource "test_thing" "web" {{
+  count = {count}
+  name  = "web-${{count.index}}"
+}}
+
+resource "test_thing" "lb" {{
+  name  = "lb"
+  input = [for w in test_thing.web : w.id]
+}}
+"#
+        )
+    };
+    let h = Harness::new();
+    h.converge(&config(2)).await;
+    h.reset();
+    h.converge(&config(1)).await;
+    assert!(h.position("update test_thing.lb") < h.position("delete test_thing.web[1]"), "{:?}", h.log());
+    let lb = h.calls().into_iter().find(|c| c.addr == "test_thing.lb").expect("lb updated");
+    assert_eq!(lb.planned.get("input"), Some(&Value::List(vec![Value::String("id-test_thing.web[0]".into())])));
+}
+
+fn fleet(count: usize, size: u32, rollout: Option<&str>) -> String {
+    let rollout = rollout.map(|r| format!("  rollout {{\n    max_unavailable = {r}\n  }}\n")).unwrap_or_default();
+    format!("resource \"test_thing\" \"web\" {{\n  count = {count}\n  name  = \"web-${{count.index}}\"\n  size  = {size}\n{rollout}}}\n")
+}
+
+/// Resizes a fleet of `count` and returns the most disruptive updates seen at once.
+async fn resize_fleet(count: usize, rollout: Option<&str>, parallelism: usize) -> usize {
+    let h = Harness::new();
+    h.converge(&fleet(count, 1, rollout)).await;
+    h.reset();
+    let outcome = h.apply(&fleet(count, 2, rollout), parallelism).await.expect("plan");
+    assert!(!outcome.errors.has_errors(), "{}", outcome.errors);
+    let updates = h.log().iter().filter(|l| l.starts_with("update ")).count();
+    assert_eq!(updates, count, "every instance is resized in place: {:?}", h.log());
+    h.provider.max_disrupting.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn rollout_bounds_concurrent_disruptive_updates() {
+    // A disruptive resize of a fleet disrupts at most max_unavailable instances at a time (default 1, a number, or a rounded-down percentage).
+    let cases: &[(&str, usize, Option<&str>, usize)] = &[
+        ("default is 1", 4, None, 1),
+        ("max_unavailable = 1", 4, Some("1"), 1),
+        ("max_unavailable = 2", 4, Some("2"), 2),
+        ("50% of 6 is 3", 6, Some("\"50%\""), 3),
+        ("10% of 4 rounds down to the minimum of 1", 4, Some("\"10%\""), 1),
+    ];
+    for (what, count, rollout, want) in cases {
+        let seen = resize_fleet(*count, *rollout, 10).await;
+        assert_eq!(seen, *want, "{what}: at most {want} disruptive updates at once (and the bound is used), saw {seen}");
+    }
+}
+
+#[tokio::test]
+async fn parallelism_one_runs_every_action_serially() {
+    // Eight independent creates with --parallelism 1 never overlap; with 10 they do.
+    let config = "resource \"test_thing\" \"n\" {\n  count = 8\n  name  = \"n-${count.index}\"\n}\n";
+    let serial = Harness::new();
+    let outcome = serial.apply(config, 1).await.expect("plan");
+    assert!(!outcome.errors.has_errors(), "{}", outcome.errors);
+    assert_eq!(serial.calls().len(), 8);
+    assert_eq!(serial.provider.max_running.load(Ordering::SeqCst), 1);
+
+    let parallel = Harness::new();
+    parallel.apply(config, 10).await.expect("plan");
+    assert!(parallel.provider.max_running.load(Ordering::SeqCst) > 1, "independent creates run concurrently");
+}
+
+#[tokio::test]
+async fn a_failure_stops_dependents_but_not_independent_actions() {
+    // a fails permanently: b (which needs a) is never sent, c (independent) is created and recorded in state.
+    let h = Harness::new();
+    h.provider.fail.lock().unwrap().insert("test_thing.a".into());
+    let config = format!("{CHAIN}\nresource \"test_thing\" \"c\" {{\n  name = \"c\"\n}}\n");
+    let outcome = h.apply(&config, 10).await.expect("plan");
+    assert!(outcome.errors.has_errors());
+    let text = outcome.errors.to_string();
+    assert!(text.contains("test_thing.a") && text.contains("refused by the test"), "{text}");
+    assert_eq!(h.log(), vec!["create test_thing.c".to_string()]);
+    assert_eq!(outcome.completed, 1);
+    assert!(outcome.committed, "the completed create is committed");
+    assert_eq!(h.state_addresses().await, vec!["test_thing.c".to_string()]);
+    assert!(!h.store().journal_path().exists(), "the journal is folded into the state file");
+
+    // The next apply converges once the provider accepts a.
+    h.provider.fail.lock().unwrap().clear();
+    h.reset();
+    h.converge(&config).await;
+    assert_eq!(h.state_addresses().await, ["test_thing.a", "test_thing.b", "test_thing.c"]);
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried() {
+    // Two 503s in a row on a's create are retried with backoff; the apply succeeds and b follows.
+    let h = Harness::new();
+    h.provider.transient.lock().unwrap().insert("test_thing.a".into(), 2);
+    h.converge(CHAIN).await;
+    assert_eq!(h.provider.attempts.lock().unwrap()["test_thing.a"], 3);
+    assert_eq!(h.state_addresses().await, ["test_thing.a", "test_thing.b"]);
+}
+
+#[tokio::test]
+async fn regression_replacing_a_dependency_of_an_updated_resource_did_nothing() {
+    // a is replaced (name changed) while b, which reads a.id, is updated: delete a, create a, then update b with the new id.
+    // Bug: the apply steps waited on each other in a cycle, nothing ran, and apply still reported success.
+    let h = Harness::new();
+    h.converge(CHAIN).await;
+    h.reset();
+    let outcome = h.converge(&CHAIN.replacen("name = \"a\"", "name = \"a2\"", 1)).await;
+    assert_eq!(outcome.completed, 3, "{:?}", h.log());
+    assert!(h.position("delete test_thing.a") < h.position("create test_thing.a"), "{:?}", h.log());
+    assert!(h.position("create test_thing.a") < h.position("update test_thing.b"), "{:?}", h.log());
+}
+
+#[test]
+fn a_cycle_lists_every_member_with_file_and_line() {
+    // Three resources referring to each other in a ring: graph::build fails naming all three with file:line.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("main.hcl"),
+        "resource \"test_thing\" \"a\" {\n  input = test_thing.c.id\n}\n\
+         resource \"test_thing\" \"b\" {\n  input = test_thing.a.id\n}\n\
+         resource \"test_thing\" \"c\" {\n  input = test_thing.b.id\n}\n",
+    )
+    .expect("write");
+    let config = load::load_dir(dir.path()).expect("loads");
+    let err = graph::build(&config).err().expect("a cycle is an error").to_string();
+    for (member, line) in [("test_thing.a", 1), ("test_thing.b", 4), ("test_thing.c", 7)] {
+        let listed = err.lines().any(|l| l.trim_start().starts_with(&format!("{member} (")) && l.ends_with(&format!("main.hcl:{line})")));
+        assert!(listed, "{member} at main.hcl:{line} missing from:\n{err}");
+    }
+}
+
+/// web (count, size) listed by lb, plus db and the app that reads db.
+fn mixed(count: u32, size: u32, lb_name: &str, app: bool) -> String {
+    let app = if app { "resource \"test_thing\" \"app\" {\n  name  = \"app\"\n  input = test_thing.db.id\n}\n" } else { "" };
+    format!(
+        r#"
+resource "test_thing" "web" {{
+  count = {count}
+  name  = "web-${{count.index}}"
+  size  = {size}
+}}
+
+resource "test_thing" "lb" {{
+  name  = "{lb_name}"
+  input = [for w in test_thing.web : w.id]
+}}
+
+resource "test_thing" "db" {{
+  name = "db"
+}}
+
+resource "test_thing" "old" {{
+  count = {old}
+  name  = "old"
+}}
+{app}"#,
+        old = if app.is_empty() { 1 } else { 0 }
+    )
+}
+
+#[tokio::test]
+async fn snapshot_of_the_apply_order_of_a_mixed_change() {
+    // With --parallelism 1 the walk is deterministic: the exact order of a scale-down, a disruptive resize of listed instances, a destroy and a create.
+    let h = Harness::new();
+    h.converge(&mixed(3, 1, "lb", false)).await;
+    h.reset();
+    let outcome = h.apply(&mixed(2, 2, "lb", true), 1).await.expect("plan");
+    assert!(!outcome.errors.has_errors(), "{}", outcome.errors);
+    insta::assert_snapshot!("apply_order_parallelism_1", h.log().join("\n"));
+}
+
+#[tokio::test]
+async fn nothing_touches_an_instance_between_its_delete_and_its_re_create() {
+    // lb is replaced while the web instances it lists are resized: no update may be sent to lb while it does not exist.
+    let h = Harness::new();
+    h.converge(&mixed(3, 1, "lb", false)).await;
+    h.reset();
+    let outcome = h.apply(&mixed(2, 2, "lb2", false), 1).await.expect("plan");
+    assert!(!outcome.errors.has_errors(), "{}", outcome.errors);
+    let log = h.log();
+    let deleted = h.position("delete test_thing.lb");
+    let created = h.position("create test_thing.lb");
+    assert!(deleted < created, "{log:?}");
+    assert!(!log[deleted..created].iter().any(|l| l == "update test_thing.lb"), "lb updated while deleted: {log:?}");
+}

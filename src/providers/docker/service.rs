@@ -1,0 +1,702 @@
+//! `docker_service`: refresh, converge (create/update), delete and import of
+//! the containers of one compose service, plus the pure mapping from what
+//! the daemon reports to attributes.
+//!
+//! A service IS the containers carrying its compose labels (project,
+//! service, container-number; `oneoff=True` ones are `docker compose run`
+//! leftovers and are ignored), so a stack started by `docker compose` is
+//! recognised and adopted. Create and update share one convergence: remove
+//! numbers above N (highest first), create missing numbers, change limits
+//! live through the update API, recreate containers whose configuration
+//! differs one at a time. Must not create networks, pull images, or touch
+//! containers outside the requested project/service.
+//!
+//! How read avoids false drift on containers created by plain compose:
+//! Docker merges the image's ENV and labels into every container's config,
+//! and compose adds its own `com.docker.compose.*` labels. Read reports
+//! `env` as the container's environment minus entries identical to the
+//! image's, and `labels` minus compose's, himaplan's and the image's. When
+//! himaplan created the container it also recorded which env and label keys
+//! it set (`himaplan.io/env-keys`, `himaplan.io/label-keys`), and read then
+//! reports exactly those keys, so a user value that happens to equal the
+//! image default is still reported. `command` is optional-and-computed: left
+//! out, it is the image's CMD, as under compose.
+
+use super::client::docker_error;
+use super::schema::{
+    self, ADDRESS_LABEL, COMPOSE_PREFIX, ENV_KEYS_LABEL, HIMAPLAN_PREFIX, LABEL_KEYS_LABEL, LINEAGE_LABEL, Limits, NUMBER_LABEL,
+    ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, ServiceSpec, TOKEN_LABEL,
+};
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use futures::{StreamExt, TryStreamExt, future::try_join_all};
+use himaplan_engine::addr::InstanceAddr;
+use himaplan_engine::provider::{ApplyAction, ApplyRequest, FoundObject, ProviderError, ReadRequest, ReadResponse};
+use himaplan_engine::value::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Containers recreated at once (SPEC §6: `rollout { max_unavailable }`
+/// defaults to 1). The engine does not pass a rollout yet; when it does,
+/// it replaces this constant as the argument of [`recreate_in_batches`].
+pub const MAX_UNAVAILABLE: usize = 1;
+/// Containers created at once when scaling up (creating is no disruption).
+const CREATE_PARALLELISM: usize = 4;
+
+// ---------------------------------------------------------------------------
+// Pure mapping
+
+/// One container of a service as the daemon reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub id: String,
+    pub name: String,
+    /// `com.docker.compose.container-number`; `None` when absent or not a number.
+    pub number: Option<i64>,
+    pub running: bool,
+    /// Unix seconds, from the container list.
+    pub created: i64,
+    /// The image as asked for (`Config.Image`).
+    pub image: String,
+    /// The image's id, to look up its defaults.
+    pub image_id: String,
+    pub command: Vec<String>,
+    /// `Config.Env`, raw `K=V` entries.
+    pub env: Vec<String>,
+    /// Every label, compose's and himaplan's included.
+    pub labels: BTreeMap<String, String>,
+    pub network_mode: String,
+    pub limits: Limits,
+    pub ip: String,
+    pub started_at: String,
+}
+
+/// What an image contributes to its containers' configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageDefaults {
+    pub env: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The service's part of one container's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub network_mode: String,
+}
+
+fn positive(n: Option<i64>) -> Option<i64> {
+    n.filter(|n| *n > 0)
+}
+
+/// Builds an [`Observed`] from a list entry and its inspection.
+pub fn observed(summary: &ContainerSummary, inspect: &ContainerInspectResponse) -> Observed {
+    let config = inspect.config.clone().unwrap_or_default();
+    let host = inspect.host_config.clone().unwrap_or_default();
+    let labels: BTreeMap<String, String> = config.labels.unwrap_or_default().into_iter().collect();
+    let state = inspect.state.clone().unwrap_or_default();
+    // The first address of the container's networks, by network name; none
+    // under network_mode none/host.
+    let mut networks: Vec<(String, String)> = inspect
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, ep)| (name, ep.ip_address.unwrap_or_default()))
+        .filter(|(_, ip)| !ip.is_empty())
+        .collect();
+    networks.sort();
+    Observed {
+        id: inspect.id.clone().or_else(|| summary.id.clone()).unwrap_or_default(),
+        name: inspect.name.clone().unwrap_or_default().trim_start_matches('/').to_string(),
+        number: labels.get(NUMBER_LABEL).and_then(|n| n.parse().ok()),
+        running: state.running.unwrap_or(false),
+        created: summary.created.unwrap_or(0),
+        image: config.image.unwrap_or_default(),
+        image_id: inspect.image.clone().unwrap_or_default(),
+        command: config.cmd.unwrap_or_default(),
+        env: config.env.unwrap_or_default(),
+        labels,
+        network_mode: host.network_mode.unwrap_or_default(),
+        limits: Limits {
+            nano_cpus: positive(host.nano_cpus),
+            memory: positive(host.memory),
+            memory_reservation: positive(host.memory_reservation),
+            cpu_shares: positive(host.cpu_shares),
+        },
+        ip: networks.into_iter().next().map(|(_, ip)| ip).unwrap_or_default(),
+        started_at: state.started_at.unwrap_or_default(),
+    }
+}
+
+fn recorded_keys(labels: &BTreeMap<String, String>, label: &str) -> Option<BTreeSet<String>> {
+    labels.get(label).and_then(|j| serde_json::from_str(j).ok())
+}
+
+/// The service's configuration of a container, image defaults and foreign
+/// labels taken out (see the module documentation).
+pub fn service_config(c: &Observed, image: &ImageDefaults) -> ServiceConfig {
+    let env_keys = recorded_keys(&c.labels, ENV_KEYS_LABEL);
+    let env = c
+        .env
+        .iter()
+        .filter(|entry| match &env_keys {
+            Some(keys) => entry.split_once('=').is_some_and(|(k, _)| keys.contains(k)),
+            None => !image.env.contains(entry),
+        })
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let label_keys = recorded_keys(&c.labels, LABEL_KEYS_LABEL);
+    let labels = c
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with(COMPOSE_PREFIX) && !k.starts_with(HIMAPLAN_PREFIX))
+        .filter(|(k, v)| match &label_keys {
+            Some(keys) => keys.contains(*k),
+            None => image.labels.get(*k) != Some(*v),
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    ServiceConfig { image: c.image.clone(), command: c.command.clone(), env, labels, network_mode: c.network_mode.clone() }
+}
+
+/// True when the container must be recreated to match `spec`: its
+/// configuration differs, or it has a limit the spec drops (the update API
+/// cannot unset a limit).
+pub fn needs_recreate(spec: &ServiceSpec, c: &Observed, image: &ImageDefaults) -> bool {
+    let cfg = service_config(c, image);
+    let unset = |want: Option<i64>, have: Option<i64>| want.is_none() && have.is_some();
+    cfg.image != spec.image
+        || spec.command.as_ref().is_some_and(|cmd| *cmd != cfg.command)
+        || cfg.env != spec.env
+        || cfg.labels != spec.labels
+        || spec.network_mode.as_ref().is_some_and(|m| *m != cfg.network_mode)
+        || unset(spec.limits.nano_cpus, c.limits.nano_cpus)
+        || unset(spec.limits.memory, c.limits.memory)
+        || unset(spec.limits.memory_reservation, c.limits.memory_reservation)
+        || unset(spec.limits.cpu_shares, c.limits.cpu_shares)
+}
+
+/// The update body bringing `have` to `want`, or `None` when they agree.
+/// MemorySwap travels with Memory (twice it, Docker's own default): the
+/// daemon refuses a memory raise above the current swap limit otherwise.
+pub fn limits_update(want: &Limits, have: &Limits) -> Option<ContainerUpdateBody> {
+    let differs = |w: Option<i64>, h: Option<i64>| w.is_some() && w != h;
+    if !(differs(want.nano_cpus, have.nano_cpus)
+        || differs(want.memory, have.memory)
+        || differs(want.memory_reservation, have.memory_reservation)
+        || differs(want.cpu_shares, have.cpu_shares))
+    {
+        return None;
+    }
+    Some(ContainerUpdateBody {
+        nano_cpus: want.nano_cpus,
+        memory: want.memory,
+        memory_swap: want.memory.map(|m| m.saturating_mul(2)),
+        memory_reservation: want.memory_reservation,
+        cpu_shares: want.cpu_shares,
+        ..Default::default()
+    })
+}
+
+/// The configuration attributes one container reports; sizes keep the
+/// spelling of `prior` when they mean the same (see [`schema::memory_value`]).
+fn config_attrs(c: &Observed, image: &ImageDefaults, prior: &Value) -> BTreeMap<String, Value> {
+    let cfg = service_config(c, image);
+    let strings = |m: BTreeMap<String, String>| Value::Map(m.into_iter().map(|(k, v)| (k, Value::from(v))).collect());
+    let prior_str = |name: &str| prior.get(name).and_then(Value::as_str);
+    BTreeMap::from([
+        ("image".to_string(), Value::from(cfg.image)),
+        ("command".to_string(), Value::List(cfg.command.into_iter().map(Value::from).collect())),
+        ("env".to_string(), strings(cfg.env)),
+        ("labels".to_string(), strings(cfg.labels)),
+        ("network_mode".to_string(), Value::from(cfg.network_mode)),
+        ("cpus".to_string(), schema::cpus_value(c.limits.nano_cpus, prior.get("cpus").and_then(Value::as_f64))),
+        ("memory".to_string(), schema::memory_value(c.limits.memory, prior_str("memory"))),
+        ("memory_reservation".to_string(), schema::memory_value(c.limits.memory_reservation, prior_str("memory_reservation"))),
+        ("cpu_shares".to_string(), c.limits.cpu_shares.map_or(Value::Null, |s| Value::Number(s as f64))),
+    ])
+}
+
+/// A service's attributes from its containers, sorted by number.
+///
+/// Values come from the lowest-numbered container, unless a container
+/// differs from `prior`: then the first such one reports, so that a half
+/// finished rollout (some containers still old) shows as drift.
+pub fn service_attrs(
+    project: &str,
+    service: &str,
+    containers: &[Observed],
+    images: &HashMap<String, ImageDefaults>,
+    prior: &Value,
+) -> Value {
+    let none = ImageDefaults::default();
+    let per_container: Vec<BTreeMap<String, Value>> =
+        containers.iter().map(|c| config_attrs(c, images.get(&c.image_id).unwrap_or(&none), prior)).collect();
+    let differs = |attrs: &BTreeMap<String, Value>| attrs.iter().any(|(k, v)| prior.get(k).unwrap_or(&Value::Null) != v);
+    let mut attrs = per_container.iter().find(|a| differs(a)).or(per_container.first()).cloned().unwrap_or_else(|| {
+        // No containers (replicas = 0): the configuration is what state says.
+        let keep = ["image", "command", "env", "labels", "network_mode", "cpus", "memory", "memory_reservation", "cpu_shares"];
+        keep.iter().map(|k| (k.to_string(), prior.get(k).cloned().unwrap_or(Value::Null))).collect()
+    });
+    attrs.insert("project".into(), Value::from(project));
+    attrs.insert("service".into(), Value::from(service));
+    attrs.insert("id".into(), Value::from(schema::service_id(project, service)));
+    attrs.insert("replicas".into(), Value::Number(containers.len() as f64));
+    let list = containers
+        .iter()
+        .map(|c| {
+            Value::Map(BTreeMap::from([
+                ("number".to_string(), c.number.map_or(Value::Null, |n| Value::Number(n as f64))),
+                ("name".to_string(), Value::from(c.name.as_str())),
+                ("id".to_string(), Value::from(c.id.as_str())),
+                ("ip".to_string(), Value::from(c.ip.as_str())),
+            ]))
+        })
+        .collect();
+    attrs.insert("containers".into(), Value::List(list));
+    Value::Map(attrs)
+}
+
+/// The project and service a prior value names (attributes, else `id`).
+pub fn identity(prior: &Value) -> Option<(String, String)> {
+    let text = |k: &str| prior.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    match (text("project"), text("service")) {
+        (Some(p), Some(s)) => Some((p.to_string(), s.to_string())),
+        _ => text("id")
+            .and_then(|id| id.split_once('/'))
+            .filter(|(p, s)| !p.is_empty() && !s.is_empty())
+            .map(|(p, s)| (p.to_string(), s.to_string())),
+    }
+}
+
+fn sort_containers(containers: &mut [Observed]) {
+    containers.sort_by_key(|c| (c.number.unwrap_or(i64::MAX), !c.running, c.created, c.id.clone()));
+}
+
+/// The container `create` sends for number `n` of `spec`.
+pub fn create_body(spec: &ServiceSpec, n: i64, req: &ApplyRequest) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    let keys_json = |keys: Vec<&String>| serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into());
+    labels.insert(ENV_KEYS_LABEL.into(), keys_json(spec.env.keys().collect()));
+    labels.insert(LABEL_KEYS_LABEL.into(), keys_json(spec.labels.keys().collect()));
+    labels.insert(PROJECT_LABEL.into(), spec.project.clone());
+    labels.insert(SERVICE_LABEL.into(), spec.service.clone());
+    labels.insert(NUMBER_LABEL.into(), n.to_string());
+    labels.insert(ONEOFF_LABEL.into(), "False".into());
+    labels.insert(ADDRESS_LABEL.into(), req.addr.to_string());
+    labels.insert(LINEAGE_LABEL.into(), req.lineage.clone());
+    if let Some(token) = &req.token {
+        labels.insert(TOKEN_LABEL.into(), token.clone());
+    }
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: spec.network_mode.clone(),
+            nano_cpus: spec.limits.nano_cpus,
+            memory: spec.limits.memory,
+            memory_swap: spec.limits.memory.map(|m| m.saturating_mul(2)),
+            memory_reservation: spec.limits.memory_reservation,
+            cpu_shares: spec.limits.cpu_shares,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Daemon calls
+
+/// Containers carrying every `key=value` label given, `oneoff` ones left out.
+async fn list(docker: &Docker, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, ProviderError> {
+    let filters = HashMap::from([("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
+    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    let found = docker.list_containers(Some(options)).await.map_err(|e| docker_error("list containers", e))?;
+    Ok(found.into_iter().filter(|c| c.labels.as_ref().and_then(|l| l.get(ONEOFF_LABEL)).map(String::as_str) != Some("True")).collect())
+}
+
+/// Inspects the listed containers concurrently; one removed meanwhile is
+/// skipped. The result is sorted by number.
+async fn inspect_all(docker: &Docker, summaries: &[ContainerSummary]) -> Result<Vec<Observed>, ProviderError> {
+    let inspected = try_join_all(summaries.iter().map(|s| async move {
+        let Some(id) = s.id.as_deref() else { return Ok(None) };
+        match docker.inspect_container(id, None).await.map_err(|e| docker_error("inspect container", e)) {
+            Ok(i) => Ok(Some(observed(s, &i))),
+            Err(ProviderError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }))
+    .await?;
+    let mut containers: Vec<Observed> = inspected.into_iter().flatten().collect();
+    sort_containers(&mut containers);
+    Ok(containers)
+}
+
+/// The defaults of every image the containers run, by image id; an image
+/// deleted since contributes nothing.
+async fn image_defaults(docker: &Docker, containers: &[&Observed]) -> Result<HashMap<String, ImageDefaults>, ProviderError> {
+    let ids: BTreeSet<&str> = containers.iter().map(|c| c.image_id.as_str()).filter(|i| !i.is_empty()).collect();
+    let found = try_join_all(ids.into_iter().map(|id| async move {
+        match docker.inspect_image(id).await.map_err(|e| docker_error("inspect image", e)) {
+            Ok(image) => {
+                let config = image.config.unwrap_or_default();
+                let defaults =
+                    ImageDefaults { env: config.env.unwrap_or_default(), labels: config.labels.unwrap_or_default().into_iter().collect() };
+                Ok((id.to_string(), defaults))
+            }
+            Err(ProviderError::NotFound(_)) => Ok((id.to_string(), ImageDefaults::default())),
+            Err(e) => Err(e),
+        }
+    }))
+    .await?;
+    Ok(found.into_iter().collect())
+}
+
+/// Inspects a service's listed containers and reports its attributes.
+async fn observe_service(
+    docker: &Docker,
+    project: &str,
+    service: &str,
+    summaries: &[ContainerSummary],
+    prior: &Value,
+) -> Result<Value, ProviderError> {
+    let containers = inspect_all(docker, summaries).await?;
+    let images = image_defaults(docker, &containers.iter().collect::<Vec<_>>()).await?;
+    Ok(service_attrs(project, service, &containers, &images, prior))
+}
+
+/// Treats "already in that state" (304) and "gone" (404) as success.
+fn settled(op: &str, result: Result<(), DockerError>) -> Result<(), ProviderError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(DockerError::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+        Err(e) => Err(docker_error(op, e)),
+    }
+}
+
+async fn start(docker: &Docker, id: &str) -> Result<(), ProviderError> {
+    settled("start container", docker.start_container(id, None).await)
+}
+
+async fn remove(docker: &Docker, id: &str) -> Result<(), ProviderError> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    settled("remove container", docker.remove_container(id, Some(options)).await)
+}
+
+async fn create_and_start(docker: &Docker, spec: &ServiceSpec, n: i64, req: &ApplyRequest) -> Result<(), ProviderError> {
+    let name = spec.container_name(n);
+    let options = CreateContainerOptionsBuilder::new().name(&name).build();
+    let created = docker
+        .create_container(Some(options), create_body(spec, n, req))
+        .await
+        .map_err(|e| docker_error(&format!("create container {name}"), e))?;
+    start(docker, &created.id).await
+}
+
+/// Stops (gracefully, with the container's own stop timeout), removes and
+/// recreates one container.
+async fn recreate(docker: &Docker, spec: &ServiceSpec, old: &Observed, req: &ApplyRequest) -> Result<(), ProviderError> {
+    let n = old.number.unwrap_or(1);
+    settled("stop container", docker.stop_container(&old.id, None).await)?;
+    remove(docker, &old.id).await?;
+    create_and_start(docker, spec, n, req).await
+}
+
+/// Recreates containers in batches of at most `max_unavailable`, each batch
+/// finished (running again) before the next starts.
+pub async fn recreate_in_batches(
+    docker: &Docker,
+    spec: &ServiceSpec,
+    outdated: &[&Observed],
+    req: &ApplyRequest,
+    max_unavailable: usize,
+) -> Result<(), ProviderError> {
+    for batch in outdated.chunks(max_unavailable.max(1)) {
+        try_join_all(batch.iter().map(|c| recreate(docker, spec, c, req))).await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Refresh
+
+/// Refreshes the requested services (one list call per distinct project)
+/// and lists the lineage's other services (one more list call).
+pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, ProviderError> {
+    let keys: Vec<Option<(String, String)>> = req.items.iter().map(|i| identity(&i.prior)).collect();
+    let projects: BTreeSet<&str> = keys.iter().flatten().map(|(p, _)| p.as_str()).collect();
+    let mut groups: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
+    for project in projects {
+        for c in list(docker, &[(PROJECT_LABEL, project)]).await? {
+            if let Some(service) = c.labels.as_ref().and_then(|l| l.get(SERVICE_LABEL)).cloned() {
+                groups.entry((project.to_string(), service)).or_default().push(c);
+            }
+        }
+    }
+    let current = try_join_all(req.items.iter().zip(&keys).map(|(item, key)| {
+        let groups = &groups;
+        async move {
+            let Some((project, service)) = key else { return Ok(None) };
+            match groups.get(&(project.clone(), service.clone())) {
+                Some(found) => observe_service(docker, project, service, found, &item.prior).await.map(Some),
+                // A service scaled to zero has no containers and still exists.
+                None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => {
+                    Ok(Some(service_attrs(project, service, &[], &HashMap::new(), &item.prior)))
+                }
+                None => Ok(None),
+            }
+        }
+    }))
+    .await?;
+
+    let requested: BTreeSet<&(String, String)> = keys.iter().flatten().collect();
+    let mut strays: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
+    for c in list(docker, &[(LINEAGE_LABEL, &req.lineage)]).await? {
+        let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned();
+        if let (Some(p), Some(s)) = (label(PROJECT_LABEL), label(SERVICE_LABEL)) {
+            let key = (p, s);
+            if !requested.contains(&key) {
+                strays.entry(key).or_default().push(c);
+            }
+        }
+    }
+    let others = try_join_all(strays.iter().map(|((p, s), found)| found_object(docker, p, s, found))).await?;
+    Ok(ReadResponse { current, others })
+}
+
+/// An unrequested service of the lineage, as reported in `others`.
+async fn found_object(docker: &Docker, project: &str, service: &str, summaries: &[ContainerSummary]) -> Result<FoundObject, ProviderError> {
+    let containers = inspect_all(docker, summaries).await?;
+    let images = image_defaults(docker, &containers.iter().collect::<Vec<_>>()).await?;
+    let first = containers.first();
+    let label = |k: &str| first.and_then(|c| c.labels.get(k)).cloned();
+    let oldest = summaries.iter().filter_map(|s| s.created).min().unwrap_or(0);
+    Ok(FoundObject {
+        id: schema::service_id(project, service),
+        address: label(ADDRESS_LABEL),
+        token: label(TOKEN_LABEL),
+        created: chrono::DateTime::from_timestamp(oldest, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default(),
+        attrs: service_attrs(project, service, &containers, &images, &Value::Null),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Apply and import
+
+/// Carries out one create, update or delete.
+pub async fn apply(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderError> {
+    match req.action {
+        ApplyAction::Delete => delete(docker, req).await,
+        ApplyAction::Create | ApplyAction::Update => {
+            let spec = ServiceSpec::from_value(&req.planned).map_err(|e| ProviderError::Permanent(format!("{}: {e}", req.addr)))?;
+            converge(docker, &spec, req).await?;
+            let found = list(docker, &[(PROJECT_LABEL, &spec.project), (SERVICE_LABEL, &spec.service)]).await?;
+            observe_service(docker, &spec.project, &spec.service, &found, &req.planned).await
+        }
+    }
+}
+
+/// Brings the service's containers to `spec` (see the module documentation
+/// for the order). Starting from any mix of containers it ends with exactly
+/// numbers 1..N running the spec, so running it again after a failure
+/// converges.
+async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Result<(), ProviderError> {
+    let found = list(docker, &[(PROJECT_LABEL, &spec.project), (SERVICE_LABEL, &spec.service)]).await?;
+    let containers = inspect_all(docker, &found).await?;
+    let mut keep: BTreeMap<i64, &Observed> = BTreeMap::new();
+    let mut extras: Vec<&Observed> = Vec::new();
+    // Sorted by number, running first, oldest first: the first container of
+    // a number is the one kept; duplicates and numbers above N go.
+    for c in &containers {
+        match c.number {
+            Some(n) if (1..=spec.replicas).contains(&n) && !keep.contains_key(&n) => {
+                keep.insert(n, c);
+            }
+            _ => extras.push(c),
+        }
+    }
+    let images = image_defaults(docker, &keep.values().copied().collect::<Vec<_>>()).await?;
+    let none = ImageDefaults::default();
+    let outdated: Vec<&Observed> =
+        keep.values().copied().filter(|c| needs_recreate(spec, c, images.get(&c.image_id).unwrap_or(&none))).collect();
+    let missing: Vec<i64> = (1..=spec.replicas).filter(|n| !keep.contains_key(n)).collect();
+
+    // Check the image before disrupting anything: himaplan does not pull,
+    // and a recreate that cannot create would leave a container missing.
+    if !missing.is_empty() || !outdated.is_empty() {
+        match docker.inspect_image(&spec.image).await {
+            Ok(_) => {}
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
+                return Err(ProviderError::Permanent(format!(
+                    "{}: image {:?} is not present on the Docker daemon (himaplan does not pull images; pull or build it first)",
+                    req.addr, spec.image
+                )));
+            }
+            Err(e) => return Err(docker_error("inspect image", e)),
+        }
+    }
+
+    // Scale down first, highest number first (unnumbered ones before all).
+    extras.sort_by_key(|c| std::cmp::Reverse(c.number.unwrap_or(i64::MAX)));
+    for c in extras {
+        remove(docker, &c.id).await?;
+    }
+    // New containers next: capacity is added before any is disrupted.
+    let creates: Vec<_> = missing.into_iter().map(|n| create_and_start(docker, spec, n, req)).collect();
+    futures::stream::iter(creates).buffer_unordered(CREATE_PARALLELISM).try_collect::<Vec<()>>().await?;
+    // Live limit changes and restarts of stopped containers disrupt nothing.
+    try_join_all(keep.values().filter(|c| !outdated.iter().any(|o| o.id == c.id)).map(|c| async move {
+        if let Some(body) = limits_update(&spec.limits, &c.limits) {
+            docker.update_container(&c.id, body).await.map_err(|e| docker_error(&format!("update container {}", c.name), e))?;
+        }
+        if !c.running {
+            start(docker, &c.id).await?;
+        }
+        Ok::<(), ProviderError>(())
+    }))
+    .await?;
+    recreate_in_batches(docker, spec, &outdated, req, MAX_UNAVAILABLE).await
+}
+
+async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderError> {
+    let Some((project, service)) = identity(&req.prior) else {
+        return Ok(Value::Null);
+    };
+    let found = list(docker, &[(PROJECT_LABEL, &project), (SERVICE_LABEL, &service)]).await?;
+    try_join_all(found.iter().filter_map(|c| c.id.as_deref()).map(|id| remove(docker, id))).await?;
+    Ok(Value::Null)
+}
+
+/// Reads an existing service by `PROJECT/SERVICE`. Docker cannot relabel a
+/// container, so the lineage label arrives with the next recreate; the
+/// compose labels already identify the service.
+pub async fn import(docker: &Docker, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
+    let id_value = Value::Map(BTreeMap::from([("id".to_string(), Value::from(id))]));
+    let Some((project, service)) = identity(&id_value) else {
+        return Err(ProviderError::Permanent(format!("docker_service import id must be PROJECT/SERVICE, not {id:?}")));
+    };
+    let found = list(docker, &[(PROJECT_LABEL, &project), (SERVICE_LABEL, &service)]).await?;
+    if found.is_empty() {
+        return Err(ProviderError::NotFound(format!("no containers carry the compose labels of {id}")));
+    }
+    observe_service(docker, &project, &service, &found, &Value::Null).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(number: i64, env: &[&str], labels: &[(&str, &str)]) -> Observed {
+        Observed {
+            id: format!("id{number}"),
+            name: format!("erp-w-{number}"),
+            number: Some(number),
+            running: true,
+            image: "busybox".into(),
+            image_id: "sha256:img".into(),
+            command: vec!["sleep".into(), "3600".into()],
+            env: env.iter().map(|s| s.to_string()).collect(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            network_mode: "none".into(),
+            ..Default::default()
+        }
+    }
+
+    fn image() -> ImageDefaults {
+        ImageDefaults { env: vec!["PATH=/bin".into()], labels: BTreeMap::from([("maintainer".to_string(), "x".to_string())]) }
+    }
+
+    #[test]
+    fn compose_containers_report_only_their_own_env_and_labels() {
+        let c = container(
+            1,
+            &["PATH=/bin", "A=1"],
+            &[(PROJECT_LABEL, "erp"), ("com.docker.compose.config-hash", "abc"), ("maintainer", "x"), ("tier", "web")],
+        );
+        let cfg = service_config(&c, &image());
+        assert_eq!(cfg.env, BTreeMap::from([("A".to_string(), "1".to_string())]));
+        assert_eq!(cfg.labels, BTreeMap::from([("tier".to_string(), "web".to_string())]));
+    }
+
+    #[test]
+    fn recorded_keys_keep_a_user_value_equal_to_the_image_default() {
+        let c = container(
+            1,
+            &["PATH=/bin", "A=1"],
+            &[(ENV_KEYS_LABEL, r#"["A","PATH"]"#), (LABEL_KEYS_LABEL, r#"["maintainer"]"#), ("maintainer", "x")],
+        );
+        let cfg = service_config(&c, &image());
+        assert_eq!(cfg.env.len(), 2);
+        assert_eq!(cfg.labels.len(), 1);
+    }
+
+    #[test]
+    fn a_half_finished_rollout_reports_the_outdated_container() {
+        let mut old = container(2, &[], &[]);
+        old.command = vec!["sleep".into(), "1".into()];
+        let new = container(1, &[], &[]);
+        let images = HashMap::from([("sha256:img".to_string(), image())]);
+        let prior = service_attrs("erp", "w", &[new.clone()], &images, &Value::Null);
+        let attrs = service_attrs("erp", "w", &[new, old], &images, &prior);
+        assert_eq!(attrs.get("command").map(ToString::to_string).as_deref(), Some("[\"sleep\", \"1\"]"));
+        assert_eq!(attrs.get("replicas").and_then(Value::as_i64), Some(2));
+        assert_eq!(attrs.get("id").and_then(Value::as_str), Some("erp/w"));
+    }
+
+    #[test]
+    fn limits_update_only_when_a_set_limit_differs_and_swap_follows_memory() {
+        let have = Limits { memory: Some(64 << 20), ..Default::default() };
+        assert!(limits_update(&Limits::default(), &have).is_none());
+        assert!(limits_update(&have, &have).is_none());
+        let want = Limits { memory: Some(128 << 20), nano_cpus: Some(500_000_000), ..Default::default() };
+        let body = limits_update(&want, &have).expect("update");
+        assert_eq!(body.memory_swap, Some(256 << 20));
+        assert_eq!(body.nano_cpus, Some(500_000_000));
+    }
+
+    #[test]
+    fn dropping_a_limit_or_changing_config_needs_a_recreate() {
+        let spec = ServiceSpec {
+            project: "erp".into(),
+            service: "w".into(),
+            replicas: 1,
+            image: "busybox".into(),
+            command: Some(vec!["sleep".into(), "3600".into()]),
+            env: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            network_mode: Some("none".into()),
+            limits: Limits::default(),
+        };
+        let c = container(1, &["PATH=/bin"], &[]);
+        assert!(!needs_recreate(&spec, &c, &image()));
+        let mut limited = c.clone();
+        limited.limits.memory = Some(64 << 20);
+        assert!(needs_recreate(&spec, &limited, &image()));
+        let mut other = spec.clone();
+        other.command = None;
+        other.network_mode = None;
+        assert!(!needs_recreate(&other, &c, &image()));
+        other.image = "busybox:2".into();
+        assert!(needs_recreate(&other, &c, &image()));
+    }
+
+    #[test]
+    fn identity_comes_from_attributes_or_id() {
+        let v = Value::Map(BTreeMap::from([("id".to_string(), Value::from("erp/w"))]));
+        assert_eq!(identity(&v), Some(("erp".into(), "w".into())));
+        assert_eq!(identity(&Value::Null), None);
+        let bad = Value::Map(BTreeMap::from([("id".to_string(), Value::from("erp"))]));
+        assert_eq!(identity(&bad), None);
+    }
+}
