@@ -206,6 +206,7 @@ fn planned(itype: &str, state: &str, tags: &[(&str, &str)]) -> Value {
 
 async fn create(p: &AwsProvider, address: &str, attrs: Value) -> Result<Value, ProviderError> {
     p.apply(ApplyRequest {
+        rollout: Default::default(),
         rtype: "aws_instance".into(),
         addr: addr(address),
         action: ApplyAction::Create,
@@ -328,6 +329,7 @@ async fn resize_stops_modifies_then_starts() {
     moto.start_recording();
     let after = p
         .apply(ApplyRequest {
+            rollout: Default::default(),
             rtype: "aws_instance".into(),
             addr: addr("aws_instance.db"),
             action: ApplyAction::Update,
@@ -372,6 +374,7 @@ async fn stopped_instance_stays_stopped_after_resize() {
     moto.start_recording();
     let after = p
         .apply(ApplyRequest {
+            rollout: Default::default(),
             rtype: "aws_instance".into(),
             addr: addr("aws_instance.batch"),
             action: ApplyAction::Update,
@@ -483,6 +486,7 @@ async fn import_labels_and_delete_terminates() {
 
     let deleted = p
         .apply(ApplyRequest {
+            rollout: Default::default(),
             rtype: "aws_instance".into(),
             addr: addr("aws_instance.old"),
             action: ApplyAction::Delete,

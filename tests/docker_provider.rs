@@ -119,6 +119,7 @@ fn planned(project: &str, replicas: i64, extra: &[(&str, Value)]) -> Value {
 
 async fn apply(p: &DockerProvider, action: ApplyAction, prior: &Value, planned: Value) -> Result<Value, ProviderError> {
     p.apply(ApplyRequest {
+        rollout: Default::default(),
         rtype: "docker_service".into(),
         addr: addr("docker_service.worker"),
         action,

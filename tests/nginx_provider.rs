@@ -101,6 +101,7 @@ fn planned(s: &Servers, servers: &[String], fail_timeout: &str) -> Value {
 
 async fn apply(p: &NginxProvider, action: ApplyAction, prior: &Value, planned: &Value) -> Result<Value, ProviderError> {
     p.apply(ApplyRequest {
+        rollout: Default::default(),
         rtype: "nginx_upstream".into(),
         addr: addr(),
         action,

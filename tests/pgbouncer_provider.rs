@@ -145,6 +145,7 @@ fn planned(s: &Servers, default_pool_size: i64, db_pool_size: i64, extra: &[(&st
 
 async fn apply(p: &PgbouncerProvider, action: ApplyAction, prior: &Value, planned: &Value) -> Result<Value, ProviderError> {
     p.apply(ApplyRequest {
+        rollout: Default::default(),
         rtype: "pgbouncer".into(),
         addr: addr(),
         action,

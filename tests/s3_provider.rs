@@ -163,6 +163,7 @@ async fn apply(
     planned: Value,
 ) -> Result<Value, ProviderError> {
     p.apply(ApplyRequest {
+        rollout: Default::default(),
         rtype: rtype.into(),
         addr: addr(address),
         action,

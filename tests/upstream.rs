@@ -139,12 +139,15 @@ fn timeline(recorded: &[Request], reloads: &[Reload]) -> Vec<Event> {
 
 /// One line per event, instance ids shown as their private ips.
 fn describe(events: &[Event], ips: &BTreeMap<&str, &str>) -> String {
-    let ip = |ids: &[String]| ids.iter().map(|id| ips.get(id.as_str()).copied().unwrap_or(id.as_str()).to_string()).collect::<Vec<_>>().join(",");
+    let ip = |ids: &[String]| {
+        ids.iter().map(|id| ips.get(id.as_str()).copied().unwrap_or(id.as_str()).to_string()).collect::<Vec<_>>().join(",")
+    };
     events
         .iter()
         .map(|e| match e {
             Event::Reload(r) => {
-                let servers: Vec<&str> = r.text.lines().filter_map(|l| l.trim().strip_prefix("server ")).map(|s| s.split(':').next().unwrap_or(s)).collect();
+                let servers: Vec<&str> =
+                    r.text.lines().filter_map(|l| l.trim().strip_prefix("server ")).map(|s| s.split(':').next().unwrap_or(s)).collect();
                 format!("  reload [{}]", servers.join(" "))
             }
             Event::Run => "  RunInstances".to_string(),
@@ -260,10 +263,7 @@ fn scaling_orders_the_upstream_around_the_instances() {
     let events = timeline(&moto.recorded(), &reloads);
     let ips: BTreeMap<&str, &str> = four.values().map(|(id, ip)| (id.as_str(), ip.as_str())).collect();
     eprintln!("scale-down timeline (moto's order):\n{}", describe(&events, &ips));
-    let leaving: BTreeMap<String, String> = ["aws_instance.web[2]", "aws_instance.web[3]"]
-        .iter()
-        .map(|a| four[*a].clone())
-        .collect();
+    let leaving: BTreeMap<String, String> = ["aws_instance.web[2]", "aws_instance.web[3]"].iter().map(|a| four[*a].clone()).collect();
     let mut last: Option<&Reload> = None;
     let mut terminated = BTreeSet::new();
     for event in &events {
@@ -357,11 +357,7 @@ impl Console {
             .into_iter()
             .filter_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                    row.columns()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| (c.name().to_string(), row.get(i).unwrap_or("").to_string()))
-                        .collect(),
+                    row.columns().iter().enumerate().map(|(i, c)| (c.name().to_string(), row.get(i).unwrap_or("").to_string())).collect(),
                 ),
                 _ => None,
             })
@@ -404,7 +400,12 @@ fn changed_paths(before: &serde_json::Value, after: &serde_json::Value, prefix: 
 #[test]
 fn example_pgbouncer_pools_follow_the_configuration() {
     let Some(s) = Pgbouncer::start("example") else { return };
-    let password = s.var("PGBOUNCER_ADMIN_URL").split_once("://").and_then(|(_, r)| r.split_once('@')).map(|(cred, _)| cred.split_once(':').expect("user:password").1.to_string()).expect("password in the admin URL");
+    let password = s
+        .var("PGBOUNCER_ADMIN_URL")
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .map(|(cred, _)| cred.split_once(':').expect("user:password").1.to_string())
+        .expect("password in the admin URL");
     let dir = TestDir::new(&example_pgbouncer());
     let vars = pgbouncer_vars(&s);
     let mut runs: Vec<Run> = Vec::new();
@@ -426,8 +427,12 @@ fn example_pgbouncer_pools_follow_the_configuration() {
     // The plan: one in-place update of exactly the two pool sizes.
     let json = himaplan(&["plan", "--format", "json"], 0);
     let plan: serde_json::Value = serde_json::from_str(&json).expect("plan JSON");
-    let changes: Vec<&serde_json::Value> =
-        plan["resource_changes"].as_array().expect("resource_changes").iter().filter(|c| c["change"]["actions"] != serde_json::json!(["no-op"])).collect();
+    let changes: Vec<&serde_json::Value> = plan["resource_changes"]
+        .as_array()
+        .expect("resource_changes")
+        .iter()
+        .filter(|c| c["change"]["actions"] != serde_json::json!(["no-op"]))
+        .collect();
     assert_eq!(changes.len(), 1, "{json}");
     assert_eq!(changes[0]["address"], "pgbouncer.main[0]");
     assert_eq!(changes[0]["change"]["actions"], serde_json::json!(["update"]));

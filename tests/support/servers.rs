@@ -306,11 +306,7 @@ impl Pgbouncer {
 
 impl Drop for Pgbouncer {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("scripts/servers/pgbouncer.sh"))
-            .arg("stop")
-            .env("HIMAPLAN_RUN", &self.run)
-            .output();
+        let _ = Command::new("bash").arg(repo().join("scripts/servers/pgbouncer.sh")).arg("stop").env("HIMAPLAN_RUN", &self.run).output();
         let _ = std::fs::remove_dir_all(&self.run);
     }
 }

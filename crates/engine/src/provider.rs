@@ -207,6 +207,33 @@ pub struct ApplyRequest {
     pub lineage: String,
     /// The create intent's token (creates only).
     pub token: Option<String>,
+    /// The resource's `rollout { max_unavailable }`, for providers that
+    /// disrupt members of one object in batches (a service's containers).
+    pub rollout: Rollout,
+}
+
+/// `rollout { max_unavailable = N | "P%" }` as written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rollout {
+    Count(usize),
+    Percent(f64),
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout::Count(1)
+    }
+}
+
+impl Rollout {
+    /// How many of `total` members may be disrupted at once: a percentage
+    /// rounds down, never below 1.
+    pub fn resolve(&self, total: usize) -> usize {
+        match self {
+            Rollout::Count(n) => (*n).max(1),
+            Rollout::Percent(p) => ((total as f64 * p / 100.0).floor() as usize).max(1),
+        }
+    }
 }
 
 /// A provider's refinement of a planned change.

@@ -37,10 +37,6 @@ use himaplan_engine::provider::{ApplyAction, ApplyRequest, FoundObject, Provider
 use himaplan_engine::value::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// Containers recreated at once (SPEC §6: `rollout { max_unavailable }`
-/// defaults to 1). The engine does not pass a rollout yet; when it does,
-/// it replaces this constant as the argument of [`recreate_in_batches`].
-pub const MAX_UNAVAILABLE: usize = 1;
 /// Containers created at once when scaling up (creating is no disruption).
 const CREATE_PARALLELISM: usize = 4;
 
@@ -566,7 +562,10 @@ async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Re
         Ok::<(), ProviderError>(())
     }))
     .await?;
-    recreate_in_batches(docker, spec, &outdated, req, MAX_UNAVAILABLE).await
+    // SPEC §6: at most max_unavailable containers down at once; "P%" is
+    // a share of the service's replicas.
+    let batch = req.rollout.resolve(usize::try_from(spec.replicas).unwrap_or(0).max(1));
+    recreate_in_batches(docker, spec, &outdated, req, batch).await
 }
 
 async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderError> {

@@ -392,9 +392,11 @@ pub async fn apply(
             Err(d) => errors.extend(d),
         }
     }
-    if errors.has_errors() {
-        // Keep previous outputs for those that could not be computed.
-        for (k, v) in &state.outputs {
+    // Keep the previous value of an output that could not be computed: after
+    // errors, or when `--target` left a resource it reads unplanned (its
+    // value is then unknown). Only outputs no longer declared are dropped.
+    for (k, v) in &state.outputs {
+        if errors.has_errors() || config.root().outputs.contains_key(k) {
             outputs.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
@@ -442,6 +444,7 @@ fn drain_request(planned: &mut Planned, state: &State, u: &InstanceAddr, exclude
         _ => vec![],
     };
     Ok(ApplyRequest {
+        rollout: Default::default(),
         rtype: u.resource.rtype.clone(),
         addr: u.clone(),
         action: ApplyAction::Update,
@@ -511,6 +514,7 @@ fn request_for(
     let prior = prior_json.as_ref().map(Value::from_json).unwrap_or(Value::Null);
     if step.kind == Kind::Delete {
         return Ok(ApplyRequest {
+            rollout: Default::default(),
             rtype: change.rtype.clone(),
             addr: change.addr.clone(),
             action: ApplyAction::Delete,
@@ -558,6 +562,7 @@ fn request_for(
     };
     let create = step.kind == Kind::Create;
     Ok(ApplyRequest {
+        rollout: planned.rollouts.get(&change.addr.resource).copied().unwrap_or_default(),
         rtype: change.rtype.clone(),
         addr: change.addr.clone(),
         action: if create { ApplyAction::Create } else { ApplyAction::Update },

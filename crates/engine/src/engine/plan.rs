@@ -12,7 +12,7 @@ use crate::config::{Config, Resource};
 use crate::diag::{Diag, Diags, Location};
 use crate::graph::{ConfigGraph, Node};
 use crate::plan::{Action, OutputChange, Plan, ResourceChange};
-use crate::provider::{Intent, Registry, ResourceType};
+use crate::provider::{Intent, Registry, ResourceType, Rollout};
 use crate::state::{State, redact};
 use crate::value::Value;
 use hcl_edit::Span;
@@ -54,6 +54,8 @@ pub struct Planned {
     pub planned_values: BTreeMap<InstanceAddr, Value>,
     /// `rollout { max_unavailable }` per resource, resolved to a number.
     pub max_unavailable: BTreeMap<ResourceAddr, usize>,
+    /// The same, as written (providers resolve it against their members).
+    pub rollouts: BTreeMap<ResourceAddr, Rollout>,
     /// Whether refresh changed state (drift, adoption) or moves applied.
     pub state_changed_by_refresh: bool,
 }
@@ -127,6 +129,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     let mut expansions = BTreeMap::new();
     let mut planned_values = BTreeMap::new();
     let mut max_unavailable = BTreeMap::new();
+    let mut rollouts = BTreeMap::new();
     let mut output_changes = Vec::new();
     let salt = state.lineage.clone();
 
@@ -139,7 +142,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         let result: Result<(), Diags> = match &node {
             Node::Resource(addr) => {
                 let resource = config.resource(addr).expect("graph nodes come from the configuration");
-                plan_resource(&mut world, resource, &state, &options, &graph, &salt, &mut changes, &mut expansions, &mut planned_values, &mut max_unavailable)
+                plan_resource(&mut world, resource, &state, &options, &graph, &salt, &mut changes, &mut expansions, &mut planned_values, &mut max_unavailable, &mut rollouts)
             }
             Node::Output(m, name) if m.is_root() => world.eval_value_node(&node).map(|value| {
                 let value = value.unwrap_or(Value::Null);
@@ -231,6 +234,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         expansions,
         planned_values,
         max_unavailable,
+        rollouts,
         state_changed_by_refresh: state_changed,
     })
 }
@@ -249,6 +253,7 @@ fn plan_resource(
     expansions: &mut BTreeMap<InstanceAddr, Expansion>,
     planned_values: &mut BTreeMap<InstanceAddr, Value>,
     max_unavailable: &mut BTreeMap<ResourceAddr, usize>,
+    rollouts: &mut BTreeMap<ResourceAddr, Rollout>,
 ) -> Result<(), Diags> {
     let registry = world.registry.clone();
     let Some((provider_name, rt)) = registry.resource_type(&resource.addr.rtype) else {
@@ -337,13 +342,15 @@ fn plan_resource(
         return Err(diags);
     }
     let total = values.len();
-    max_unavailable.insert(resource.addr.clone(), resolve_max_unavailable(world, resource, total)?);
+    let rollout = resolve_rollout(world, resource)?;
+    max_unavailable.insert(resource.addr.clone(), rollout.resolve(total));
+    rollouts.insert(resource.addr.clone(), rollout);
     world.set_resource(resource, values);
     Ok(())
 }
 
-fn resolve_max_unavailable(world: &World, resource: &Resource, total: usize) -> Result<usize, Diags> {
-    let Some(expr) = &resource.max_unavailable else { return Ok(1) };
+fn resolve_rollout(world: &World, resource: &Resource) -> Result<Rollout, Diags> {
+    let Some(expr) = &resource.max_unavailable else { return Ok(Rollout::default()) };
     let value = eval::eval(expr, &mut Scope::new(world.namespace(&resource.addr.module)))?.deep_unmarked();
     let bad = || -> Diags {
         Diag::error(format!("Invalid rollout.max_unavailable: {value}"))
@@ -353,11 +360,11 @@ fn resolve_max_unavailable(world: &World, resource: &Resource, total: usize) -> 
     };
     match &value {
         Value::Number(_) => match value.as_i64() {
-            Some(n) if n >= 1 => Ok(n as usize),
+            Some(n) if n >= 1 => Ok(Rollout::Count(n as usize)),
             _ => Err(bad()),
         },
         Value::String(s) => match s.strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok()) {
-            Some(p) if p > 0.0 && p <= 100.0 => Ok(((total as f64 * p / 100.0).floor() as usize).max(1)),
+            Some(p) if p > 0.0 && p <= 100.0 => Ok(Rollout::Percent(p)),
             _ => Err(bad()),
         },
         _ => Err(bad()),
