@@ -255,6 +255,19 @@ pub struct ChangeShape {
     pub predicted: BTreeMap<String, Value>,
 }
 
+/// One instance's desired configuration, for [`Provider::adjust_desired`].
+#[derive(Debug, Clone)]
+pub struct DesiredItem {
+    pub addr: InstanceAddr,
+    pub rtype: String,
+    /// The evaluated configuration; the provider may change it.
+    pub config: Value,
+    /// What state holds (after refresh), if the object exists.
+    pub prior: Option<Value>,
+    /// Lines the plan shows for this instance.
+    pub notes: Vec<String>,
+}
+
 /// Why a provider call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
@@ -315,6 +328,20 @@ pub trait Provider: Send + Sync {
                 .map(str::to_string);
         }
         shape
+    }
+
+    /// Whether [`Provider::adjust_desired`] should be called.
+    fn wants_adjust(&self) -> bool {
+        false
+    }
+
+    /// Adjusts the desired values of every instance of this provider's
+    /// types at once, after evaluation: for desired values that depend on
+    /// other resources of the same provider (an autoscaler owning a replica
+    /// count, a schedule's latest firing before `at`). May add plan notes
+    /// and report problems. No network.
+    fn adjust_desired(&self, _at: chrono::DateTime<chrono::Utc>, _items: &mut [DesiredItem]) -> Vec<(usize, ConfigProblem)> {
+        Vec::new()
     }
 
     /// Connects, using the `provider` block's values (`Null` when absent).

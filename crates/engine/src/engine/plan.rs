@@ -130,6 +130,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     let mut planned_values = BTreeMap::new();
     let mut max_unavailable = BTreeMap::new();
     let mut rollouts = BTreeMap::new();
+    let mut adjustable = Vec::new();
     let mut output_changes = Vec::new();
     let salt = state.lineage.clone();
 
@@ -142,7 +143,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         let result: Result<(), Diags> = match &node {
             Node::Resource(addr) => {
                 let resource = config.resource(addr).expect("graph nodes come from the configuration");
-                plan_resource(&mut world, resource, &state, &options, &graph, &salt, &mut changes, &mut expansions, &mut planned_values, &mut max_unavailable, &mut rollouts)
+                plan_resource(&mut world, resource, &state, &options, &graph, &salt, &mut changes, &mut expansions, &mut planned_values, &mut max_unavailable, &mut rollouts, &mut adjustable)
             }
             Node::Output(m, name) if m.is_root() => world.eval_value_node(&node).map(|value| {
                 let value = value.unwrap_or(Value::Null);
@@ -178,6 +179,11 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         }
     }
 
+    if !adjustable.is_empty() {
+        if let Err(d) = adjust_desired(&config, &registry, &state, options.at, &salt, adjustable, &mut changes, &mut expansions, &mut planned_values) {
+            diags.extend(d);
+        }
+    }
     // Instances in state whose resource block is gone.
     for (addr, entry) in &state.resources {
         if config.resource(&addr.resource).is_none() {
@@ -254,6 +260,7 @@ fn plan_resource(
     planned_values: &mut BTreeMap<InstanceAddr, Value>,
     max_unavailable: &mut BTreeMap<ResourceAddr, usize>,
     rollouts: &mut BTreeMap<ResourceAddr, Rollout>,
+    adjustable: &mut Vec<Adjustable>,
 ) -> Result<(), Diags> {
     let registry = world.registry.clone();
     let Some((provider_name, rt)) = registry.resource_type(&resource.addr.rtype) else {
@@ -290,6 +297,9 @@ fn plan_resource(
         let prior_entry = state.resources.get(&addr);
         let prior = prior_entry.map(|e| Value::from_json(&e.attributes));
         let force = options.replace.iter().any(|r| r == &addr || (r.key.is_none() && r.resource == addr.resource));
+        if provider.wants_adjust() {
+            adjustable.push(Adjustable { addr: addr.clone(), config: config_value.clone(), expansion: exp.clone(), depends_on: dep_addrs.clone(), force });
+        }
         let diff = diff_instance(rt, provider.as_ref(), prior.as_ref(), config_value, resource, force, salt);
         if resource.lifecycle.prevent_destroy && (diff.action.is_replace() || diff.action == Action::Delete) {
             diags.push(
@@ -302,22 +312,7 @@ fn plan_resource(
         if diff.action != Action::NoOp {
             expansions.insert(addr.clone(), exp.clone());
             planned_values.insert(addr.clone(), diff.planned.clone());
-            changes.push(ResourceChange {
-                addr: addr.clone(),
-                rtype: resource.addr.rtype.clone(),
-                provider: provider_name.to_string(),
-                action: diff.action,
-                before: prior_entry.map(|e| e.attributes.clone()),
-                after: Some(redact(&diff.planned, salt)),
-                after_unknown: unknown_tree(&diff.planned),
-                replace_paths: diff.replace_paths,
-                reason: diff.reason,
-                disruption: diff.disruption,
-                notes: diff.notes,
-                depends_on: dep_addrs.clone(),
-                fingerprint: fingerprint(state, &addr),
-                shrinks: diff.shrinks,
-            });
+            changes.push(make_change(&addr, provider_name, state, diff, dep_addrs.clone(), salt));
         }
     }
     // Instances in state beyond count / for_each.
@@ -479,6 +474,100 @@ pub fn diff_instance(
         notes: shape.notes,
         changed,
     }
+}
+
+/// A change record from an instance's diff.
+fn make_change(addr: &InstanceAddr, provider_name: &str, state: &State, diff: InstanceDiff, depends_on: Vec<InstanceAddr>, salt: &str) -> ResourceChange {
+    ResourceChange {
+        addr: addr.clone(),
+        rtype: addr.resource.rtype.clone(),
+        provider: provider_name.to_string(),
+        action: diff.action,
+        before: state.resources.get(addr).map(|e| e.attributes.clone()),
+        after: Some(redact(&diff.planned, salt)),
+        after_unknown: unknown_tree(&diff.planned),
+        replace_paths: diff.replace_paths,
+        reason: diff.reason,
+        disruption: diff.disruption,
+        notes: diff.notes,
+        depends_on,
+        fingerprint: fingerprint(state, addr),
+        shrinks: diff.shrinks,
+    }
+}
+
+/// An evaluated instance kept for its provider's `adjust_desired`.
+pub struct Adjustable {
+    addr: InstanceAddr,
+    config: Value,
+    expansion: Expansion,
+    depends_on: Vec<InstanceAddr>,
+    force: bool,
+}
+
+/// Lets providers adjust desired values across their instances, then
+/// re-diffs the instances they changed or annotated.
+#[allow(clippy::too_many_arguments, reason = "the planner's accumulators, as in plan_resource")]
+fn adjust_desired(
+    config: &Config,
+    registry: &Registry,
+    state: &State,
+    at: chrono::DateTime<chrono::Utc>,
+    salt: &str,
+    adjustable: Vec<Adjustable>,
+    changes: &mut Vec<ResourceChange>,
+    expansions: &mut BTreeMap<InstanceAddr, Expansion>,
+    planned_values: &mut BTreeMap<InstanceAddr, Value>,
+) -> Result<(), Diags> {
+    let mut by_provider: BTreeMap<&'static str, Vec<Adjustable>> = BTreeMap::new();
+    for a in adjustable {
+        if let Some((p, _)) = registry.resource_type(&a.addr.resource.rtype) {
+            by_provider.entry(p).or_default().push(a);
+        }
+    }
+    let mut diags = Diags::new();
+    for (provider_name, list) in by_provider {
+        let provider = registry.provider(provider_name).expect("registered types have providers").clone();
+        let mut items: Vec<crate::provider::DesiredItem> = list
+            .iter()
+            .map(|a| crate::provider::DesiredItem {
+                addr: a.addr.clone(),
+                rtype: a.addr.resource.rtype.clone(),
+                config: a.config.clone(),
+                prior: state.resources.get(&a.addr).map(|e| Value::from_json(&e.attributes)),
+                notes: Vec::new(),
+            })
+            .collect();
+        for (i, problem) in provider.adjust_desired(at, &mut items) {
+            let Some(a) = list.get(i) else { continue };
+            let resource = config.resource(&a.addr.resource).expect("evaluated from the configuration");
+            let loc = problem
+                .attribute
+                .as_deref()
+                .and_then(|n| resource.body.body.get_attribute(n))
+                .map(|attr| Location::in_file(&resource.body.file, attr.span().unwrap_or(0..0)))
+                .unwrap_or_else(|| resource.location.clone());
+            diags.push(Diag::error(format!("Invalid {}: {}", a.addr, problem.message)).at(loc));
+        }
+        for (a, item) in list.into_iter().zip(items) {
+            if item.config == a.config && item.notes.is_empty() {
+                continue;
+            }
+            let resource = config.resource(&a.addr.resource).expect("evaluated from the configuration");
+            let (_, rt) = registry.resource_type(&a.addr.resource.rtype).expect("registered");
+            let mut diff = diff_instance(rt, provider.as_ref(), item.prior.as_ref(), item.config, resource, a.force, salt);
+            diff.notes.extend(item.notes);
+            changes.retain(|c| !(c.addr == a.addr && c.reason.as_deref() != Some("delete_duplicate")));
+            expansions.remove(&a.addr);
+            planned_values.remove(&a.addr);
+            if diff.action != Action::NoOp {
+                expansions.insert(a.addr.clone(), a.expansion);
+                planned_values.insert(a.addr.clone(), diff.planned.clone());
+                changes.push(make_change(&a.addr, provider_name, state, diff, a.depends_on, salt));
+            }
+        }
+    }
+    diags.into_result().map(|_| ())
 }
 
 fn delete_change(addr: &InstanceAddr, entry: &crate::state::ResourceState, reason: &str, state: &State) -> ResourceChange {
