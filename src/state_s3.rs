@@ -181,8 +181,10 @@ impl S3Store {
             .await
             .map_err(|e| StateError::Other(format!("reading {}: the download broke off: {e}", self.url(key))))?
             .into_bytes();
-        let text = String::from_utf8(bytes.to_vec())
-            .map_err(|_| StateError::Invalid { path: PathBuf::from(self.url(key)), message: "the object is not UTF-8 text".into() })?;
+        // Not refused here: bytes that are not UTF-8 come out changed, so the
+        // state's checksum check refuses them with the way out, and a lock or
+        // journal body fails its own parse naming the object.
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         Ok(Some((text, etag, checksum)))
     }
 
@@ -298,6 +300,9 @@ impl StateStore for S3Store {
         let location = PathBuf::from(self.location());
         let (mut state, exists, text, etag) = match found {
             Some((text, etag, checksum)) => {
+                // Remembered before the checks: `state push --force` may then
+                // replace exactly this unusable object, and nothing newer.
+                self.session().etag = Some(etag.clone());
                 self.verify(&text, checksum.as_deref())?;
                 (file::parse(&text, &location)?, true, Some(text), etag)
             }

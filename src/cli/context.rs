@@ -61,12 +61,21 @@ pub async fn open_store(config: Option<&Config>, state_flag: Option<&Path>) -> R
 async fn open_backend(backend: &himaplan_engine::config::Backend) -> Result<Box<dyn StateStore>, Failure> {
     match backend.kind.as_str() {
         "s3" => {
+            if let Some(unknown) = backend.attributes.keys().find(|k| !matches!(k.as_str(), "bucket" | "key" | "region")) {
+                return Err(Diag::error(format!("Unsupported argument {unknown:?} in backend \"s3\""))
+                    .at(backend.location.clone())
+                    .with_detail("backend \"s3\" takes bucket, key and region; the endpoint comes from AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3.")
+                    .into());
+            }
             let get = |k: &str| backend.attributes.get(k).cloned();
             let (Some(bucket), Some(key)) = (get("bucket"), get("key")) else {
                 return Err(Diag::error("backend \"s3\" needs bucket and key").at(backend.location.clone()).into());
             };
-            let _ = (bucket, key);
-            Err(Diag::error("backend \"s3\" is not available in this build yet").at(backend.location.clone()).into())
+            // Without `region` the store falls back to AWS_REGION, the profile, else us-east-1.
+            let store = crate::state_s3::S3Store::new(bucket, key, get("region"))
+                .await
+                .map_err(|e| Failure::from(Diag::error(e.to_string()).at(backend.location.clone())))?;
+            Ok(Box::new(store))
         }
         other => Err(Diag::error(format!("Unsupported backend {other:?}"))
             .at(backend.location.clone())

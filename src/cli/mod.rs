@@ -135,6 +135,19 @@ pub enum StateCommand {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Upload a local state file into the configured state location (e.g. the S3 backend).
+    Push {
+        /// The state file to upload.
+        file: PathBuf,
+        /// Overwrite a state of another lineage, a newer serial or a diverged one.
+        #[arg(long)]
+        force: bool,
+        /// Wait this long for a held lock instead of failing at once.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        lock_timeout: Option<std::time::Duration>,
+    },
+    /// Print the configured state (e.g. from the S3 backend) to stdout.
+    Pull,
 }
 
 #[derive(Debug, Args, Clone)]

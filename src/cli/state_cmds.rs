@@ -1,17 +1,19 @@
-//! State surgery and inspection: `state list|show|rm|mv`, `import`,
-//! `output`, `force-unlock`. Commands that write take the run lock and
+//! State surgery and inspection: `state list|show|rm|mv|push|pull`,
+//! `import`, `output`, `force-unlock`. Commands that write take the run lock and
 //! commit through the store (serial + 1, `.backup` of the previous file).
 
 use super::context::{self, Workspace};
 use super::show::attributes_text;
 use super::{Failure, StateCommand};
+use crate::state_s3::copy_state;
 use himaplan_engine::addr::InstanceAddr;
+use himaplan_engine::config::load;
 use himaplan_engine::diag::Diag;
 use himaplan_engine::engine::apply::commit_if_changed;
 use himaplan_engine::engine::plan::configure_providers;
-use himaplan_engine::state::{ResourceState, State, is_redacted, redact};
+use himaplan_engine::state::{LocalStore, ResourceState, State, StateError, StateStore, is_redacted, redact, to_canonical_json};
 use himaplan_engine::value::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn matches(pattern: &InstanceAddr, addr: &InstanceAddr) -> bool {
@@ -78,7 +80,102 @@ pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
             })
             .await
         }
+        StateCommand::Push { file, force, lock_timeout } => push(file, force, lock_timeout).await,
+        StateCommand::Pull => pull().await,
     }
+}
+
+/// The state location the configuration names. Unlike the inspection
+/// commands, `push` and `pull` never fall back to the default local file
+/// when the configuration does not load: that would move state to or from
+/// the wrong place without a word.
+async fn configured_store() -> Result<Box<dyn StateStore>, Failure> {
+    let config = load::load_dir(Path::new("."))?;
+    context::open_store(Some(&config), None).await
+}
+
+/// `state push FILE`: uploads a local state file into the configured
+/// location under its lock. Refuses (writing nothing) a target of another
+/// lineage, a newer serial, or the same serial with other contents, unless
+/// `--force`; the target's previous state becomes its backup either way.
+async fn push(file: PathBuf, force: bool, lock_timeout: Option<Duration>) -> Result<i32, Failure> {
+    if !file.is_file() {
+        return Err(Diag::error(format!("No state file at {}", file.display()))
+            .with_detail("Give the path of a state file, e.g. one written by himaplan state pull.")
+            .into());
+    }
+    let source = LocalStore::new(&file);
+    let target = configured_store().await?;
+    let _lock = context::lock(target.as_ref(), "state push", lock_timeout).await?;
+    let written = if force {
+        overwrite(&source, target.as_ref()).await?
+    } else {
+        copy_state(&source, target.as_ref()).await.map_err(|e| {
+            Diag::error(e.to_string()).with_detail(format!(
+                "Nothing was written. Compare with `himaplan state pull`; to replace the state at {} with {} anyway, pass --force.",
+                target.location(),
+                file.display()
+            ))
+        })?
+    };
+    if written {
+        println!("Pushed {} to {}.", file.display(), target.location());
+    } else {
+        println!("{} already holds this state; nothing was written.", target.location());
+    }
+    Ok(0)
+}
+
+/// `state push --force`: writes the source state whatever the target holds.
+async fn overwrite(source: &dyn StateStore, target: &dyn StateStore) -> Result<bool, Failure> {
+    let from = source.read().await?;
+    if !from.exists && !from.journal_replayed {
+        return Err(Diag::error(format!("{} holds no state to push", source.location())).into());
+    }
+    if !from.unfinished_intents.is_empty() {
+        return Err(Diag::error(format!(
+            "{} has {} unfinished create(s) from a crashed run",
+            source.location(),
+            from.unfinished_intents.len()
+        ))
+        .with_detail("Run himaplan apply against it first so they are recovered, then push.")
+        .into());
+    }
+    // Read first: the store makes its write conditional on what it read. A
+    // target that cannot be used (checksum mismatch, not a state) is what
+    // --force is for: it is replaced, and not kept as the backup, so the
+    // last good backup survives.
+    let to = match target.read().await {
+        Ok(to) => to,
+        Err(StateError::Invalid { path, message }) => {
+            eprintln!("Replacing the unusable state at {}: {message}", path.display());
+            target.commit(&from.state, None).await?;
+            return Ok(true);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if to.exists && !to.journal_replayed && to.state == from.state {
+        return Ok(false);
+    }
+    target.commit(&from.state, to.text.as_deref()).await?;
+    Ok(true)
+}
+
+/// `state pull`: prints the configured state, with any unfinished run's
+/// journal folded in, as canonical JSON.
+async fn pull() -> Result<i32, Failure> {
+    let store = configured_store().await?;
+    let snapshot = store.read().await?;
+    if !snapshot.exists && !snapshot.journal_replayed {
+        return Err(Diag::error(format!("No state at {}", store.location()))
+            .with_detail("Nothing has been applied or pushed there yet.")
+            .into());
+    }
+    if snapshot.journal_replayed {
+        eprintln!("Warning: {} has a journal of a run that did not finish; it is included in this output.", store.location());
+    }
+    print!("{}", to_canonical_json(&snapshot.state));
+    Ok(0)
 }
 
 /// Runs an edit under the lock and commits the result.

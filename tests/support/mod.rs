@@ -182,6 +182,22 @@ pub fn himaplan(dir: &Path, args: &[&str]) -> Run {
 /// Like [`himaplan`], with extra environment variables and optional stdin
 /// (without stdin, stdin is empty so a prompt reads end of file).
 pub fn himaplan_with(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    let mut cmd = himaplan_command(dir, args, env);
+    let mut child = cmd.spawn().expect("start himaplan");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            let _ = input.write_all(text.as_bytes());
+        }
+    }
+    let output = child.wait_with_output().expect("wait for himaplan");
+    Run { args: args.iter().map(|s| s.to_string()).collect(), output }
+}
+
+/// The command [`himaplan_with`] runs, not yet started: for tests that run
+/// several `himaplan` processes at once. Stdin, stdout and stderr are piped;
+/// drop the child's stdin so that a prompt reads end of file.
+pub fn himaplan_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(binary());
     cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
     for (key, _) in std::env::vars_os() {
@@ -199,15 +215,7 @@ pub fn himaplan_with(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Opt
         cmd.env(k, v);
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start himaplan");
-    {
-        let mut input = child.stdin.take().expect("stdin");
-        if let Some(text) = stdin {
-            let _ = input.write_all(text.as_bytes());
-        }
-    }
-    let output = child.wait_with_output().expect("wait for himaplan");
-    Run { args: args.iter().map(|s| s.to_string()).collect(), output }
+    cmd
 }
 
 /// Files that must not change when a command fails: the state and what
