@@ -330,6 +330,14 @@ pub trait Provider: Send + Sync {
         shape
     }
 
+    /// True when objects of this type are identified by labels their
+    /// ecosystem already uses (a `docker_service` is the containers carrying
+    /// its compose project/service labels): an existing one is adopted by
+    /// plan without `import`, its configuration serving as the `read` prior.
+    fn adopts_by_identity(&self, _rtype: &str) -> bool {
+        false
+    }
+
     /// Whether [`Provider::adjust_desired`] should be called.
     fn wants_adjust(&self) -> bool {
         false

@@ -47,6 +47,10 @@ fn check_type(rtype: &str) -> Result<(), ProviderError> {
 
 #[async_trait]
 impl Provider for DockerProvider {
+    fn adopts_by_identity(&self, rtype: &str) -> bool {
+        rtype == "docker_service"
+    }
+
     fn name(&self) -> &'static str {
         "docker"
     }

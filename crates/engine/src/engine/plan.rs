@@ -115,7 +115,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         refreshed = refresh::refresh(&registry, &mut state, &intents, &types, hooks).await?;
         state_changed |= !refreshed.drift.is_empty() || !refreshed.adopted.is_empty();
     }
-    let imports = plan_imports(&config, &registry, &root_vars, &mut state, options.refresh).await?;
+    let mut imports = plan_imports(&config, &registry, &root_vars, &mut state, options.refresh).await?;
     for rtype in state.resources.values().map(|r| r.rtype.as_str()).collect::<BTreeSet<_>>() {
         if registry.resource_type(rtype).is_none() {
             return Err(refresh::unknown_type(rtype).into());
@@ -184,6 +184,9 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
             diags.extend(d);
         }
     }
+    if options.refresh && !diags.has_errors() {
+        adopt_by_identity(&config, &registry, &mut state, &salt, &mut imports, &mut changes, &mut planned_values).await?;
+    }
     // Instances in state whose resource block is gone.
     for (addr, entry) in &state.resources {
         if config.resource(&addr.resource).is_none() {
@@ -223,6 +226,16 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     let mut steps = rollout_steps(&changes, &max_unavailable);
     let drains = super::drain::find(&mut world, &state, &changes)?;
     steps.extend(super::drain::describe(&changes, &drains));
+    for shrinking in changes.iter().filter(|c| c.shrinks) {
+        let listing: Vec<String> = changes
+            .iter()
+            .filter(|c| c.action == Action::Update && c.depends_on.iter().any(|d| d.resource == shrinking.addr.resource))
+            .map(|c| c.addr.to_string())
+            .collect();
+        if !listing.is_empty() {
+            steps.push(format!("update {} first (stop listing the removed members), then scale down {}", listing.join(", "), shrinking.addr));
+        }
+    }
     let plan = Plan {
         changes,
         drift: refreshed.drift,
@@ -474,6 +487,79 @@ pub fn diff_instance(
         notes: shape.notes,
         changed,
     }
+}
+
+/// Planned creates of types whose identity is their ecosystem's own labels
+/// are looked up first: an existing object is adopted (recorded like an
+/// import) and the plan shows only the real differences.
+async fn adopt_by_identity(
+    config: &Config,
+    registry: &Registry,
+    state: &mut State,
+    salt: &str,
+    imports: &mut Vec<(InstanceAddr, String)>,
+    changes: &mut Vec<ResourceChange>,
+    planned_values: &mut BTreeMap<InstanceAddr, Value>,
+) -> Result<(), Diags> {
+    let mut by_type: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if c.action == Action::Create
+            && registry.resource_type(&c.rtype).and_then(|(p, _)| registry.provider(p)).is_some_and(|p| p.adopts_by_identity(&c.rtype))
+        {
+            by_type.entry(c.rtype.clone()).or_default().push(i);
+        }
+    }
+    let mut replaced: Vec<(usize, Option<ResourceChange>)> = Vec::new();
+    for (rtype, indexes) in by_type {
+        let (provider_name, rt) = registry.resource_type(&rtype).expect("registered");
+        let provider = registry.provider(provider_name).expect("registered").clone();
+        let items: Vec<crate::provider::ReadItem> = indexes
+            .iter()
+            .map(|&i| crate::provider::ReadItem { addr: changes[i].addr.clone(), prior: planned_values.get(&changes[i].addr).cloned().unwrap_or(Value::Null) })
+            .collect();
+        let resp = provider
+            .read(crate::provider::ReadRequest { rtype: rtype.clone(), lineage: state.lineage.clone(), items })
+            .await
+            .map_err(|e| Diags::from(provider_error(&format!("looking up existing {rtype} objects"), &e)))?;
+        for (&i, found) in indexes.iter().zip(resp.current) {
+            let Some(attrs) = found else { continue };
+            let addr = changes[i].addr.clone();
+            let Some(id) = attrs.get("id").and_then(Value::as_str).map(str::to_string) else { continue };
+            state.resources.insert(
+                addr.clone(),
+                crate::state::ResourceState {
+                    rtype: rtype.clone(),
+                    provider: provider_name.to_string(),
+                    schema_version: rt.schema_version,
+                    attributes: redact(&attrs, salt),
+                    dependencies: Vec::new(),
+                },
+            );
+            imports.push((addr.clone(), id.clone()));
+            let resource = config.resource(&addr.resource).expect("planned from the configuration");
+            let desired = planned_values.get(&addr).cloned().unwrap_or(Value::Null);
+            let mut diff = diff_instance(rt, provider.as_ref(), Some(&attrs), desired, resource, false, salt);
+            diff.notes.push(format!("adopted: the existing {id} carries this resource's compose labels"));
+            planned_values.remove(&addr);
+            if diff.action == Action::NoOp {
+                replaced.push((i, None));
+            } else {
+                planned_values.insert(addr.clone(), diff.planned.clone());
+                let depends_on = changes[i].depends_on.clone();
+                replaced.push((i, Some(make_change(&addr, provider_name, state, diff, depends_on, salt))));
+            }
+        }
+    }
+    replaced.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+    for (i, change) in replaced {
+        match change {
+            Some(c) => changes[i] = c,
+            None => {
+                changes.remove(i);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A change record from an instance's diff.
