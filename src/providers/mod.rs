@@ -6,6 +6,7 @@ pub mod files;
 pub mod nginx;
 pub mod pgbouncer;
 pub mod docker;
+pub mod kubernetes;
 
 use himaplan_engine::provider::Registry;
 use std::sync::Arc;
@@ -18,5 +19,6 @@ pub fn registry() -> Registry {
     registry.register(Arc::new(pgbouncer::PgbouncerProvider::new()));
     registry.register(Arc::new(nginx::NginxProvider::new()));
     registry.register(Arc::new(docker::DockerProvider::new()));
+    registry.register(Arc::new(kubernetes::KubernetesProvider::new()));
     registry
 }

@@ -422,6 +422,16 @@ pub async fn commit_if_changed(store: &dyn StateStore, state: &mut State, run_st
     Ok(true)
 }
 
+/// Lays the provider's plan-time adjustments over a re-evaluated configuration.
+fn overlay_adjusted(planned: &Planned, addr: &InstanceAddr, mut config: Value) -> Value {
+    if let (Some(overlay), Value::Map(map)) = (planned.adjusted.get(addr), &mut config) {
+        for (k, v) in overlay {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    config
+}
+
 /// The request re-applying a listing instance `u` with `excluded` left out.
 fn drain_request(planned: &mut Planned, state: &State, u: &InstanceAddr, excluded: &BTreeSet<InstanceAddr>, salt: &str) -> Result<ApplyRequest, Diags> {
     let config = planned.world.config.clone();
@@ -432,6 +442,7 @@ fn drain_request(planned: &mut Planned, state: &State, u: &InstanceAddr, exclude
         return Err(Diag::error(format!("{u} is no longer in the configuration")).into());
     };
     let config_value = planned.world.eval_instance_excluding(resource, &expansion, excluded)?;
+    let config_value = overlay_adjusted(planned, u, config_value);
     let prior = state.resources.get(u).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
     let registry = planned.world.registry.clone();
     let (provider_name, rt) = registry.resource_type(&u.resource.rtype).expect("registered");
@@ -535,7 +546,7 @@ fn request_for(
         };
         planned.world.refresh_ancestors(resource_addr)?;
         let expansion = planned.expansions.get(&change.addr).cloned().unwrap_or(super::world::Expansion { key: change.addr.key.clone(), each_value: None });
-        let config_value = planned.world.eval_instance(resource, &expansion)?;
+        let config_value = overlay_adjusted(planned, &change.addr, planned.world.eval_instance(resource, &expansion)?);
         let registry = planned.world.registry.clone();
         let (provider_name, rt) = registry.resource_type(&change.rtype).expect("registered");
         let provider = registry.provider(provider_name).expect("registered");

@@ -56,6 +56,9 @@ pub struct Planned {
     pub max_unavailable: BTreeMap<ResourceAddr, usize>,
     /// The same, as written (providers resolve it against their members).
     pub rollouts: BTreeMap<ResourceAddr, Rollout>,
+    /// Attributes providers' `adjust_desired` changed, per instance: laid
+    /// over the configuration whenever apply re-evaluates it.
+    pub adjusted: BTreeMap<InstanceAddr, BTreeMap<String, Value>>,
     /// Whether refresh changed state (drift, adoption) or moves applied.
     pub state_changed_by_refresh: bool,
 }
@@ -131,6 +134,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     let mut max_unavailable = BTreeMap::new();
     let mut rollouts = BTreeMap::new();
     let mut adjustable = Vec::new();
+    let mut adjusted = BTreeMap::new();
     let mut output_changes = Vec::new();
     let salt = state.lineage.clone();
 
@@ -180,7 +184,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     }
 
     if !adjustable.is_empty() {
-        if let Err(d) = adjust_desired(&config, &registry, &state, options.at, &salt, adjustable, &mut changes, &mut expansions, &mut planned_values) {
+        if let Err(d) = adjust_desired(&config, &registry, &state, options.at, &salt, adjustable, &mut changes, &mut expansions, &mut planned_values, &mut adjusted) {
             diags.extend(d);
         }
     }
@@ -254,6 +258,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         planned_values,
         max_unavailable,
         rollouts,
+        adjusted,
         state_changed_by_refresh: state_changed,
     })
 }
@@ -604,6 +609,7 @@ fn adjust_desired(
     changes: &mut Vec<ResourceChange>,
     expansions: &mut BTreeMap<InstanceAddr, Expansion>,
     planned_values: &mut BTreeMap<InstanceAddr, Value>,
+    adjusted: &mut BTreeMap<InstanceAddr, BTreeMap<String, Value>>,
 ) -> Result<(), Diags> {
     let mut by_provider: BTreeMap<&'static str, Vec<Adjustable>> = BTreeMap::new();
     for a in adjustable {
@@ -638,6 +644,12 @@ fn adjust_desired(
         for (a, item) in list.into_iter().zip(items) {
             if item.config == a.config && item.notes.is_empty() {
                 continue;
+            }
+            if let (Some(new), Some(old)) = (item.config.as_map(), a.config.as_map()) {
+                let overlay: BTreeMap<String, Value> = new.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                if !overlay.is_empty() {
+                    adjusted.insert(a.addr.clone(), overlay);
+                }
             }
             let resource = config.resource(&a.addr.resource).expect("evaluated from the configuration");
             let (_, rt) = registry.resource_type(&a.addr.resource.rtype).expect("registered");

@@ -1,0 +1,178 @@
+//! The `kubernetes` provider: `kubernetes_deployment`, `kubernetes_hpa` and
+//! `kubernetes_scale_schedule` through kube-rs, with server-side apply as
+//! field manager `himaplan` (SPEC §4).
+//!
+//! Owns the provider's connection, made lazily on the first call that needs
+//! the network (so a configuration that declares no Kubernetes objects, e.g.
+//! `count = 0` without a cluster, still plans), and dispatches the engine's
+//! calls. Files: [`schema`] (attributes and offline checks), [`schedule`]
+//! (cron grammar, time zones, latest firing), [`desired`] (HPA ownership and
+//! schedule-aware desired values), [`client`] (connection, errors, shared
+//! object conventions), [`deployment`], [`hpa`], [`scale_schedule`] (API
+//! calls per type). Must not print, keep state of its own between calls
+//! beyond the client, or talk to any API server but the configured one.
+
+pub mod client;
+pub mod deployment;
+pub mod desired;
+pub mod hpa;
+pub mod scale_schedule;
+pub mod schedule;
+pub mod schema;
+
+use async_trait::async_trait;
+use himaplan_engine::addr::InstanceAddr;
+use himaplan_engine::provider::{
+    ApplyRequest, ChangeShape, ConfigProblem, DesiredItem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
+};
+use himaplan_engine::value::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use tokio::sync::OnceCell;
+
+/// The `kubernetes` provider.
+#[derive(Default)]
+pub struct KubernetesProvider {
+    connection: Mutex<Option<client::Connection>>,
+    client: OnceCell<kube::Client>,
+    /// The values `adjust_desired` decided, by instance address. The engine
+    /// re-evaluates an instance's configuration at apply time when it has
+    /// unknowns (every create) or a dependency was just applied, and that
+    /// re-evaluation does not run `adjust_desired` again; `apply` lays these
+    /// values back over the request so that it applies what the plan showed.
+    adjusted: Mutex<HashMap<String, BTreeMap<String, Value>>>,
+}
+
+impl std::fmt::Debug for KubernetesProvider {
+    // kube::Client is not Debug; the connection settings are what matter.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesProvider").field("connection", &self.connection).field("connected", &self.client.initialized()).finish()
+    }
+}
+
+impl KubernetesProvider {
+    pub fn new() -> Self {
+        KubernetesProvider::default()
+    }
+
+    /// The client, connecting on first use with the configured connection
+    /// (kubectl's defaults when `configure` was not called).
+    async fn client(&self) -> Result<&kube::Client, ProviderError> {
+        self.client
+            .get_or_try_init(|| async {
+                let connection = self.connection.lock().map(|c| c.clone()).unwrap_or_default().unwrap_or_default();
+                connection.connect().await
+            })
+            .await
+    }
+}
+
+fn check_type(rtype: &str) -> Result<(), ProviderError> {
+    match rtype {
+        schema::DEPLOYMENT_TYPE | schema::HPA_TYPE | schema::SCHEDULE_TYPE => Ok(()),
+        _ => Err(ProviderError::Permanent(format!("the kubernetes provider has no resource type {rtype:?}"))),
+    }
+}
+
+#[async_trait]
+impl Provider for KubernetesProvider {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn resource_types(&self) -> Vec<ResourceType> {
+        schema::resource_types()
+    }
+
+    fn provider_schema(&self) -> Schema {
+        schema::provider_schema()
+    }
+
+    fn validate(&self, rtype: &str, config: &Value) -> Vec<ConfigProblem> {
+        schema::validate(rtype, config)
+    }
+
+    fn shape_change(&self, rtype: &str, prior: &Value, planned: &Value, changed: &[String]) -> ChangeShape {
+        schema::shape_change(rtype, prior, planned, changed)
+    }
+
+    fn wants_adjust(&self) -> bool {
+        true
+    }
+
+    fn adjust_desired(&self, at: chrono::DateTime<chrono::Utc>, items: &mut [DesiredItem]) -> Vec<(usize, ConfigProblem)> {
+        let before: Vec<Value> = items.iter().map(|i| i.config.clone()).collect();
+        let problems = desired::adjust(at, items);
+        if let Ok(mut adjusted) = self.adjusted.lock() {
+            adjusted.clear();
+            for (item, before) in items.iter().zip(before) {
+                // Only what adjust changed, and never a null: a null would
+                // drop a field the engine fills from state.
+                let values: BTreeMap<String, Value> = desired::ADJUSTED_ATTRS
+                    .iter()
+                    .filter_map(|name| item.config.get(name).map(|v| (*name, v)))
+                    .filter(|(name, v)| !v.is_null() && !v.has_unknown() && before.get(name) != Some(v))
+                    .map(|(name, v)| (name.to_string(), v.clone()))
+                    .collect();
+                adjusted.insert(item.addr.to_string(), values);
+            }
+        }
+        problems
+    }
+
+    async fn configure(&self, config: &Value) -> Result<(), ProviderError> {
+        let connection = client::Connection::from_block(config)?;
+        if let Ok(mut slot) = self.connection.lock() {
+            *slot = Some(connection);
+        }
+        Ok(())
+    }
+
+    async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
+        check_type(&req.rtype)?;
+        // Nothing requested: look for objects of the lineage only where a
+        // cluster is configured and answering; a configuration without
+        // Kubernetes objects must not need one.
+        let nothing_requested = req.items.is_empty();
+        let client = match self.client().await {
+            Ok(c) => c,
+            Err(_) if nothing_requested => return Ok(ReadResponse::default()),
+            Err(e) => return Err(e),
+        };
+        let result = match req.rtype.as_str() {
+            schema::DEPLOYMENT_TYPE => deployment::read(client, &req).await,
+            schema::HPA_TYPE => hpa::read(client, &req).await,
+            _ => scale_schedule::read(client, &req).await,
+        };
+        match result {
+            Err(_) if nothing_requested => Ok(ReadResponse::default()),
+            other => other,
+        }
+    }
+
+    async fn apply(&self, mut req: ApplyRequest) -> Result<Value, ProviderError> {
+        check_type(&req.rtype)?;
+        let client = self.client().await?;
+        if let (Value::Map(planned), Ok(adjusted)) = (&mut req.planned, self.adjusted.lock()) {
+            for (name, value) in adjusted.get(&req.addr.to_string()).into_iter().flatten() {
+                planned.insert(name.clone(), value.clone());
+            }
+            req.changed = planned.iter().filter(|(k, v)| req.prior.get(k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+        }
+        match req.rtype.as_str() {
+            schema::DEPLOYMENT_TYPE => deployment::apply(client, &req).await,
+            schema::HPA_TYPE => hpa::apply(client, &req).await,
+            _ => scale_schedule::apply(client, &req).await,
+        }
+    }
+
+    async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
+        check_type(rtype)?;
+        let client = self.client().await?;
+        match rtype {
+            schema::DEPLOYMENT_TYPE => deployment::import(client, addr, id, lineage).await,
+            schema::HPA_TYPE => hpa::import(client, addr, id, lineage).await,
+            _ => scale_schedule::import(client, addr, id, lineage).await,
+        }
+    }
+}
