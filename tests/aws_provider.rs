@@ -9,6 +9,9 @@
 //! they fail and say why. This file must never contact a non-loopback
 //! address: the private IPs moto hands out are only compared, never dialled.
 
+#[path = "support/moto.rs"]
+mod moto;
+
 use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
 use himaplan::providers::aws::{AwsProvider, client};
 use himaplan_engine::addr::InstanceAddr;
@@ -16,165 +19,14 @@ use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse,
 };
 use himaplan_engine::value::Value;
+use moto::AMI;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
-const AMI: &str = "ami-03cf127a";
 const LINEAGE: &str = "lineage-test-1";
 
-// ---------------------------------------------------------------------------
-// The moto server
-
-struct Moto {
-    endpoint: String,
-    /// Kept so the server's stdin stays open; it exits at EOF, i.e. when
-    /// this test process ends.
-    _child: Mutex<Child>,
-}
-
-static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
-/// Tests share one server and reset it: they must not interleave.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn venv() -> PathBuf {
-    let cache = std::env::var_os("HIMAPLAN_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/himaplan")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/himaplan"));
-    cache.join("venv")
-}
-
-fn start_moto() -> Result<Moto, String> {
-    let script = repo().join("scripts/servers/moto.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("install")
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "moto.sh install failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free loopback port: {e}"))?
-        .port();
-    // moto_server in-process, with a watchdog thread that exits when our
-    // end of its stdin closes: the server never outlives the tests.
-    let launcher = "import os, sys, threading\n\
-        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\n\
-        from moto.server import main\n\
-        main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n";
-    let child = Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(launcher)
-        .arg(port.to_string())
-        .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
-        .env("MOTO_ENABLE_AMI_VALIDATION", "true")
-        // The recorder writes its file in the working directory: keep it
-        // out of the checkout.
-        .env(
-            "MOTO_RECORDER_FILEPATH",
-            std::env::temp_dir().join(format!("himaplan-moto-recording-{port}")),
-        )
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto_server: {e}"))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while ureq::get(format!("{endpoint}/moto-api/data.json")).call().is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("moto_server did not answer on {endpoint} within 15 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: set once, inside this OnceLock initialiser, before any test
-    // builds an SDK client; every test waits on this initialiser first, so
-    // no thread of ours reads the environment concurrently.
-    unsafe {
-        std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::remove_var("AWS_PROFILE");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
-    Ok(Moto {
-        endpoint,
-        _child: Mutex::new(child),
-    })
-}
-
-/// The shared server, reset, or `None` when the test should be skipped.
-fn moto() -> Option<&'static Moto> {
-    match MOTO.get_or_init(start_moto) {
-        Ok(m) => {
-            ureq::post(format!("{}/moto-api/reset", m.endpoint)).send_empty().ok()?;
-            Some(m)
-        }
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("moto is required under CI=true: {why}"),
-        Err(why) => {
-            let _ = writeln!(std::io::stderr(), "skipping: moto is not available ({why})");
-            None
-        }
-    }
-}
-
-impl Moto {
-    fn start_recording(&self) {
-        let _ = ureq::post(format!("{}/moto-api/recorder/reset-recording", self.endpoint)).send_empty();
-        let _ = ureq::post(format!("{}/moto-api/recorder/start-recording", self.endpoint)).send_empty();
-    }
-
-    /// The EC2 actions recorded since `start_recording`, in order. The
-    /// recorder returns one JSON object per line with the request's URL and
-    /// body (base64 when `body_encoded`).
-    fn recorded_actions(&self) -> Vec<String> {
-        let _ = ureq::post(format!("{}/moto-api/recorder/stop-recording", self.endpoint)).send_empty();
-        let text = ureq::get(format!("{}/moto-api/recorder/download-recording", self.endpoint))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .unwrap_or_default();
-        let mut actions = Vec::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            let mut body = entry["body"].as_str().unwrap_or_default().to_string();
-            if entry["body_encoded"].as_bool() == Some(true) {
-                body = aws_smithy_types::base64::decode(&body)
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-            }
-            let query = entry["url"]
-                .as_str()
-                .unwrap_or_default()
-                .split_once('?')
-                .map(|(_, q)| q.to_string());
-            for form in [Some(body), query].into_iter().flatten() {
-                if let Some(action) = form.split('&').find_map(|pair| pair.strip_prefix("Action=")) {
-                    actions.push(action.to_string());
-                    break;
-                }
-            }
-        }
-        actions
-    }
-}
+/// This binary's moto: threaded, and exported to the process environment,
+/// from which the provider under test builds its clients.
+const SETUP: moto::Setup = moto::Setup { export_env: true, ..moto::THREADED };
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -281,8 +133,7 @@ fn describe_count(actions: &[String]) -> usize {
 /// an instance of another lineage is neither current nor other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_refresh_in_one_call_and_foreign_lineage_is_ignored() {
-    let _turn = TURN.lock().await;
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let mut created = Vec::new();
     for i in 0..3 {
@@ -320,8 +171,7 @@ async fn three_instances_refresh_in_one_call_and_foreign_lineage_is_ignored() {
 /// that order, and it ends running with the new type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resize_stops_modifies_then_starts() {
-    let _turn = TURN.lock().await;
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let prior = create(&p, "aws_instance.db", planned("t3.micro", "running", &[]))
         .await
@@ -364,8 +214,7 @@ async fn resize_stops_modifies_then_starts() {
 /// A stopped instance is resized without being started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_instance_stays_stopped_after_resize() {
-    let _turn = TURN.lock().await;
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let prior = create(&p, "aws_instance.batch", planned("t3.micro", "stopped", &[]))
         .await
@@ -399,8 +248,7 @@ async fn stopped_instance_stays_stopped_after_resize() {
 /// with its address and token; one imported before labelling is found by id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unrequested_lineage_instance_is_reported_in_others() {
-    let _turn = TURN.lock().await;
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let kept = create(&p, "aws_instance.web[0]", planned("t3.micro", "running", &[]))
         .await
@@ -441,8 +289,7 @@ async fn unrequested_lineage_instance_is_reported_in_others() {
 /// it; delete terminates it and refresh no longer does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_labels_and_delete_terminates() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto() else { return };
+    let Some(_moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let ec2 = sdk().await;
     let id = run_raw(&ec2, 1, &[("Name", "old-web")]).await.remove(0);
@@ -519,8 +366,7 @@ async fn import_labels_and_delete_terminates() {
 /// An unknown AMI is a permanent error carrying EC2's code and message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_ami_is_a_permanent_error_with_the_service_message() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto() else { return };
+    let Some(_moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let mut attrs = planned("t3.micro", "running", &[]);
     if let Value::Map(m) = &mut attrs {
@@ -536,8 +382,7 @@ async fn unknown_ami_is_a_permanent_error_with_the_service_message() {
 /// DescribeInstances calls (MaxResults = 1000, paginated).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_instances_refresh_in_at_most_two_calls() {
-    let _turn = TURN.lock().await;
-    let Some(moto) = moto() else { return };
+    let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let ec2 = sdk().await;
     let ids = run_raw(

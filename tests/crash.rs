@@ -11,18 +11,19 @@
 //! run, measured first. The RNG is seeded; set `HIMAPLAN_TEST_SEED` to
 //! replay a run.
 
-#[path = "support/moto_crash.rs"]
-mod moto_crash;
+#[path = "support/fleet.rs"]
+mod fleet;
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/proxy.rs"]
 mod proxy;
 
-use moto_crash::{Fleet, Moto, check_converged, moto, text};
+use fleet::{Fleet, check_converged, live_instances, text};
+use moto::Moto;
 use proxy::{FaultPlan, Proxy, Rng, seed_from_env};
 use std::time::{Duration, Instant};
 
 const TRIALS: usize = 10;
-/// The binary's tests share one moto server, which each resets.
-static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const START: (usize, &str) = (3, "t3.small");
 /// Targets of the killed run, scale up and down, both with a resize.
 const TARGETS: [(usize, &str); 2] = [(5, "t3.medium"), (2, "t3.medium")];
@@ -98,8 +99,8 @@ fn kill_9_during_resize_and_scale_then_apply_converges() {
     // Ten times: a 3 × t3.small fleet is resized to t3.medium and scaled to
     // 5 or 2 by an apply killed with SIGKILL at a random moment; the next
     // apply must converge with no orphan and no duplicate.
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(m) = moto() else { return };
+    let Some(turn) = moto::turn() else { return };
+    let m = turn.moto;
     let seed = seed_from_env();
     println!("crash trials: seed {seed} (HIMAPLAN_TEST_SEED={seed} to replay)");
     let mut rng = Rng::new(seed);
@@ -131,7 +132,7 @@ fn kill_9_during_resize_and_scale_then_apply_converges() {
             Landed::BeforeJournal
         };
         let journal = Journal::read(&fleet);
-        let extras_before = moto_crash::extras(&fleet, m).len();
+        let extras_before = fleet::extras(&fleet, m).len();
 
         // Recovery: apply directly against moto, at most twice.
         let mut runs = 0;
@@ -195,8 +196,8 @@ fn kill_9_between_run_instances_and_its_answer_adopts_the_instances() {
     // intents are unfinished. Recovery must adopt exactly those instances
     // (no third create) — or, when the configuration went back to 3 ×
     // t3.small, adopt and then destroy them.
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(m) = moto() else { return };
+    let Some(turn) = moto::turn() else { return };
+    let m = turn.moto;
     for (name, recovery) in [("same_target", TARGETS[0]), ("reverted_target", START)] {
         m.reset();
         let proxy =
@@ -205,7 +206,7 @@ fn kill_9_between_run_instances_and_its_answer_adopts_the_instances() {
         let lineage = fleet.lineage();
         let mut child = fleet.spawn(&proxy.endpoint, &["apply", "--auto-approve"], TARGETS[0].0, TARGETS[0].1);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while m.live_instances(&lineage).len() < TARGETS[0].0 {
+        while live_instances(m, &lineage).len() < TARGETS[0].0 {
             assert!(Instant::now() < deadline, "{name}: moto never ran the new instances");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -213,7 +214,7 @@ fn kill_9_between_run_instances_and_its_answer_adopts_the_instances() {
         let killed = child.wait_with_output().expect("wait");
         let journal = Journal::read(&fleet);
         assert_eq!(journal.unfinished, 2, "{name}: unfinished intents in the journal\n{}", text(&killed));
-        let orphans: Vec<String> = moto_crash::extras(&fleet, m).into_iter().map(|l| l.id).collect();
+        let orphans: Vec<String> = fleet::extras(&fleet, m).into_iter().map(|l| l.id).collect();
         assert_eq!(orphans.len(), 2, "{name}: instances created by the killed run");
 
         let out = fleet.run(&m.endpoint, &["apply", "--auto-approve"], recovery.0, recovery.1);

@@ -11,18 +11,17 @@
 //! the applies go through the proxy. The RNG is seeded; set
 //! `HIMAPLAN_TEST_SEED` to replay a run.
 
-#[path = "support/moto_crash.rs"]
-mod moto_crash;
+#[path = "support/fleet.rs"]
+mod fleet;
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/proxy.rs"]
 mod proxy;
 
-use moto_crash::{Fleet, Moto, check_converged, extras, moto, planned_duplicate_deletes, text};
+use fleet::{Fleet, check_converged, extras, planned_duplicate_deletes, text};
+use moto::Moto;
 use proxy::{Counts, Fault, FaultPlan, Proxy, seed_from_env};
-use std::sync::Mutex;
 use std::time::Duration;
-
-/// The binary's tests share one moto server, which each resets.
-static TURN: Mutex<()> = Mutex::new(());
 
 const START: (usize, &str) = (3, "t3.small");
 const TARGET: (usize, &str) = (5, "t3.medium");
@@ -129,8 +128,8 @@ fn resize_and_scale_converges_through_faults() {
     // For each fault scenario, a 3 × t3.small fleet is resized and scaled to
     // 5 × t3.medium through the proxy until plan is clean; the final state
     // matches moto with one instance per address.
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(m) = moto() else { return };
+    let Some(turn) = moto::turn() else { return };
+    let m = turn.moto;
     let seed = seed_from_env();
     println!("fault scenarios: seed {seed} (HIMAPLAN_TEST_SEED={seed} to replay)");
     for sc in SCENARIOS {

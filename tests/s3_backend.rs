@@ -12,113 +12,29 @@
 //! this process exits. Without moto the tests skip, except under `CI=true`,
 //! where they fail and say why. Must never contact a non-loopback address.
 
+#[path = "support/moto.rs"]
+mod moto;
+
 use aws_sdk_s3::primitives::ByteStream;
 use himaplan::state_s3::{CHECKSUM_METADATA, S3Store, copy_state, sha256_hex};
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::state::{JournalEntry, LocalStore, ResourceState, State, StateError, StateStore};
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "himaplan-state";
 const KEY: &str = "prod/state.json";
 
-// ---------------------------------------------------------------------------
-// The single-threaded moto server
+/// This binary's moto: single-threaded (see above), and exported to the
+/// process environment, from which the store under test builds its client.
+const SETUP: moto::Setup = moto::Setup { single_threaded: true, export_env: true };
 
-struct Moto {
-    endpoint: String,
-    /// Our end of the watchdog's stdin: closing it (process exit) stops moto.
-    _watchdog: Mutex<Child>,
-}
-
-static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
-/// Tests share one server and reset it: they must not interleave.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn start_moto() -> Result<Moto, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/servers/moto.sh");
-    let out = Command::new("bash").arg(&script).arg("install").output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("moto.sh install failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free loopback port: {e}"))?.port();
-    // The server runs in the background of a shell that waits for its stdin
-    // to close, then stops the server: it never outlives this process.
-    let watchdog = "bash \"$0\" serve-single \"$1\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null";
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(watchdog)
-        .arg(&script)
-        .arg(port.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto: {e}"))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ureq::get(format!("{endpoint}/moto-api/data.json")).call().is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("moto serve-single did not answer on {endpoint} within 20 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: set once, inside this OnceLock initialiser, before any test
-    // builds an SDK client; every test waits on this initialiser first.
-    unsafe {
-        std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::remove_var("AWS_PROFILE");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
-    Ok(Moto { endpoint, _watchdog: Mutex::new(child) })
-}
-
-/// The shared server, reset and with an empty state bucket, or `None` when
-/// the test should be skipped.
-async fn moto() -> Option<&'static Moto> {
-    let m = match MOTO.get_or_init(start_moto) {
-        Ok(m) => m,
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("moto is required under CI=true: {why}"),
-        Err(why) => {
-            let _ = writeln!(std::io::stderr(), "skipping: moto is not available ({why})");
-            return None;
-        }
-    };
-    ureq::post(format!("{}/moto-api/reset", m.endpoint)).send_empty().expect("reset moto");
+/// Waits for this test's turn on the reset server and creates an empty state
+/// bucket; `None` when the test should be skipped.
+async fn turn() -> Option<moto::Turn> {
+    let turn = moto::turn_async(SETUP).await?;
     sdk().await.create_bucket().bucket(BUCKET).send().await.expect("state bucket");
-    Some(m)
-}
-
-impl Moto {
-    fn start_recording(&self) {
-        let _ = ureq::post(format!("{}/moto-api/recorder/reset-recording", self.endpoint)).send_empty();
-        let _ = ureq::post(format!("{}/moto-api/recorder/start-recording", self.endpoint)).send_empty();
-    }
-
-    /// `METHOD path?query` of every request recorded since `start_recording`.
-    fn recorded(&self) -> Vec<String> {
-        let _ = ureq::post(format!("{}/moto-api/recorder/stop-recording", self.endpoint)).send_empty();
-        let text = ureq::get(format!("{}/moto-api/recorder/download-recording", self.endpoint))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|e| {
-                let url = e["url"].as_str().unwrap_or_default();
-                let path = url.split_once("://").map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
-                format!("{} /{}", e["method"].as_str().unwrap_or("?"), path)
-            })
-            .collect()
-    }
+    Some(turn)
 }
 
 // ---------------------------------------------------------------------------
@@ -186,8 +102,7 @@ async fn run_once(s: &S3Store, add: &str) -> State {
 /// journal is replayed by the next read and folded away by its commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_with_checksum_backup_and_journal() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let s = store().await;
     let snap = s.read().await.expect("read missing");
     assert!(!snap.exists && snap.text.is_none());
@@ -231,8 +146,7 @@ async fn round_trip_with_checksum_backup_and_journal() {
 /// writes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_or_truncated_state_is_refused() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let s = store().await;
     s.read().await.expect("read");
     s.commit(&sample(2), None).await.expect("commit");
@@ -267,8 +181,7 @@ async fn tampered_or_truncated_state_is_refused() {
 /// timeout it waits and gets the lock after the release, or times out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_fails_naming_holder_waits_and_times_out() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let (a, b) = (store().await, store().await);
     let held = a.lock_s3("apply", Duration::ZERO).await.expect("first lock");
     let err = b.lock("plan", Duration::ZERO).await.err().expect("second lock fails");
@@ -298,8 +211,7 @@ async fn lock_fails_naming_holder_waits_and_times_out() {
 /// before the drop returns.
 #[tokio::test(flavor = "current_thread")]
 async fn drop_releases_on_a_current_thread_runtime() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let s = store().await;
     let guard = s.lock("apply", Duration::ZERO).await.expect("lock");
     drop(guard);
@@ -311,8 +223,7 @@ async fn drop_releases_on_a_current_thread_runtime() {
 /// and the old holder's late release does not delete the next run's lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_unlock_needs_the_id_and_spares_the_next_lock() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let (a, b) = (store().await, store().await);
     assert!(matches!(a.force_unlock("nothing-held").await, Err(StateError::NoSuchLock { .. })));
     let stale = a.lock_s3("apply", Duration::ZERO).await.expect("lock");
@@ -333,8 +244,7 @@ async fn force_unlock_needs_the_id_and_spares_the_next_lock() {
 /// the If-Match write fails with 412 and the newer state stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_with_a_stale_etag_is_refused() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let first = store().await;
     first.read().await.expect("read");
     first.commit(&sample(1), None).await.expect("seed");
@@ -366,8 +276,7 @@ async fn commit_with_a_stale_etag_is_refused() {
 /// lineage is not overwritten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_state_pushes_and_pulls() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let local = LocalStore::new(dir.path().join("state.json"));
     local.read().await.expect("read");
@@ -393,8 +302,7 @@ async fn copy_state_pushes_and_pulls() {
 /// exactly one wins and the other is told who holds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_rounds_of_contention_have_one_winner_each() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto().await else { return };
+    let Some(_moto) = turn().await else { return };
     let (a, b) = (std::sync::Arc::new(store().await), std::sync::Arc::new(store().await));
     let start = Instant::now();
     for round in 0..20 {
@@ -420,15 +328,14 @@ async fn twenty_rounds_of_contention_have_one_winner_each() {
 /// batch, commit, release), counted by moto's recorder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_per_run_are_few() {
-    let _turn = TURN.lock().await;
-    let Some(moto) = moto().await else { return };
+    let Some(moto) = turn().await else { return };
     let seed = store().await;
     seed.read().await.expect("read");
     seed.commit(&sample(50), None).await.expect("seed");
 
     moto.start_recording();
     store().await.read().await.expect("plan's read");
-    let plan = moto.recorded();
+    let plan = moto.recorded_paths();
 
     moto.start_recording();
     let s = store().await;
@@ -446,7 +353,7 @@ async fn requests_per_run_are_few() {
     state.serial += 1;
     s.commit(&state, snap.text.as_deref()).await.expect("commit");
     guard.release().await.expect("release");
-    let apply = moto.recorded();
+    let apply = moto.recorded_paths();
     let _ = writeln!(std::io::stderr(), "plan: {} requests {plan:?}\napply: {} requests {apply:?}", plan.len(), apply.len());
     assert_eq!(plan.len(), 2, "{plan:?}");
     // GET state, LIST journal, PUT lock, PUT journal, PUT backup, PUT state, DELETE journal batch, DELETE lock.

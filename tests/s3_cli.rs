@@ -16,14 +16,14 @@
 //! configuration's resources are `himaplan_data`. Nothing here contacts an
 //! address outside 127.0.0.0/8.
 
+#[path = "support/moto.rs"]
+mod moto;
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
 use himaplan::state_s3::{CHECKSUM_METADATA, sha256_hex};
+use moto::{Moto, Turn, block_on};
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use support::{Run, TestDir};
 
@@ -76,89 +76,16 @@ output "round" {
 // ---------------------------------------------------------------------------
 // The single-threaded moto server
 
-struct Moto {
-    endpoint: String,
-    /// Our end of the watchdog's stdin: closing it (process exit) stops moto.
-    _watchdog: Mutex<Child>,
-}
-
-/// A test's exclusive use of the freshly reset server.
-struct Turn {
-    moto: &'static Moto,
-    _guard: MutexGuard<'static, ()>,
-}
-
-static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
-static TURNS: Mutex<()> = Mutex::new(());
-
-fn start_moto() -> Result<Moto, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/servers/moto.sh");
-    let out = Command::new("bash").arg(&script).arg("install").output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("moto.sh install failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free loopback port: {e}"))?.port();
-    // The server runs in the background of a shell that waits for its stdin
-    // to close, then stops the server: it never outlives this process.
-    let watchdog = "bash \"$0\" serve-single \"$1\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null";
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(watchdog)
-        .arg(&script)
-        .arg(port.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto: {e}"))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ureq::get(format!("{endpoint}/moto-api/data.json")).call().is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("moto serve-single did not answer on {endpoint} within 20 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(Moto { endpoint, _watchdog: Mutex::new(child) })
-}
+/// This binary's moto: single-threaded (see above); `himaplan` processes get
+/// its environment explicitly.
+const SETUP: moto::Setup = moto::Setup { single_threaded: true, export_env: false };
 
 /// Waits for this test's turn, resets moto and creates the state bucket;
 /// `None` when moto cannot run here (never under `CI=true`).
 fn turn() -> Option<Turn> {
-    let guard = TURNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let moto = match MOTO.get_or_init(start_moto) {
-        Ok(m) => m,
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("these tests need moto and CI=true forbids skipping them: {why}")
-        }
-        Err(why) => {
-            let _ = writeln!(std::io::stderr(), "skipping: moto is not available ({why})");
-            return None;
-        }
-    };
-    moto.post("/moto-api/reset");
-    moto.post("/moto-api/recorder/stop-recording");
-    moto.post("/moto-api/recorder/reset-recording");
-    let s3 = moto.s3();
-    block_on(s3.create_bucket().bucket(BUCKET).send()).expect("create the state bucket");
-    Some(Turn { moto, _guard: guard })
-}
-
-impl std::ops::Deref for Turn {
-    type Target = Moto;
-    fn deref(&self) -> &Moto {
-        self.moto
-    }
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime"))
-}
-
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    runtime().block_on(future)
+    let turn = moto::turn_with(SETUP)?;
+    block_on(turn.s3().create_bucket().bucket(BUCKET).send()).expect("create the state bucket");
+    Some(turn)
 }
 
 /// The state object as the tests see it, straight from S3.
@@ -176,41 +103,6 @@ impl Object {
 }
 
 impl Moto {
-    fn post(&self, path: &str) {
-        let _ = ureq::post(format!("{}{path}", self.endpoint)).send_empty();
-    }
-
-    /// The environment pointing a `himaplan` process at this server only.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        self.env_via(&self.endpoint)
-    }
-
-    fn env_via(&self, endpoint: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", endpoint.to_string()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ]
-    }
-
-    /// An S3 client for this server, independent of the process environment.
-    fn s3(&self) -> aws_sdk_s3::Client {
-        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-        use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-        let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .http_client(http)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
-    }
-
     fn object(&self, key: &str) -> Option<Object> {
         let s3 = self.s3();
         block_on(async move {
@@ -242,29 +134,6 @@ impl Moto {
     fn journal_keys(&self) -> Vec<String> {
         let out = block_on(self.s3().list_objects_v2().bucket(BUCKET).prefix(format!("{KEY}.journal/")).send()).expect("list");
         out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
-    }
-
-    fn start_recording(&self) {
-        self.post("/moto-api/recorder/reset-recording");
-        self.post("/moto-api/recorder/start-recording");
-    }
-
-    /// `METHOD /path?query` of every request recorded since `start_recording`.
-    fn recorded(&self) -> Vec<String> {
-        self.post("/moto-api/recorder/stop-recording");
-        let text = ureq::get(format!("{}/moto-api/recorder/download-recording", self.endpoint))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|e| {
-                let url = e["url"].as_str().unwrap_or_default();
-                let path = url.split_once("://").map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
-                format!("{} /{}", e["method"].as_str().unwrap_or("?"), path)
-            })
-            .collect()
     }
 }
 
@@ -405,7 +274,7 @@ fn plan_apply_state_and_output_work_on_the_s3_backend() {
     // The same configuration again: the state object is neither rewritten nor backed up.
     moto.start_recording();
     run(&dir, &moto, &["apply", "--auto-approve", "--var", "round=1", "--var", "a=x"]).assert_code(0);
-    let requests = moto.recorded();
+    let requests = moto.recorded_paths();
     assert_eq!(moto.state(), first, "an unchanged apply changed the state object");
     let writes: Vec<&String> = requests.iter().filter(|r| r.starts_with("PUT") && !r.contains(".lock")).collect();
     assert!(writes.is_empty(), "an unchanged apply wrote {writes:?} (all requests: {requests:?})");
@@ -702,10 +571,10 @@ fn s3_requests_of_one_plan_and_one_apply() {
 
     moto.start_recording();
     run(&dir, &moto, &["plan", "--var", "round=2"]).assert_code(0);
-    let plan = moto.recorded();
+    let plan = moto.recorded_paths();
     moto.start_recording();
     run(&dir, &moto, &["apply", "--auto-approve", "--var", "round=2"]).assert_code(0);
-    let apply = moto.recorded();
+    let apply = moto.recorded_paths();
     let _ = writeln!(std::io::stderr(), "plan: {} S3 requests {plan:#?}\napply: {} S3 requests {apply:#?}", plan.len(), apply.len());
     // GET state, LIST journal.
     assert_eq!(plan.len(), 2, "{plan:?}");

@@ -10,6 +10,9 @@
 //! first. Without moto the tests skip, except under `CI=true`, where they
 //! fail and say why. Must never contact a non-loopback address.
 
+#[path = "support/moto.rs"]
+mod moto;
+
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter};
 use himaplan::providers::aws::{AwsProvider, client};
@@ -17,101 +20,12 @@ use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 const LINEAGE: &str = "lineage-s3-test";
 
-// ---------------------------------------------------------------------------
-// The moto server
-
-struct Moto {
-    endpoint: String,
-    /// Kept so the server's stdin stays open; it exits at EOF, i.e. when
-    /// this test process ends.
-    _child: Mutex<Child>,
-}
-
-static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
-/// Tests share one server and reset it: they must not interleave.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn venv() -> PathBuf {
-    let cache = std::env::var_os("HIMAPLAN_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/himaplan")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/himaplan"));
-    cache.join("venv")
-}
-
-fn start_moto() -> Result<Moto, String> {
-    let script = repo().join("scripts/servers/moto.sh");
-    let out = Command::new("bash").arg(&script).arg("install").output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("moto.sh install failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free loopback port: {e}"))?.port();
-    // moto_server in-process, with a watchdog thread that exits when our
-    // end of its stdin closes: the server never outlives the tests.
-    let launcher = "import os, sys, threading\n\
-        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\n\
-        from moto.server import main\n\
-        main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n";
-    let child = Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(launcher)
-        .arg(port.to_string())
-        .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("himaplan-moto-recording-{port}")))
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto_server: {e}"))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while ureq::get(format!("{endpoint}/moto-api/data.json")).call().is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("moto_server did not answer on {endpoint} within 15 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: set once, inside this OnceLock initialiser, before any test
-    // builds an SDK client; every test waits on this initialiser first, so
-    // no thread of ours reads the environment concurrently.
-    unsafe {
-        std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        std::env::remove_var("AWS_PROFILE");
-        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    }
-    Ok(Moto { endpoint, _child: Mutex::new(child) })
-}
-
-/// The shared server, reset, or `None` when the test should be skipped.
-fn moto() -> Option<&'static Moto> {
-    match MOTO.get_or_init(start_moto) {
-        Ok(m) => {
-            ureq::post(format!("{}/moto-api/reset", m.endpoint)).send_empty().ok()?;
-            Some(m)
-        }
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("moto is required under CI=true: {why}"),
-        Err(why) => {
-            let _ = writeln!(std::io::stderr(), "skipping: moto is not available ({why})");
-            None
-        }
-    }
-}
+/// This binary's moto: threaded, and exported to the process environment,
+/// from which the provider under test builds its clients.
+const SETUP: moto::Setup = moto::Setup { export_env: true, ..moto::THREADED };
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -198,8 +112,7 @@ fn expiration_of(v: &Value) -> Option<f64> {
 /// deleted with the resource.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_create_change_drift_and_remove() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto() else { return };
+    let Some(_moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     apply(&p, "aws_s3_bucket", "aws_s3_bucket.backups", ApplyAction::Create, Value::Null, bucket_config("himalytix-backups", false))
         .await
@@ -257,8 +170,7 @@ async fn lifecycle_create_change_drift_and_remove() {
 /// lineage's unrequested buckets (only those) appear in `others`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bucket_labels_refresh_and_others() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto() else { return };
+    let Some(_moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let a =
         apply(&p, "aws_s3_bucket", "aws_s3_bucket.a", ApplyAction::Create, Value::Null, bucket_config("bucket-a", false)).await.expect("a");
@@ -312,8 +224,7 @@ async fn bucket_labels_refresh_and_others() {
 /// every object and version goes, then the bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_empty_bucket_delete_needs_force_destroy() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto() else { return };
+    let Some(_moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let s3 = sdk().await;
     let b = apply(&p, "aws_s3_bucket", "aws_s3_bucket.b", ApplyAction::Create, Value::Null, bucket_config("full-bucket", false))
@@ -370,8 +281,7 @@ async fn non_empty_bucket_delete_needs_force_destroy() {
 /// An existing lifecycle configuration is imported by bucket name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_import_by_bucket() {
-    let _turn = TURN.lock().await;
-    let Some(_moto) = moto() else { return };
+    let Some(_moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     apply(&p, "aws_s3_bucket", "aws_s3_bucket.l", ApplyAction::Create, Value::Null, bucket_config("lc-bucket", false))
         .await

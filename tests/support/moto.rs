@@ -1,18 +1,26 @@
-//! A real moto server (AWS EC2/S3 emulation) for one test binary, on a
-//! free 127.0.0.1 port, with instance-type and AMI validation on.
+//! The one moto server (AWS EC2/S3 emulation) of a test binary, on a free
+//! 127.0.0.1 port, with instance-type and AMI validation on. Every test
+//! binary that needs moto includes this file with
+//! `#[path = "support/moto.rs"] mod moto;`.
 //!
 //! The server is installed by `scripts/servers/moto.sh install`, started
 //! once per test binary and ended when the binary exits (it watches its
 //! stdin, which only this process holds). Tests take turns on it: [`turn`]
-//! serialises them and resets moto, so each test starts with an empty
-//! account and its own recording. Without moto a test is skipped, except
-//! under `CI=true`, where it fails and says why.
+//! (or [`turn_async`] in async tests) serialises them and resets moto, so
+//! each test starts with an empty account and its own recording. Without
+//! moto a test is skipped, except under `CI=true`, where it fails and says
+//! why. A binary picks its server once with a [`Setup`]: threaded moto, or
+//! `moto.sh serve-single` (werkzeug with `threaded=False`) for the lock
+//! contention tests, where threaded moto's conditional PUT checks then
+//! writes without a lock; and whether the server's endpoint is exported to
+//! this process's environment, for SDK clients built from it.
 //!
 //! Also here: the environment that points a `himaplan` child process at
-//! the server, a blocking EC2 client for checking what really exists
-//! (never through himaplan), and moto's request recorder decoded into
-//! [`Request`]s. Nothing here ever contacts an address outside 127.0.0.0/8:
-//! the private IPs moto hands out are compared, never dialled.
+//! the server, EC2 and S3 clients for checking what really exists (never
+//! through himaplan), and moto's request recorder decoded into
+//! [`Request`]s, actions, or `METHOD /path` lines. Nothing here ever
+//! contacts an address outside 127.0.0.0/8: the private IPs moto hands out
+//! are compared, never dialled.
 
 #![allow(dead_code, reason = "each test binary uses a different subset of the helper")]
 
@@ -21,11 +29,25 @@ use aws_sdk_ec2::types::{Filter, Instance, ResourceType, Tag, TagSpecification};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The AMI every test launches; moto's AMI validation knows it.
 pub const AMI: &str = "ami-03cf127a";
+
+/// How a test binary wants its server; one binary uses one setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setup {
+    /// `moto.sh serve-single`: one request at a time, so racing conditional
+    /// PUTs are decided atomically as real S3 does.
+    pub single_threaded: bool,
+    /// Point this process's `AWS_*` environment at the server (before any
+    /// test builds an SDK client), for clients that read it.
+    pub export_env: bool,
+}
+
+/// Threaded moto, the process environment untouched.
+pub const THREADED: Setup = Setup { single_threaded: false, export_env: false };
 
 /// The moto server of this test binary.
 pub struct Moto {
@@ -38,7 +60,7 @@ pub struct Moto {
 /// A test's exclusive use of the (freshly reset) server.
 pub struct Turn {
     pub moto: &'static Moto,
-    _guard: MutexGuard<'static, ()>,
+    _guard: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl std::ops::Deref for Turn {
@@ -48,18 +70,36 @@ impl std::ops::Deref for Turn {
     }
 }
 
-static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
-static TURNS: Mutex<()> = Mutex::new(());
+static MOTO: OnceLock<(Setup, Result<Moto, String>)> = OnceLock::new();
+/// Tests share one server and reset it: they must not interleave. (An
+/// async mutex, so that async tests can hold a turn across `.await`; it
+/// is never poisoned by a test that panicked, and the reset clears what
+/// such a test left behind.)
+static TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Waits for this test's turn on the server and resets it; `None` when moto
-/// cannot run here and the test should be skipped (never under `CI=true`).
+/// Waits for this test's turn on the threaded server and resets it; `None`
+/// when moto cannot run here and the test should be skipped (never under
+/// `CI=true`).
 pub fn turn() -> Option<Turn> {
-    // A test that panicked while holding the turn leaves nothing behind
-    // that the reset below does not clear.
-    let guard = TURNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    match MOTO.get_or_init(start) {
+    turn_with(THREADED)
+}
+
+/// [`turn`] on the server `setup` describes, for a synchronous test.
+pub fn turn_with(setup: Setup) -> Option<Turn> {
+    begin(setup, TURNS.blocking_lock())
+}
+
+/// [`turn`] on the server `setup` describes, for an async test.
+pub async fn turn_async(setup: Setup) -> Option<Turn> {
+    begin(setup, TURNS.lock().await)
+}
+
+fn begin(setup: Setup, guard: tokio::sync::MutexGuard<'static, ()>) -> Option<Turn> {
+    let (started, result) = MOTO.get_or_init(|| (setup, start(setup)));
+    assert_eq!(*started, setup, "one test binary asked for two different moto setups");
+    match result {
         Ok(moto) => {
-            moto.post("/moto-api/reset");
+            moto.reset();
             moto.post("/moto-api/recorder/stop-recording");
             moto.post("/moto-api/recorder/reset-recording");
             Some(Turn { moto, _guard: guard })
@@ -86,7 +126,7 @@ fn venv() -> PathBuf {
     cache.join("venv")
 }
 
-fn start() -> Result<Moto, String> {
+fn start(setup: Setup) -> Result<Moto, String> {
     let script = repo().join("scripts/servers/moto.sh");
     let out = Command::new("bash").arg(&script).arg("install").output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !out.status.success() {
@@ -94,39 +134,74 @@ fn start() -> Result<Moto, String> {
     }
     let port =
         std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free loopback port: {e}"))?.port();
-    // moto_server in a Python process with a watchdog thread that exits
-    // when our end of its stdin closes: the server never outlives the tests.
-    let launcher = "import os, sys, threading\n\
-        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\n\
-        from moto.server import main\n\
-        main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n";
-    let child = Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(launcher)
-        .arg(port.to_string())
-        .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
-        .env("MOTO_ENABLE_AMI_VALIDATION", "true")
-        // The recorder writes a file in the working directory: keep it out
-        // of the checkout.
-        .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("himaplan-moto-recording-{port}")))
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto_server: {e}"))?;
+    let mut cmd = if setup.single_threaded {
+        // The server runs in the background of a shell that waits for its
+        // stdin to close, then stops the server.
+        let watchdog = "bash \"$0\" serve-single \"$1\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null";
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(watchdog).arg(&script).arg(port.to_string());
+        cmd
+    } else {
+        // moto_server in a Python process with a watchdog thread that exits
+        // when our end of its stdin closes.
+        let launcher = "import os, sys, threading\n\
+            threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\n\
+            from moto.server import main\n\
+            main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n";
+        let mut cmd = Command::new(venv().join("bin/python"));
+        cmd.arg("-c")
+            .arg(launcher)
+            .arg(port.to_string())
+            .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
+            .env("MOTO_ENABLE_AMI_VALIDATION", "true")
+            // The recorder writes a file in the working directory: keep it
+            // out of the checkout.
+            .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("himaplan-moto-recording-{port}")))
+            .current_dir(std::env::temp_dir());
+        cmd
+    };
+    // Either way, the server never outlives the tests.
+    let child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| format!("cannot start moto: {e}"))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while ureq::get(format!("{endpoint}/moto-api/data.json")).call().is_err() {
         if Instant::now() > deadline {
-            return Err(format!("moto_server did not answer on {endpoint} within 20 s"));
+            return Err(format!("moto did not answer on {endpoint} within 20 s"));
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if setup.export_env {
+        // SAFETY: set once, inside the OnceLock initialiser, before any test
+        // builds an SDK client; every test waits on this initialiser (under
+        // the turn lock) first, so no thread of ours reads the environment
+        // concurrently.
+        unsafe {
+            std::env::remove_var("AWS_PROFILE");
+            for (k, v) in env_via(&endpoint) {
+                std::env::set_var(k, v);
+            }
+        }
     }
     Ok(Moto { endpoint, _child: Mutex::new(child) })
 }
 
-/// One runtime for the blocking EC2 helpers of the whole binary.
+/// The environment that points a `himaplan` child process (or any AWS
+/// client) at `endpoint` (moto, or a proxy in front of it) and nowhere else.
+pub fn env_via(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+    ]
+}
+
+/// One runtime for the blocking SDK helpers of the whole binary.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime"))
@@ -182,17 +257,20 @@ impl Moto {
         let _ = ureq::post(format!("{}{path}", self.endpoint)).send_empty();
     }
 
+    /// Empties the server: every account, bucket and instance.
+    pub fn reset(&self) {
+        ureq::post(format!("{}/moto-api/reset", self.endpoint)).send_empty().expect("moto reset");
+    }
+
     /// The environment that points a `himaplan` child process (or any AWS
     /// client) at this server and nowhere else.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_DEFAULT_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ]
+        env_via(&self.endpoint)
+    }
+
+    /// [`env_via`] the endpoint of a proxy in front of this server.
+    pub fn env_via(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        env_via(endpoint)
     }
 
     /// An EC2 client for this server, independent of the process environment.
@@ -207,6 +285,22 @@ impl Moto {
             .http_client(http)
             .build();
         aws_sdk_ec2::Client::from_conf(config)
+    }
+
+    /// An S3 client for this server (path-style), independent of the
+    /// process environment.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+        let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
+            .http_client(http)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 
     /// Every instance moto knows, terminated ones included, by filters.
@@ -260,17 +354,25 @@ impl Moto {
         self.post("/moto-api/recorder/start-recording");
     }
 
-    /// Stops recording and returns the EC2 requests recorded since
-    /// [`Moto::start_recording`], in the order moto received them.
-    pub fn recorded(&self) -> Vec<Request> {
+    /// Stops recording and returns the recorder's entries since
+    /// [`Moto::start_recording`] (one JSON object per request, with its
+    /// method, URL and body, base64 when `body_encoded`), in the order moto
+    /// received them.
+    pub fn recording(&self) -> Vec<serde_json::Value> {
         self.post("/moto-api/recorder/stop-recording");
         let text = ureq::get(format!("{}/moto-api/recorder/download-recording", self.endpoint))
             .call()
             .ok()
             .and_then(|mut r| r.body_mut().read_to_string().ok())
             .unwrap_or_default();
-        text.lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        text.lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).collect()
+    }
+
+    /// Stops recording and returns the EC2 requests recorded since
+    /// [`Moto::start_recording`], in the order moto received them.
+    pub fn recorded(&self) -> Vec<Request> {
+        self.recording()
+            .into_iter()
             .filter_map(|entry| {
                 let mut body = entry["body"].as_str().unwrap_or_default().to_string();
                 if entry["body_encoded"].as_bool() == Some(true) {
@@ -283,6 +385,24 @@ impl Moto {
                 }
                 let action = params.get("Action")?.clone();
                 Some(Request { action, params })
+            })
+            .collect()
+    }
+
+    /// The EC2 actions recorded since [`Moto::start_recording`], in order.
+    pub fn recorded_actions(&self) -> Vec<String> {
+        self.recorded().into_iter().map(|r| r.action).collect()
+    }
+
+    /// `METHOD /path?query` of every request (S3 ones included) recorded
+    /// since [`Moto::start_recording`], in order.
+    pub fn recorded_paths(&self) -> Vec<String> {
+        self.recording()
+            .iter()
+            .map(|e| {
+                let url = e["url"].as_str().unwrap_or_default();
+                let path = url.split_once("://").map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+                format!("{} /{}", e["method"].as_str().unwrap_or("?"), path)
             })
             .collect()
     }

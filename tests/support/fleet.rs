@@ -1,101 +1,17 @@
-//! The crash and fault tests' own toolkit: one moto server per test binary
-//! (adapted from `tests/aws_provider.rs`), a fleet directory with a
-//! resizable, scalable `aws_instance` configuration, a `himaplan` runner
-//! with a clean environment, and the convergence check that compares the
-//! state file with what moto really runs.
-//!
-//! moto is installed by `scripts/servers/moto.sh install`, started on a
-//! free 127.0.0.1 port and ends when the test process does (it exits when
-//! its stdin closes). Without moto the tests skip, except under `CI=true`,
-//! where they fail and say why. Nothing here contacts a non-loopback
-//! address: the IPs moto hands out are never dialled.
+//! The crash and fault tests' fleet: a directory with a resizable,
+//! scalable `aws_instance` configuration, a `himaplan` runner with a clean
+//! environment, and the convergence check that compares the state file with
+//! what moto really runs. Include it after the shared moto starter:
+//! `#[path = "support/moto.rs"] mod moto;` and
+//! `#[path = "support/fleet.rs"] mod fleet;`. Nothing here contacts a
+//! non-loopback address: the IPs moto hands out are never dialled.
 
 #![allow(dead_code, reason = "each test binary uses a different part of this toolkit")]
 
+use crate::moto::{self, Moto};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
-
-pub const AMI: &str = "ami-03cf127a";
-
-// ---------------------------------------------------------------------------
-// The moto server
-
-pub struct Moto {
-    pub endpoint: String,
-    /// Kept so the server's stdin stays open until this process ends.
-    _child: Mutex<Child>,
-}
-
-static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn venv() -> PathBuf {
-    let cache = std::env::var_os("HIMAPLAN_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/himaplan")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/himaplan"));
-    cache.join("venv")
-}
-
-fn start_moto() -> Result<Moto, String> {
-    let script = repo().join("scripts/servers/moto.sh");
-    let out = Command::new("bash").arg(&script).arg("install").output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("moto.sh install failed: {}", String::from_utf8_lossy(&out.stderr)));
-    }
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("no free loopback port: {e}"))?.port();
-    let launcher = "import os, sys, threading\n\
-        threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\n\
-        from moto.server import main\n\
-        main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n";
-    let child = Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(launcher)
-        .arg(port.to_string())
-        .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
-        .env("MOTO_ENABLE_AMI_VALIDATION", "true")
-        .env("MOTO_RECORDER_FILEPATH", std::env::temp_dir().join(format!("himaplan-moto-recording-{port}")))
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start moto_server: {e}"))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ureq::get(format!("{endpoint}/moto-api/data.json")).call().is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("moto_server did not answer on {endpoint} within 20 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(Moto { endpoint, _child: Mutex::new(child) })
-}
-
-/// The binary's moto server, reset; `None` when the test should be skipped.
-pub fn moto() -> Option<&'static Moto> {
-    match MOTO.get_or_init(start_moto) {
-        Ok(m) => {
-            m.reset();
-            Some(m)
-        }
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("moto is required under CI=true: {why}")
-        }
-        Err(why) => {
-            let _ = writeln!(std::io::stderr(), "skipping: moto is not available ({why})");
-            None
-        }
-    }
-}
 
 /// One EC2 instance as moto reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,48 +24,23 @@ pub struct LiveInstance {
     pub token: Option<String>,
 }
 
-impl Moto {
-    pub fn reset(&self) {
-        ureq::post(format!("{}/moto-api/reset", self.endpoint)).send_empty().expect("moto reset");
-    }
-
-    /// Every instance of `lineage` that is not terminated or shutting down,
-    /// asked of moto directly (never through a fault proxy).
-    pub fn live_instances(&self, lineage: &str) -> Vec<LiveInstance> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async {
-            let config = aws_sdk_ec2::Config::builder()
-                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-                .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "tests"))
-                .http_client(aws_smithy_http_client::Builder::new().build_http())
-                .build();
-            let ec2 = aws_sdk_ec2::Client::from_conf(config);
-            let filter = aws_sdk_ec2::types::Filter::builder().name("tag:himaplan:lineage").values(lineage).build();
-            let mut pages = ec2.describe_instances().filters(filter).max_results(1000).into_paginator().send();
-            let mut found = Vec::new();
-            while let Some(page) = pages.next().await {
-                let page = page.expect("DescribeInstances against moto");
-                for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                    let state = i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default();
-                    if state == "terminated" || state == "shutting-down" {
-                        continue;
-                    }
-                    let tag = |k: &str| i.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
-                    found.push(LiveInstance {
-                        id: i.instance_id().unwrap_or_default().to_string(),
-                        instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
-                        state,
-                        address: tag("himaplan:address"),
-                        token: tag("himaplan:token"),
-                    });
-                }
-            }
-            found.sort_by(|a, b| a.id.cmp(&b.id));
-            found
+/// Every instance of `lineage` that is not terminated or shutting down,
+/// asked of moto directly (never through a fault proxy), by id.
+pub fn live_instances(moto: &Moto, lineage: &str) -> Vec<LiveInstance> {
+    let mut found: Vec<LiveInstance> = moto
+        .lineage_instances(lineage)
+        .into_iter()
+        .filter(|i| i.state != "terminated" && i.state != "shutting-down")
+        .map(|i| LiveInstance {
+            address: i.tag("himaplan:address").map(str::to_string),
+            token: i.tag("himaplan:token").map(str::to_string),
+            id: i.id,
+            instance_type: i.instance_type,
+            state: i.state,
         })
-    }
+        .collect();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found
 }
 
 // ---------------------------------------------------------------------------
@@ -232,15 +123,7 @@ impl Fleet {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("NO_COLOR", "1")
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .stdin(Stdio::null());
+        cmd.envs(moto::env_via(endpoint)).env("NO_COLOR", "1").stdin(Stdio::null());
         cmd
     }
 
@@ -290,7 +173,7 @@ pub fn check_converged(fleet: &Fleet, moto: &Moto, count: usize, itype: &str) ->
             problems.push(format!("state: {addr} is {t}/{s}, want {itype}/running"));
         }
     }
-    let live = moto.live_instances(&lineage);
+    let live = live_instances(moto, &lineage);
     let live_by_id: BTreeMap<&str, &LiveInstance> = live.iter().map(|l| (l.id.as_str(), l)).collect();
     for (addr, (id, t, _)) in &in_state {
         match live_by_id.get(id.as_str()) {
@@ -336,7 +219,7 @@ pub fn extras(fleet: &Fleet, moto: &Moto) -> Vec<LiveInstance> {
         .iter()
         .filter_map(|r| r["attributes"]["id"].as_str().map(str::to_string))
         .collect();
-    moto.live_instances(&fleet.lineage()).into_iter().filter(|l| !ids.contains(&l.id)).collect()
+    live_instances(moto, &fleet.lineage()).into_iter().filter(|l| !ids.contains(&l.id)).collect()
 }
 
 /// The ids of instances a JSON plan deletes as duplicates
