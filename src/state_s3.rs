@@ -317,7 +317,8 @@ impl StateStore for S3Store {
             entries.extend(parse_journal_object(&body, &self.url(key))?);
         }
         let journal_url = PathBuf::from(self.url(&self.journal_prefix()));
-        let (journal_replayed, unfinished_intents) = himaplan_engine::state::store::replay_segments(&mut state, exists, &entries, &journal_url)?;
+        let (journal_replayed, unfinished_intents) =
+            himaplan_engine::state::store::replay_segments(&mut state, exists, &entries, &journal_url)?;
         let mut session = self.session();
         session.etag = Some(etag);
         session.latest_run = keys.iter().filter_map(|k| run_of(k, &self.journal_prefix())).max();

@@ -15,9 +15,7 @@ mod moto;
 use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
 use himaplan::providers::aws::{AwsProvider, client};
 use himaplan_engine::addr::InstanceAddr;
-use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse,
-};
+use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse};
 use himaplan_engine::value::Value;
 use moto::AMI;
 use std::collections::BTreeMap;
@@ -83,13 +81,7 @@ async fn read(p: &AwsProvider, items: &[(&str, &Value)]) -> ReadResponse {
     p.read(ReadRequest {
         rtype: "aws_instance".into(),
         lineage: LINEAGE.into(),
-        items: items
-            .iter()
-            .map(|(a, prior)| ReadItem {
-                addr: addr(a),
-                prior: (*prior).clone(),
-            })
-            .collect(),
+        items: items.iter().map(|(a, prior)| ReadItem { addr: addr(a), prior: (*prior).clone() }).collect(),
     })
     .await
     .expect("read")
@@ -97,29 +89,13 @@ async fn read(p: &AwsProvider, items: &[(&str, &Value)]) -> ReadResponse {
 
 /// Launches `count` instances directly through the SDK, with the given tags.
 async fn run_raw(ec2: &aws_sdk_ec2::Client, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
-    let mut req = ec2
-        .run_instances()
-        .image_id(AMI)
-        .instance_type("t3.micro".into())
-        .min_count(count)
-        .max_count(count);
+    let mut req = ec2.run_instances().image_id(AMI).instance_type("t3.micro".into()).min_count(count).max_count(count);
     if !tags.is_empty() {
-        let tags = tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-            .collect();
-        req = req.tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .set_tags(Some(tags))
-                .build(),
-        );
+        let tags = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
+        req = req.tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build());
     }
     let out = req.send().await.expect("run instances");
-    out.instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect()
+    out.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect()
 }
 
 fn describe_count(actions: &[String]) -> usize {
@@ -138,15 +114,9 @@ async fn three_instances_refresh_in_one_call_and_foreign_lineage_is_ignored() {
     let mut created = Vec::new();
     for i in 0..3 {
         let a = format!("aws_instance.web[{i}]");
-        let v = create(&p, &a, planned("t3.micro", "running", &[("Name", "web")]))
-            .await
-            .expect("create");
+        let v = create(&p, &a, planned("t3.micro", "running", &[("Name", "web")])).await.expect("create");
         assert_eq!(attr(&v, "state"), "running");
-        assert_eq!(
-            v.get("tags").and_then(Value::as_map).map(|m| m.len()),
-            Some(1),
-            "labels are hidden: {v}"
-        );
+        assert_eq!(v.get("tags").and_then(Value::as_map).map(|m| m.len()), Some(1), "labels are hidden: {v}");
         created.push((a, v));
     }
     run_raw(&sdk().await, 1, &[("himaplan:lineage", "some-other-lineage")]).await;
@@ -173,9 +143,7 @@ async fn three_instances_refresh_in_one_call_and_foreign_lineage_is_ignored() {
 async fn resize_stops_modifies_then_starts() {
     let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
-    let prior = create(&p, "aws_instance.db", planned("t3.micro", "running", &[]))
-        .await
-        .expect("create");
+    let prior = create(&p, "aws_instance.db", planned("t3.micro", "running", &[])).await.expect("create");
     moto.start_recording();
     let after = p
         .apply(ApplyRequest {
@@ -197,17 +165,10 @@ async fn resize_stops_modifies_then_starts() {
         .map(String::as_str)
         .filter(|a| matches!(*a, "StopInstances" | "ModifyInstanceAttribute" | "StartInstances"))
         .collect();
-    assert_eq!(
-        mutating,
-        vec!["StopInstances", "ModifyInstanceAttribute", "StartInstances"],
-        "recorded: {actions:?}"
-    );
+    assert_eq!(mutating, vec!["StopInstances", "ModifyInstanceAttribute", "StartInstances"], "recorded: {actions:?}");
     assert_eq!(attr(&after, "instance_type"), "t3.large");
     assert_eq!(attr(&after, "state"), "running");
-    assert_eq!(
-        after.get("tags").and_then(|t| t.get("Role")).and_then(Value::as_str),
-        Some("db")
-    );
+    assert_eq!(after.get("tags").and_then(|t| t.get("Role")).and_then(Value::as_str), Some("db"));
     assert_eq!(id_of(&after), id_of(&prior));
 }
 
@@ -216,9 +177,7 @@ async fn resize_stops_modifies_then_starts() {
 async fn stopped_instance_stays_stopped_after_resize() {
     let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
-    let prior = create(&p, "aws_instance.batch", planned("t3.micro", "stopped", &[]))
-        .await
-        .expect("create");
+    let prior = create(&p, "aws_instance.batch", planned("t3.micro", "stopped", &[])).await.expect("create");
     assert_eq!(attr(&prior, "state"), "stopped");
     moto.start_recording();
     let after = p
@@ -236,10 +195,7 @@ async fn stopped_instance_stays_stopped_after_resize() {
         .await
         .expect("update");
     let actions = moto.recorded_actions();
-    assert!(
-        !actions.iter().any(|a| a == "StartInstances" || a == "StopInstances"),
-        "recorded: {actions:?}"
-    );
+    assert!(!actions.iter().any(|a| a == "StartInstances" || a == "StopInstances"), "recorded: {actions:?}");
     assert_eq!(attr(&after, "instance_type"), "t3.small");
     assert_eq!(attr(&after, "state"), "stopped");
 }
@@ -250,29 +206,15 @@ async fn stopped_instance_stays_stopped_after_resize() {
 async fn unrequested_lineage_instance_is_reported_in_others() {
     let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
-    let kept = create(&p, "aws_instance.web[0]", planned("t3.micro", "running", &[]))
-        .await
-        .expect("create");
-    let stray = create(&p, "aws_instance.web[7]", planned("t3.micro", "running", &[]))
-        .await
-        .expect("create");
+    let kept = create(&p, "aws_instance.web[0]", planned("t3.micro", "running", &[])).await.expect("create");
+    let stray = create(&p, "aws_instance.web[7]", planned("t3.micro", "running", &[])).await.expect("create");
     let unlabelled = run_raw(&sdk().await, 1, &[("Name", "legacy")]).await;
-    let legacy_prior = Value::Map(BTreeMap::from([(
-        "id".to_string(),
-        Value::from(unlabelled[0].as_str()),
-    )]));
+    let legacy_prior = Value::Map(BTreeMap::from([("id".to_string(), Value::from(unlabelled[0].as_str()))]));
     let gone_prior = Value::Map(BTreeMap::from([("id".to_string(), Value::from("i-00000000deadbeef0"))]));
 
     moto.start_recording();
-    let resp = read(
-        &p,
-        &[
-            ("aws_instance.web[0]", &kept),
-            ("aws_instance.legacy", &legacy_prior),
-            ("aws_instance.gone", &gone_prior),
-        ],
-    )
-    .await;
+    let resp =
+        read(&p, &[("aws_instance.web[0]", &kept), ("aws_instance.legacy", &legacy_prior), ("aws_instance.gone", &gone_prior)]).await;
     let actions = moto.recorded_actions();
     assert_eq!(describe_count(&actions), 2, "lineage query plus one by id: {actions:?}");
     assert_eq!(resp.current[0].as_ref().map(id_of), Some(id_of(&kept)));
@@ -293,42 +235,15 @@ async fn import_labels_and_delete_terminates() {
     let p = provider().await;
     let ec2 = sdk().await;
     let id = run_raw(&ec2, 1, &[("Name", "old-web")]).await.remove(0);
-    let imported = p
-        .import("aws_instance", &addr("aws_instance.old"), &id, LINEAGE)
-        .await
-        .expect("import");
+    let imported = p.import("aws_instance", &addr("aws_instance.old"), &id, LINEAGE).await.expect("import");
     assert_eq!(id_of(&imported), id);
-    assert_eq!(
-        imported.get("tags").and_then(|t| t.get("Name")).and_then(Value::as_str),
-        Some("old-web")
-    );
-    let tags = ec2
-        .describe_instances()
-        .instance_ids(&id)
-        .send()
-        .await
-        .expect("describe")
-        .reservations()[0]
-        .instances()[0]
-        .tags()
-        .to_vec();
-    let label = |k: &str| {
-        tags.iter()
-            .find(|t| t.key() == Some(k))
-            .and_then(|t| t.value())
-            .map(str::to_string)
-    };
+    assert_eq!(imported.get("tags").and_then(|t| t.get("Name")).and_then(Value::as_str), Some("old-web"));
+    let tags = ec2.describe_instances().instance_ids(&id).send().await.expect("describe").reservations()[0].instances()[0].tags().to_vec();
+    let label = |k: &str| tags.iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
     assert_eq!(label("himaplan:address").as_deref(), Some("aws_instance.old"));
     assert_eq!(label("himaplan:lineage").as_deref(), Some(LINEAGE));
 
-    let missing = p
-        .import(
-            "aws_instance",
-            &addr("aws_instance.nope"),
-            "i-0123456789abcdef0",
-            LINEAGE,
-        )
-        .await;
+    let missing = p.import("aws_instance", &addr("aws_instance.nope"), "i-0123456789abcdef0", LINEAGE).await;
     assert!(matches!(missing, Err(ProviderError::NotFound(_))), "{missing:?}");
 
     let deleted = p
@@ -346,14 +261,7 @@ async fn import_labels_and_delete_terminates() {
         .await
         .expect("delete");
     assert_eq!(deleted, Value::Null);
-    let state = ec2
-        .describe_instances()
-        .instance_ids(&id)
-        .send()
-        .await
-        .expect("describe")
-        .reservations()[0]
-        .instances()[0]
+    let state = ec2.describe_instances().instance_ids(&id).send().await.expect("describe").reservations()[0].instances()[0]
         .state()
         .and_then(|s| s.name())
         .cloned();
@@ -385,27 +293,14 @@ async fn thousand_instances_refresh_in_at_most_two_calls() {
     let Some(moto) = moto::turn_async(SETUP).await else { return };
     let p = provider().await;
     let ec2 = sdk().await;
-    let ids = run_raw(
-        &ec2,
-        1000,
-        &[
-            ("himaplan:lineage", LINEAGE),
-            ("himaplan:address", "aws_instance.fleet"),
-        ],
-    )
-    .await;
+    let ids = run_raw(&ec2, 1000, &[("himaplan:lineage", LINEAGE), ("himaplan:address", "aws_instance.fleet")]).await;
     assert_eq!(ids.len(), 1000);
     // Request half of them: the rest must come back as others.
     let priors: Vec<(String, Value)> = ids
         .iter()
         .take(500)
         .enumerate()
-        .map(|(i, id)| {
-            (
-                format!("aws_instance.fleet[{i}]"),
-                Value::Map(BTreeMap::from([("id".to_string(), Value::from(id.as_str()))])),
-            )
-        })
+        .map(|(i, id)| (format!("aws_instance.fleet[{i}]"), Value::Map(BTreeMap::from([("id".to_string(), Value::from(id.as_str()))]))))
         .collect();
     let items: Vec<(&str, &Value)> = priors.iter().map(|(a, v)| (a.as_str(), v)).collect();
     moto.start_recording();

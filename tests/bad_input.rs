@@ -191,12 +191,7 @@ fn cases() -> Vec<Case> {
                  resource \"himaplan_data\" \"c\" {\n  input = himaplan_data.b.id\n}\n",
             ),
             APPLY,
-            &[
-                "cycle",
-                "himaplan_data.a (main.hcl:1)",
-                "himaplan_data.b (main.hcl:4)",
-                "himaplan_data.c (main.hcl:7)",
-            ],
+            &["cycle", "himaplan_data.a (main.hcl:1)", "himaplan_data.b (main.hcl:4)", "himaplan_data.c (main.hcl:7)"],
         ),
         case(
             "unknown_function",
@@ -264,7 +259,9 @@ fn cases() -> Vec<Case> {
             files: &[("modules/m/main.hcl", MODULE)],
             ..case(
                 "module_undeclared_output",
-                Some("module \"m\" {\n  source = \"./modules/m\"\n  name   = \"x\"\n}\n\nresource \"himaplan_data\" \"a\" {\n  input = module.m.nope\n}\n"),
+                Some(
+                    "module \"m\" {\n  source = \"./modules/m\"\n  name   = \"x\"\n}\n\nresource \"himaplan_data\" \"a\" {\n  input = module.m.nope\n}\n",
+                ),
                 APPLY,
                 &["undeclared output \"nope\"", "main.hcl:7"],
             )
@@ -300,12 +297,7 @@ fn cases() -> Vec<Case> {
             ..case("apply_garbage_plan_file", None, &["apply", "garbage.plan"], &["garbage.plan", "not a himaplan plan file"])
         },
         // --- fmt leaves a file it cannot parse alone
-        case(
-            "fmt_of_syntax_error",
-            Some("resource \"himaplan_data\" \"a\" {\n  # keep me\n  input = [1,\n}\n"),
-            &["fmt"],
-            &["main.hcl:4"],
-        ),
+        case("fmt_of_syntax_error", Some("resource \"himaplan_data\" \"a\" {\n  # keep me\n  input = [1,\n}\n"), &["fmt"], &["main.hcl:4"]),
         // --- lifecycle
         case(
             "prevent_destroy_violated",

@@ -430,7 +430,9 @@ fn replace_forces_a_replacement() {
 #[test]
 fn ignore_changes_keeps_the_recorded_value() {
     // lifecycle { ignore_changes = [input] } makes a changed input plan nothing.
-    let config = |v: &str| format!("resource \"himaplan_data\" \"a\" {{\n  input = \"{v}\"\n  lifecycle {{\n    ignore_changes = [input]\n  }}\n}}\n");
+    let config = |v: &str| {
+        format!("resource \"himaplan_data\" \"a\" {{\n  input = \"{v}\"\n  lifecycle {{\n    ignore_changes = [input]\n  }}\n}}\n")
+    };
     let dir = applied(&config("one"));
     dir.write("main.hcl", &config("two"));
     dir.run(&["plan", "--detailed-exitcode"]).assert_code(0);
@@ -441,7 +443,9 @@ fn ignore_changes_keeps_the_recorded_value() {
 fn create_before_destroy_shows_plus_minus() {
     // A replacement under create_before_destroy is shown as +/- and applies.
     let config = |t: &str| {
-        format!("resource \"himaplan_data\" \"a\" {{\n  triggers_replace = \"{t}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n")
+        format!(
+            "resource \"himaplan_data\" \"a\" {{\n  triggers_replace = \"{t}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n"
+        )
     };
     let dir = applied(&config("1"));
     dir.write("main.hcl", &config("2"));
@@ -458,7 +462,8 @@ fn create_before_destroy_shows_plus_minus() {
 #[test]
 fn fmt_keeps_comments_and_check_fails_on_unformatted_files() {
     // fmt --check exits 1 and writes nothing; fmt rewrites keeping comments; then --check passes.
-    let messy = "# top comment\nresource \"himaplan_data\" \"a\" {\n    input=\"x\" # trailing\n  // another\n      triggers_replace   =   1\n}\n";
+    let messy =
+        "# top comment\nresource \"himaplan_data\" \"a\" {\n    input=\"x\" # trailing\n  // another\n      triggers_replace   =   1\n}\n";
     let dir = TestDir::new(messy);
     let check = dir.run(&["fmt", "--check"]);
     check.assert_code(1);

@@ -238,8 +238,7 @@ async fn command_change_recreates_one_at_a_time_by_default() {
 /// The attributes a plan JSON's change of docker_service.web modifies
 /// (computed `containers` left out).
 fn changed_attributes(plan: &serde_json::Value) -> Vec<String> {
-    let Some(change) = plan["resource_changes"].as_array().and_then(|rc| rc.iter().find(|c| c["address"] == "docker_service.web"))
-    else {
+    let Some(change) = plan["resource_changes"].as_array().and_then(|rc| rc.iter().find(|c| c["address"] == "docker_service.web")) else {
         return Vec::new();
     };
     let (before, after) = (&change["change"]["before"], &change["change"]["after"]);
@@ -478,10 +477,7 @@ async fn upstream_drops_containers_before_removal_and_adds_them_after_start() {
         .find(|e| e.name == format!("{proj}-web-3") && e.action == "start")
         .unwrap_or_else(|| panic!("container 3 never started: {events:?}"))
         .at;
-    let added = reloads
-        .iter()
-        .find(|r| r.lists("127.0.0.1:8003"))
-        .unwrap_or_else(|| panic!("no reload lists container 3: {reloads:?}"));
+    let added = reloads.iter().find(|r| r.lists("127.0.0.1:8003")).unwrap_or_else(|| panic!("no reload lists container 3: {reloads:?}"));
     eprintln!("MEASURE scale-up: container 3 started {:.3} s before the reload listing it", added.before - started);
     assert!(started < added.before, "container 3 started at {started}, listed by a reload begun at {}", added.before);
     assert!(reloads.iter().filter(|r| r.before < started).all(|r| !r.lists("127.0.0.1:8003")), "{reloads:?}");

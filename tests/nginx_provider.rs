@@ -135,10 +135,7 @@ fn request_loop(port: String, stop: Arc<AtomicBool>) -> (Arc<AtomicU64>, Arc<Ato
 }
 
 fn master_pid(s: &Servers) -> u32 {
-    std::fs::read_to_string(format!("{}/nginx.pid", s.var("NGINX_PREFIX")))
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .expect("master pid")
+    std::fs::read_to_string(format!("{}/nginx.pid", s.var("NGINX_PREFIX"))).ok().and_then(|t| t.trim().parse().ok()).expect("master pid")
 }
 
 /// The upstream grows from 2 to 4 servers with no failed request, the old
@@ -166,7 +163,9 @@ async fn upstream_grows_without_failed_requests() {
     stop.store(true, Ordering::Relaxed);
     let _ = handle.join();
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    eprintln!("nginx figures: apply (write + nginx -t + reload + old workers gone) took {took:?}; {ok} requests during the window, {failed} failed");
+    eprintln!(
+        "nginx figures: apply (write + nginx -t + reload + old workers gone) took {took:?}; {ok} requests during the window, {failed} failed"
+    );
     assert_eq!(failed, 0, "requests failed during the reload");
     assert!(ok > 0);
     assert!(workers_before.is_disjoint(&workers_after), "old workers remain: {workers_before:?} {workers_after:?}");

@@ -4,8 +4,8 @@ use super::Failure;
 use super::context::Workspace;
 use himaplan_engine::config::fmt::format_source;
 use himaplan_engine::diag::{Diag, Diags, Location, Severity};
-use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions};
 use himaplan_engine::engine::NoHooks;
+use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions};
 use himaplan_engine::state::State;
 use himaplan_engine::value::Value;
 use std::path::{Path, PathBuf};
@@ -66,9 +66,10 @@ pub async fn validate(json: bool) -> Result<i32, Failure> {
 }
 
 fn diag_json(d: &Diag) -> serde_json::Value {
-    let range = d.location.as_ref().filter(|l| l.line > 0).map(|l: &Location| {
-        serde_json::json!({ "filename": l.path.display().to_string(), "start": { "line": l.line, "column": l.col } })
-    });
+    let range =
+        d.location.as_ref().filter(|l| l.line > 0).map(
+            |l: &Location| serde_json::json!({ "filename": l.path.display().to_string(), "start": { "line": l.line, "column": l.col } }),
+        );
     serde_json::json!({
         "severity": if d.severity == Severity::Error { "error" } else { "warning" },
         "summary": d.summary,

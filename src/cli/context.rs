@@ -64,7 +64,9 @@ async fn open_backend(backend: &himaplan_engine::config::Backend) -> Result<Box<
             if let Some(unknown) = backend.attributes.keys().find(|k| !matches!(k.as_str(), "bucket" | "key" | "region")) {
                 return Err(Diag::error(format!("Unsupported argument {unknown:?} in backend \"s3\""))
                     .at(backend.location.clone())
-                    .with_detail("backend \"s3\" takes bucket, key and region; the endpoint comes from AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3.")
+                    .with_detail(
+                        "backend \"s3\" takes bucket, key and region; the endpoint comes from AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3.",
+                    )
                     .into());
             }
             let get = |k: &str| backend.attributes.get(k).cloned();
@@ -103,14 +105,21 @@ pub fn parse_addrs(items: &[String], what: &str) -> Result<Vec<InstanceAddr>, Fa
     for item in items {
         match item.parse::<InstanceAddr>() {
             Ok(a) => out.push(a),
-            Err(e) => diags.push(Diag::error(format!("Invalid {what}: {e}")).with_detail("Addresses look like aws_instance.web[2] or module.db.docker_service.pg.")),
+            Err(e) => diags.push(
+                Diag::error(format!("Invalid {what}: {e}"))
+                    .with_detail("Addresses look like aws_instance.web[2] or module.db.docker_service.pg."),
+            ),
         }
     }
     if diags.has_errors() { Err(diags.into()) } else { Ok(out) }
 }
 
 /// Takes the run lock, waiting up to `timeout`.
-pub async fn lock(store: &dyn StateStore, operation: &str, timeout: Option<Duration>) -> Result<Box<dyn himaplan_engine::state::StateLockGuard>, Failure> {
+pub async fn lock(
+    store: &dyn StateStore,
+    operation: &str,
+    timeout: Option<Duration>,
+) -> Result<Box<dyn himaplan_engine::state::StateLockGuard>, Failure> {
     store.lock(operation, timeout.unwrap_or(Duration::ZERO)).await.map_err(|e| {
         Failure::Diags(
             Diag::error(e.to_string())

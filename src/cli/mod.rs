@@ -196,7 +196,9 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("{e} (example: 2026-12-01T08:00:00Z)"))
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{e} (example: 2026-12-01T08:00:00Z)"))
 }
 
 /// Why a command failed.
@@ -246,7 +248,9 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Show { json, planfile, state } => show::show(json, planfile, state, color).await,
         Command::Drift { detailed_exitcode, vars, var_files, state } => run::drift(detailed_exitcode, vars, var_files, state, color).await,
         Command::State(cmd) => state_cmds::state(cmd).await,
-        Command::Import { addr, id, vars, var_files, state, lock_timeout } => state_cmds::import(addr, id, vars, var_files, state, lock_timeout).await,
+        Command::Import { addr, id, vars, var_files, state, lock_timeout } => {
+            state_cmds::import(addr, id, vars, var_files, state, lock_timeout).await
+        }
         Command::Output { name, json, state } => state_cmds::output(name, json, state).await,
         Command::ForceUnlock { lock_id, state } => state_cmds::force_unlock(lock_id, state).await,
     }

@@ -28,7 +28,13 @@ fn options(args: &PlanArgs) -> Result<PlanOptions, Failure> {
     })
 }
 
-async fn make_plan(ws: &Workspace, vars: BTreeMap<String, Value>, snapshot: &Snapshot, options: PlanOptions, hooks: &Progress) -> Result<Planned, Failure> {
+async fn make_plan(
+    ws: &Workspace,
+    vars: BTreeMap<String, Value>,
+    snapshot: &Snapshot,
+    options: PlanOptions,
+    hooks: &Progress,
+) -> Result<Planned, Failure> {
     let input = PlanInput {
         config: ws.config.clone(),
         graph: ws.graph.clone(),
@@ -132,7 +138,9 @@ async fn apply_saved(path: PathBuf, args: PlanArgs, color: bool) -> Result<i32, 
         refresh: file.options.refresh,
         targets: context::parse_addrs(&file.options.targets, "--target")?,
         replace: context::parse_addrs(&file.options.replace, "--replace")?,
-        at: chrono::DateTime::parse_from_rfc3339(&file.options.at).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_else(|_| chrono::Utc::now()),
+        at: chrono::DateTime::parse_from_rfc3339(&file.options.at)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|_| chrono::Utc::now()),
     };
     let progress = Progress::new();
     let planned = make_plan(&ws, vars, &snapshot, options, &progress).await?;
@@ -157,7 +165,13 @@ async fn apply_saved(path: PathBuf, args: PlanArgs, color: bool) -> Result<i32, 
     run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args).await
 }
 
-async fn run_apply(planned: Planned, changes: Vec<himaplan_engine::plan::ResourceChange>, store: &dyn StateStore, start_text: Option<String>, args: &PlanArgs) -> Result<i32, Failure> {
+async fn run_apply(
+    planned: Planned,
+    changes: Vec<himaplan_engine::plan::ResourceChange>,
+    store: &dyn StateStore,
+    start_text: Option<String>,
+    args: &PlanArgs,
+) -> Result<i32, Failure> {
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = {
         let cancel = cancel.clone();
@@ -170,13 +184,17 @@ async fn run_apply(planned: Planned, changes: Vec<himaplan_engine::plan::Resourc
     };
     let (add, change, destroy) = Plan { changes: changes.clone(), ..Plan::default() }.summary_counts();
     let progress = Progress::new();
-    let outcome = apply::apply(planned, changes, store, start_text, ApplyOptions { parallelism: args.parallelism, cancel }, &progress).await;
+    let outcome =
+        apply::apply(planned, changes, store, start_text, ApplyOptions { parallelism: args.parallelism, cancel }, &progress).await;
     progress.finish();
     watcher.abort();
     let outcome = outcome?;
     if outcome.errors.has_errors() {
         eprint!("{}", outcome.errors);
-        eprintln!("Apply stopped: {} action(s) completed and were recorded in state. Fix the errors and run apply again.", outcome.completed);
+        eprintln!(
+            "Apply stopped: {} action(s) completed and were recorded in state. Fix the errors and run apply again.",
+            outcome.completed
+        );
         return Ok(1);
     }
     println!("\nApply complete! Resources: {add} added, {change} changed, {destroy} destroyed.");
@@ -206,7 +224,13 @@ fn confirm() -> Result<bool, Failure> {
     Ok(line.trim() == "yes")
 }
 
-pub async fn drift(detailed: bool, vars: Vec<String>, var_files: Vec<PathBuf>, state: Option<PathBuf>, color: bool) -> Result<i32, Failure> {
+pub async fn drift(
+    detailed: bool,
+    vars: Vec<String>,
+    var_files: Vec<PathBuf>,
+    state: Option<PathBuf>,
+    color: bool,
+) -> Result<i32, Failure> {
     let ws = Workspace::load()?;
     let values = ws.variables(&vars, &var_files)?;
     let store = context::open_store(Some(&ws.config), state.as_deref()).await?;
@@ -215,12 +239,18 @@ pub async fn drift(detailed: bool, vars: Vec<String>, var_files: Vec<PathBuf>, s
     plan::configure_providers(&ws.config, &ws.registry, &values, &refreshed_state).await?;
     let types = ws.config.resources().map(|r| r.addr.rtype.clone()).collect();
     let progress = Progress::new();
-    let found = himaplan_engine::engine::refresh::refresh(&ws.registry, &mut refreshed_state, &snapshot.unfinished_intents, &types, &progress).await;
+    let found =
+        himaplan_engine::engine::refresh::refresh(&ws.registry, &mut refreshed_state, &snapshot.unfinished_intents, &types, &progress)
+            .await;
     progress.finish();
     let found = found.map_err(Failure::Diags)?;
     let mut unmanaged = found.unmanaged;
     for (addr, obj) in &found.duplicates {
-        unmanaged.push(himaplan_engine::plan::Unmanaged { rtype: addr.resource.rtype.clone(), id: obj.id.clone(), address: Some(addr.to_string()) });
+        unmanaged.push(himaplan_engine::plan::Unmanaged {
+            rtype: addr.resource.rtype.clone(),
+            id: obj.id.clone(),
+            address: Some(addr.to_string()),
+        });
     }
     let report = Plan { drift: found.drift, unmanaged, ..Plan::default() };
     let has_drift = !report.drift.is_empty() || !report.unmanaged.is_empty();

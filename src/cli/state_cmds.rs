@@ -34,7 +34,9 @@ pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
             let store = context::store_for_state_commands(state.as_deref()).await?;
             let snapshot = store.read().await?;
             let Some(r) = snapshot.state.resources.get(&addr) else {
-                return Err(Diag::error(format!("No instance {addr} in state")).with_detail("List the addresses with himaplan state list.").into());
+                return Err(Diag::error(format!("No instance {addr} in state"))
+                    .with_detail("List the addresses with himaplan state list.")
+                    .into());
             };
             println!("# {addr}:\nresource \"{}\" \"{}\" {{", r.rtype, addr.resource.name);
             print!("{}", attributes_text(&r.attributes, 1));
@@ -189,7 +191,14 @@ async fn edit_state(state: Option<PathBuf>, operation: &str, edit: impl FnOnce(&
     Ok(0)
 }
 
-pub async fn import(addr: String, id: String, vars: Vec<String>, var_files: Vec<PathBuf>, state: Option<PathBuf>, lock_timeout: Option<Duration>) -> Result<i32, Failure> {
+pub async fn import(
+    addr: String,
+    id: String,
+    vars: Vec<String>,
+    var_files: Vec<PathBuf>,
+    state: Option<PathBuf>,
+    lock_timeout: Option<Duration>,
+) -> Result<i32, Failure> {
     let addr = context::parse_addrs(&[addr], "address")?.remove(0);
     let ws = Workspace::load()?;
     let Some(resource) = ws.config.resource(&addr.resource) else {
@@ -204,7 +213,9 @@ pub async fn import(addr: String, id: String, vars: Vec<String>, var_files: Vec<
     let snapshot = store.read().await?;
     let mut s = snapshot.state.clone();
     if s.resources.contains_key(&addr) {
-        return Err(Diag::error(format!("{addr} is already in state")).with_detail("Remove it with himaplan state rm first to import another object.").into());
+        return Err(Diag::error(format!("{addr} is already in state"))
+            .with_detail("Remove it with himaplan state rm first to import another object.")
+            .into());
     }
     let Some((provider_name, rt)) = ws.registry.resource_type(&addr.resource.rtype) else {
         return Err(Diag::error(format!("Unknown resource type {:?}", addr.resource.rtype)).into());
@@ -258,7 +269,10 @@ pub async fn output(name: Option<String>, json: bool, state: Option<PathBuf>) ->
         None => {
             for (k, o) in &s.outputs {
                 let v = shown(o);
-                println!("{k} = {}", if v.is_string() && o.sensitive { "(sensitive value)".to_string() } else { Value::from_json(&v).to_string() });
+                println!(
+                    "{k} = {}",
+                    if v.is_string() && o.sensitive { "(sensitive value)".to_string() } else { Value::from_json(&v).to_string() }
+                );
             }
         }
     }

@@ -32,9 +32,7 @@ pub fn read_optional(path: &Path) -> io::Result<Option<String>> {
 /// either the old file or the new one, never a partial one.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
     let (uid, gid, mode) = match fs::metadata(path) {
         Ok(meta) => (meta.uid(), meta.gid(), meta.mode() & 0o7777),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

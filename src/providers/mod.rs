@@ -2,11 +2,11 @@
 //! file set; adding one is a folder and one line in [`registry`].
 
 pub mod aws;
+pub mod docker;
 pub mod files;
+pub mod kubernetes;
 pub mod nginx;
 pub mod pgbouncer;
-pub mod docker;
-pub mod kubernetes;
 
 use himaplan_engine::provider::Registry;
 use std::sync::Arc;

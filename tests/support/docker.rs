@@ -98,10 +98,7 @@ pub struct Container {
 }
 
 fn label_filter(project: &str, service: &str) -> HashMap<&'static str, Vec<String>> {
-    HashMap::from([(
-        "label",
-        vec![format!("com.docker.compose.project={project}"), format!("com.docker.compose.service={service}")],
-    )])
+    HashMap::from([("label", vec![format!("com.docker.compose.project={project}"), format!("com.docker.compose.service={service}")])])
 }
 
 /// Every container (running or not) of `project`/`service`, inspected,
@@ -200,10 +197,8 @@ pub struct Event {
 /// The container events of `project` between `since` and `until` (Unix
 /// seconds), in the daemon's order.
 pub async fn events(docker: &Docker, project: &str, since: i64, until: i64) -> Vec<Event> {
-    let filters = HashMap::from([
-        ("type", vec!["container".to_string()]),
-        ("label", vec![format!("com.docker.compose.project={project}")]),
-    ]);
+    let filters =
+        HashMap::from([("type", vec!["container".to_string()]), ("label", vec![format!("com.docker.compose.project={project}")])]);
     let (since, until) = (since.to_string(), until.to_string());
     docker
         .events(Some(EventsOptionsBuilder::new().since(&since).until(&until).filters(&filters).build()))
@@ -324,7 +319,11 @@ pub struct Reload {
 impl Reload {
     /// Whether the loaded upstream lists `address` (`host:port`).
     pub fn lists(&self, address: &str) -> bool {
-        self.text.lines().any(|l| l.trim().strip_prefix("server ").is_some_and(|rest| rest.starts_with(&format!("{address} ")) || rest.starts_with(&format!("{address};"))))
+        self.text.lines().any(|l| {
+            l.trim()
+                .strip_prefix("server ")
+                .is_some_and(|rest| rest.starts_with(&format!("{address} ")) || rest.starts_with(&format!("{address};")))
+        })
     }
 }
 

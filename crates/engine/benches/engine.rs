@@ -34,7 +34,9 @@ fn config_text(n: usize) -> String {
     let mut s = String::from("variable \"ver\" {\n  type    = string\n  default = \"v1\"\n}\n");
     for b in 0..BLOCKS {
         let dep = if b > 0 { format!("\n  depends_on = [himaplan_data.r{}]", b - 1) } else { String::new() };
-        s.push_str(&format!("\nresource \"himaplan_data\" \"r{b}\" {{\n  count = {per}\n  input = \"${{var.ver}}-{b}-${{count.index}}\"{dep}\n}}\n"));
+        s.push_str(&format!(
+            "\nresource \"himaplan_data\" \"r{b}\" {{\n  count = {per}\n  input = \"${{var.ver}}-{b}-${{count.index}}\"{dep}\n}}\n"
+        ));
     }
     s
 }
@@ -87,11 +89,13 @@ fn fixture(rt: &tokio::runtime::Runtime, n: usize) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::new(dir.path().join("state.json"));
     let v1 = root_vars(&config, &[]);
-    let empty = Fixture { config: config.clone(), graph: graph.clone(), state: State::default(), state_text: String::new(), v2: BTreeMap::new() };
+    let empty =
+        Fixture { config: config.clone(), graph: graph.clone(), state: State::default(), state_text: String::new(), v2: BTreeMap::new() };
     rt.block_on(async {
         let planned = plan::plan(plan_input(&empty, v1), &NoHooks).await.unwrap_or_else(|d| panic!("plan: {d}"));
         let changes = planned.plan.changes.clone();
-        let outcome = apply::apply(planned, changes, &store, None, ApplyOptions::default(), &NoHooks).await.unwrap_or_else(|d| panic!("apply: {d}"));
+        let outcome =
+            apply::apply(planned, changes, &store, None, ApplyOptions::default(), &NoHooks).await.unwrap_or_else(|d| panic!("apply: {d}"));
         assert!(!outcome.errors.has_errors(), "apply: {}", outcome.errors);
     });
     let snapshot = rt.block_on(store.read()).expect("read state");
@@ -135,7 +139,9 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("state");
     g.sample_size(20);
     for (n, f) in &fixtures {
-        g.bench_with_input(BenchmarkId::new("serialise", n), f, |b, f| b.iter(|| black_box(himaplan_engine::state::to_canonical_json(&f.state))));
+        g.bench_with_input(BenchmarkId::new("serialise", n), f, |b, f| {
+            b.iter(|| black_box(himaplan_engine::state::to_canonical_json(&f.state)))
+        });
         g.bench_with_input(BenchmarkId::new("parse", n), f, |b, f| {
             b.iter(|| black_box(himaplan_engine::state::parse(&f.state_text, Path::new("state.json")).expect("parse")))
         });

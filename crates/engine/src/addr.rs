@@ -168,9 +168,7 @@ impl FromStr for InstanceAddr {
 }
 
 fn split_ident(s: &str) -> (&str, &str) {
-    let end = s
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .unwrap_or(s.len());
+    let end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(s.len());
     s.split_at(end)
 }
 

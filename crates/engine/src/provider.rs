@@ -321,11 +321,7 @@ pub trait Provider: Send + Sync {
         let _ = (prior, planned);
         let mut shape = ChangeShape::default();
         if let Some(rt) = self.resource_types().into_iter().find(|t| t.name == rtype) {
-            shape.disruption = changed
-                .iter()
-                .filter_map(|c| rt.schema.attribute(c).and_then(|a| a.disruption))
-                .next()
-                .map(str::to_string);
+            shape.disruption = changed.iter().filter_map(|c| rt.schema.attribute(c).and_then(|a| a.disruption)).next().map(str::to_string);
         }
         shape
     }

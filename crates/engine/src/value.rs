@@ -80,11 +80,7 @@ impl Value {
         match self {
             Value::Sensitive(inner) => inner.deep_unmarked(),
             Value::List(items) => Value::List(items.iter().map(Value::deep_unmarked).collect()),
-            Value::Map(map) => Value::Map(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), v.deep_unmarked()))
-                    .collect(),
-            ),
+            Value::Map(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), v.deep_unmarked())).collect()),
             other => other.clone(),
         }
     }
@@ -152,9 +148,7 @@ impl Value {
             Value::Number(n) => number_to_json(*n),
             Value::String(s) => serde_json::Value::String(s.clone()),
             Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(map) => serde_json::Value::Object(
-                map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-            ),
+            Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
             Value::Sensitive(inner) => inner.to_json(),
         }
     }
@@ -166,9 +160,7 @@ impl Value {
             serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
             serde_json::Value::String(s) => Value::String(s.clone()),
             serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(map) => Value::Map(
-                map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
-            ),
+            serde_json::Value::Object(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
         }
     }
 
@@ -185,20 +177,14 @@ impl Value {
 
 /// Formats a number the way HCL prints it: integers without a fraction.
 pub fn format_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        format!("{}", n as i64)
-    } else {
-        format!("{n}")
-    }
+    if n.fract() == 0.0 && n.abs() < 9.0e15 { format!("{}", n as i64) } else { format!("{n}") }
 }
 
 fn number_to_json(n: f64) -> serde_json::Value {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
         serde_json::Value::Number((n as i64).into())
     } else {
-        serde_json::Number::from_f64(n)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null)
+        serde_json::Number::from_f64(n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -20,8 +20,7 @@ use himaplan_engine::engine::apply::{self, ApplyOptions, ApplyOutcome};
 use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions};
 use himaplan_engine::graph;
 use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, Registry,
-    ResourceType, Schema,
+    ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, Registry, ResourceType, Schema,
 };
 use himaplan_engine::state::{LocalStore, StateStore};
 use himaplan_engine::value::Value;

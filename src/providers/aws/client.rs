@@ -60,9 +60,7 @@ pub async fn sdk_config(region: Option<String>) -> SdkConfig {
         .or_else(Region::new(DEFAULT_REGION));
     // With default features off the SDK has no HTTP client of its own; this
     // one speaks plain HTTP (moto) and HTTPS through rustls with ring.
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .http_client(http)
@@ -72,12 +70,7 @@ pub async fn sdk_config(region: Option<String>) -> SdkConfig {
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(20)),
         )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
-                .build(),
-        )
+        .timeout_config(TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build())
         .load()
         .await
 }
@@ -90,15 +83,9 @@ pub fn configured_region(config: &Value) -> Result<Option<String>, ProviderError
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(r)) if r.is_empty() => Ok(None),
             Some(Value::String(r)) => Ok(Some(r.clone())),
-            Some(other) => Err(ProviderError::Permanent(format!(
-                "provider \"aws\": region must be a string, not {}",
-                other.type_name()
-            ))),
+            Some(other) => Err(ProviderError::Permanent(format!("provider \"aws\": region must be a string, not {}", other.type_name()))),
         },
-        other => Err(ProviderError::Permanent(format!(
-            "provider \"aws\": expected an object, not {}",
-            other.type_name()
-        ))),
+        other => Err(ProviderError::Permanent(format!("provider \"aws\": expected an object, not {}", other.type_name()))),
     }
 }
 
@@ -131,28 +118,14 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 /// Service error codes that mean "the object does not exist" (EC2, S3).
-const NOT_FOUND_CODES: &[&str] = &[
-    "InvalidInstanceID.NotFound",
-    "NoSuchBucket",
-    "NoSuchKey",
-    "NoSuchLifecycleConfiguration",
-    "NoSuchTagSet",
-    "NotFound",
-];
+const NOT_FOUND_CODES: &[&str] =
+    &["InvalidInstanceID.NotFound", "NoSuchBucket", "NoSuchKey", "NoSuchLifecycleConfiguration", "NoSuchTagSet", "NotFound"];
 
 /// Classifies a failure from its parts (pure, so it can be tested without a
 /// server). `detail` describes transport failures.
-pub fn classify(
-    kind: FailureKind,
-    code: Option<&str>,
-    message: Option<&str>,
-    status: Option<u16>,
-    detail: &str,
-) -> ProviderError {
+pub fn classify(kind: FailureKind, code: Option<&str>, message: Option<&str>, status: Option<u16>, detail: &str) -> ProviderError {
     match kind {
-        FailureKind::Timeout | FailureKind::Dispatch | FailureKind::Response => {
-            ProviderError::Transient(detail.to_string())
-        }
+        FailureKind::Timeout | FailureKind::Dispatch | FailureKind::Response => ProviderError::Transient(detail.to_string()),
         FailureKind::Construction => ProviderError::Permanent(detail.to_string()),
         FailureKind::Service => {
             let text = match (code, message) {
@@ -217,13 +190,7 @@ mod tests {
 
     #[test]
     fn throttling_and_server_errors_are_transient() {
-        let e = classify(
-            FailureKind::Service,
-            Some("RequestLimitExceeded"),
-            Some("slow down"),
-            Some(503),
-            "",
-        );
+        let e = classify(FailureKind::Service, Some("RequestLimitExceeded"), Some("slow down"), Some(503), "");
         assert!(e.is_transient());
         let e = classify(FailureKind::Service, Some("Throttling"), None, Some(400), "");
         assert!(e.is_transient());
@@ -236,25 +203,13 @@ mod tests {
 
     #[test]
     fn missing_instance_is_not_found() {
-        let e = classify(
-            FailureKind::Service,
-            Some("InvalidInstanceID.NotFound"),
-            Some("gone"),
-            Some(400),
-            "",
-        );
+        let e = classify(FailureKind::Service, Some("InvalidInstanceID.NotFound"), Some("gone"), Some(400), "");
         assert!(matches!(e, ProviderError::NotFound(_)));
     }
 
     #[test]
     fn refused_requests_keep_the_service_code_and_message() {
-        let e = classify(
-            FailureKind::Service,
-            Some("InvalidAMIID.NotFound"),
-            Some("The image id '[ami-x]' does not exist"),
-            Some(400),
-            "",
-        );
+        let e = classify(FailureKind::Service, Some("InvalidAMIID.NotFound"), Some("The image id '[ami-x]' does not exist"), Some(400), "");
         match e {
             ProviderError::Permanent(m) => {
                 assert_eq!(m, "InvalidAMIID.NotFound: The image id '[ami-x]' does not exist")

@@ -11,9 +11,7 @@
 use super::client::sdk_error;
 use super::schema::{self, ADDRESS_TAG, LABEL_PREFIX, LINEAGE_TAG, RUNNING, STOPPED, TOKEN_TAG};
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{
-    AttributeValue, Filter, Instance, InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::{AttributeValue, Filter, Instance, InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification};
 use aws_smithy_types::date_time::Format;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, FoundObject, ProviderError, ReadRequest, ReadResponse};
@@ -54,9 +52,7 @@ pub fn user_tags(tags: &[Tag]) -> BTreeMap<String, Value> {
 
 /// The value of one tag, if present.
 pub fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags.iter()
-        .find(|t| t.key() == Some(key))
-        .map(|t| t.value().unwrap_or(""))
+    tags.iter().find(|t| t.key() == Some(key)).map(|t| t.value().unwrap_or(""))
 }
 
 /// The attributes of a live instance as state records them.
@@ -65,19 +61,13 @@ pub fn instance_attrs(instance: &Instance) -> Value {
     let mut attrs = BTreeMap::new();
     attrs.insert("id".into(), text(instance.instance_id()));
     attrs.insert("ami".into(), text(instance.image_id()));
-    attrs.insert(
-        "instance_type".into(),
-        text(instance.instance_type().map(InstanceType::as_str)),
-    );
+    attrs.insert("instance_type".into(), text(instance.instance_type().map(InstanceType::as_str)));
     attrs.insert("state".into(), Value::from(power_state(instance).unwrap_or(STOPPED)));
     attrs.insert("subnet_id".into(), text(instance.subnet_id()));
     attrs.insert("tags".into(), Value::Map(user_tags(instance.tags())));
     attrs.insert("private_ip".into(), text(instance.private_ip_address()));
     attrs.insert("public_ip".into(), text(instance.public_ip_address()));
-    attrs.insert(
-        "availability_zone".into(),
-        text(instance.placement().and_then(|p| p.availability_zone())),
-    );
+    attrs.insert("availability_zone".into(), text(instance.placement().and_then(|p| p.availability_zone())));
     Value::Map(attrs)
 }
 
@@ -88,10 +78,7 @@ pub fn found_object(instance: &Instance) -> FoundObject {
         id: instance.instance_id().unwrap_or_default().to_string(),
         address: tag(tags, ADDRESS_TAG).map(str::to_string),
         token: tag(tags, TOKEN_TAG).map(str::to_string),
-        created: instance
-            .launch_time()
-            .and_then(|t| t.fmt(Format::DateTime).ok())
-            .unwrap_or_default(),
+        created: instance.launch_time().and_then(|t| t.fmt(Format::DateTime).ok()).unwrap_or_default(),
         attrs: instance_attrs(instance),
     }
 }
@@ -100,25 +87,15 @@ pub fn found_object(instance: &Instance) -> FoundObject {
 /// instance whose id is `ids[i]`; `others` are the lineage's live instances
 /// that nobody asked for, oldest first (ties broken by id).
 pub fn match_instances(ids: &[Option<String>], lineage_found: &[Instance], by_id: &[Instance]) -> ReadResponse {
-    let live: HashMap<&str, &Instance> = lineage_found
-        .iter()
-        .chain(by_id)
-        .filter(|i| power_state(i).is_some())
-        .filter_map(|i| Some((i.instance_id()?, i)))
-        .collect();
-    let current = ids
-        .iter()
-        .map(|id| id.as_deref().and_then(|id| live.get(id)).map(|i| instance_attrs(i)))
-        .collect();
+    let live: HashMap<&str, &Instance> =
+        lineage_found.iter().chain(by_id).filter(|i| power_state(i).is_some()).filter_map(|i| Some((i.instance_id()?, i))).collect();
+    let current = ids.iter().map(|id| id.as_deref().and_then(|id| live.get(id)).map(|i| instance_attrs(i))).collect();
     let requested: BTreeSet<&str> = ids.iter().flatten().map(String::as_str).collect();
     let mut seen = BTreeSet::new();
     let mut others: Vec<FoundObject> = lineage_found
         .iter()
         .filter(|i| power_state(i).is_some())
-        .filter(|i| {
-            i.instance_id()
-                .is_some_and(|id| !requested.contains(id) && seen.insert(id))
-        })
+        .filter(|i| i.instance_id().is_some_and(|id| !requested.contains(id) && seen.insert(id)))
         .map(found_object)
         .collect();
     others.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
@@ -133,11 +110,7 @@ fn tag_map(attrs: &Value) -> BTreeMap<String, String> {
     attrs
         .get("tags")
         .and_then(Value::as_map)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
 }
 
@@ -150,15 +123,8 @@ fn new_tag(key: &str, value: &str) -> Tag {
 
 /// Refreshes the requested instances and lists the lineage's other ones.
 pub async fn read(ec2: &Client, req: &ReadRequest) -> Result<ReadResponse, ProviderError> {
-    let ids: Vec<Option<String>> = req
-        .items
-        .iter()
-        .map(|i| string_attr(&i.prior, "id").map(str::to_string))
-        .collect();
-    let lineage_filter = Filter::builder()
-        .name(format!("tag:{LINEAGE_TAG}"))
-        .values(&req.lineage)
-        .build();
+    let ids: Vec<Option<String>> = req.items.iter().map(|i| string_attr(&i.prior, "id").map(str::to_string)).collect();
+    let lineage_filter = Filter::builder().name(format!("tag:{LINEAGE_TAG}")).values(&req.lineage).build();
     let lineage_found = describe(ec2, vec![lineage_filter]).await?;
 
     // Instances in state but without the lineage tag (imported before being
@@ -166,20 +132,11 @@ pub async fn read(ec2: &Client, req: &ReadRequest) -> Result<ReadResponse, Provi
     // filter rather than InstanceIds: one missing id would fail the whole
     // InstanceIds request, and a filter may page at 1,000.
     let known: BTreeSet<&str> = lineage_found.iter().filter_map(Instance::instance_id).collect();
-    let missing: Vec<String> = ids
-        .iter()
-        .flatten()
-        .filter(|id| !known.contains(id.as_str()))
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let missing: Vec<String> =
+        ids.iter().flatten().filter(|id| !known.contains(id.as_str())).cloned().collect::<BTreeSet<_>>().into_iter().collect();
     let mut by_id = Vec::new();
     for chunk in missing.chunks(FILTER_VALUES) {
-        let filter = Filter::builder()
-            .name("instance-id")
-            .set_values(Some(chunk.to_vec()))
-            .build();
+        let filter = Filter::builder().name("instance-id").set_values(Some(chunk.to_vec())).build();
         by_id.extend(describe(ec2, vec![filter]).await?);
     }
     Ok(match_instances(&ids, &lineage_found, &by_id))
@@ -187,12 +144,7 @@ pub async fn read(ec2: &Client, req: &ReadRequest) -> Result<ReadResponse, Provi
 
 /// One paginated, filtered DescribeInstances.
 async fn describe(ec2: &Client, filters: Vec<Filter>) -> Result<Vec<Instance>, ProviderError> {
-    let mut pages = ec2
-        .describe_instances()
-        .set_filters(Some(filters))
-        .max_results(PAGE_SIZE)
-        .into_paginator()
-        .send();
+    let mut pages = ec2.describe_instances().set_filters(Some(filters)).max_results(PAGE_SIZE).into_paginator().send();
     let mut found = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| sdk_error("DescribeInstances", e))?;
@@ -203,12 +155,7 @@ async fn describe(ec2: &Client, filters: Vec<Filter>) -> Result<Vec<Instance>, P
 
 /// Describes one instance by id; `NotFound` when it does not exist.
 async fn describe_one(ec2: &Client, id: &str) -> Result<Instance, ProviderError> {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|e| sdk_error("DescribeInstances", e))?;
+    let out = ec2.describe_instances().instance_ids(id).send().await.map_err(|e| sdk_error("DescribeInstances", e))?;
     out.reservations()
         .iter()
         .flat_map(|r| r.instances())
@@ -241,10 +188,7 @@ async fn wait_for(ec2: &Client, id: &str, target: Target) -> Result<Option<Insta
                     (Target::Running, Some(InstanceStateName::Running)) => true,
                     (Target::Stopped, Some(InstanceStateName::Stopped)) => true,
                     (Target::Gone, Some(InstanceStateName::Terminated)) => true,
-                    (
-                        Target::Running | Target::Stopped,
-                        Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown),
-                    ) => {
+                    (Target::Running | Target::Stopped, Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)) => {
                         return Err(ProviderError::Permanent(format!(
                             "instance {id} is {seen} while waiting for it to be {}",
                             target_name(target)
@@ -285,20 +229,12 @@ fn target_name(target: Target) -> &'static str {
 }
 
 async fn stop(ec2: &Client, id: &str) -> Result<(), ProviderError> {
-    ec2.stop_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|e| sdk_error("StopInstances", e))?;
+    ec2.stop_instances().instance_ids(id).send().await.map_err(|e| sdk_error("StopInstances", e))?;
     wait_for(ec2, id, Target::Stopped).await.map(drop)
 }
 
 async fn start(ec2: &Client, id: &str) -> Result<(), ProviderError> {
-    ec2.start_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|e| sdk_error("StartInstances", e))?;
+    ec2.start_instances().instance_ids(id).send().await.map_err(|e| sdk_error("StartInstances", e))?;
     wait_for(ec2, id, Target::Running).await.map(drop)
 }
 
@@ -333,12 +269,7 @@ async fn create(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
         .min_count(1)
         .max_count(1)
         .set_client_token(req.token.clone())
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .set_tags(Some(tags))
-                .build(),
-        )
+        .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build())
         .send()
         .await
         .map_err(|e| sdk_error("RunInstances", e))?;
@@ -357,9 +288,7 @@ async fn create(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
 
 async fn update(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError> {
     let planned = req.planned.deep_unmarked();
-    let id = string_attr(&req.prior, "id")
-        .ok_or_else(|| missing(&req.addr, "id"))?
-        .to_string();
+    let id = string_attr(&req.prior, "id").ok_or_else(|| missing(&req.addr, "id"))?.to_string();
     // Decide from the live instance, not from state: it may have been
     // stopped or retagged since the plan was made.
     let live = describe_one(ec2, &id).await?;
@@ -368,36 +297,16 @@ async fn update(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
     };
     let want_state = schema::power_state(&planned);
 
-    let have_tags: BTreeMap<String, String> = user_tags(live.tags())
-        .into_iter()
-        .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-        .collect();
+    let have_tags: BTreeMap<String, String> =
+        user_tags(live.tags()).into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())).collect();
     let want_tags = tag_map(&planned);
-    let stale: Vec<Tag> = have_tags
-        .keys()
-        .filter(|k| !want_tags.contains_key(*k))
-        .map(|k| Tag::builder().key(k).build())
-        .collect();
-    let fresh: Vec<Tag> = want_tags
-        .iter()
-        .filter(|(k, v)| have_tags.get(*k) != Some(*v))
-        .map(|(k, v)| new_tag(k, v))
-        .collect();
+    let stale: Vec<Tag> = have_tags.keys().filter(|k| !want_tags.contains_key(*k)).map(|k| Tag::builder().key(k).build()).collect();
+    let fresh: Vec<Tag> = want_tags.iter().filter(|(k, v)| have_tags.get(*k) != Some(*v)).map(|(k, v)| new_tag(k, v)).collect();
     if !stale.is_empty() {
-        ec2.delete_tags()
-            .resources(&id)
-            .set_tags(Some(stale))
-            .send()
-            .await
-            .map_err(|e| sdk_error("DeleteTags", e))?;
+        ec2.delete_tags().resources(&id).set_tags(Some(stale)).send().await.map_err(|e| sdk_error("DeleteTags", e))?;
     }
     if !fresh.is_empty() {
-        ec2.create_tags()
-            .resources(&id)
-            .set_tags(Some(fresh))
-            .send()
-            .await
-            .map_err(|e| sdk_error("CreateTags", e))?;
+        ec2.create_tags().resources(&id).set_tags(Some(fresh)).send().await.map_err(|e| sdk_error("CreateTags", e))?;
     }
 
     let mut state = live_state;
@@ -439,13 +348,7 @@ async fn delete(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
     let Some(id) = string_attr(&req.prior, "id") else {
         return Ok(Value::Null);
     };
-    match ec2
-        .terminate_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|e| sdk_error("TerminateInstances", e))
-    {
+    match ec2.terminate_instances().instance_ids(id).send().await.map_err(|e| sdk_error("TerminateInstances", e)) {
         Ok(_) | Err(ProviderError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
@@ -498,56 +401,30 @@ mod tests {
 
     #[test]
     fn attrs_hide_labels_and_map_transitional_states() {
-        let i = instance(
-            "i-1",
-            InstanceStateName::Pending,
-            0,
-            &[("Name", "web"), (ADDRESS_TAG, "aws_instance.web[0]")],
-        );
+        let i = instance("i-1", InstanceStateName::Pending, 0, &[("Name", "web"), (ADDRESS_TAG, "aws_instance.web[0]")]);
         let attrs = instance_attrs(&i);
         assert_eq!(attrs.get("state").and_then(Value::as_str), Some("running"));
         assert_eq!(attrs.get("public_ip").and_then(Value::as_str), Some(""));
         assert_eq!(attrs.get("instance_type").and_then(Value::as_str), Some("t3.micro"));
-        assert_eq!(
-            attrs.get("availability_zone").and_then(Value::as_str),
-            Some("us-east-1a")
-        );
+        assert_eq!(attrs.get("availability_zone").and_then(Value::as_str), Some("us-east-1a"));
         let tags = attrs.get("tags").and_then(Value::as_map).cloned().unwrap_or_default();
         assert_eq!(tags.keys().collect::<Vec<_>>(), vec!["Name"]);
         let stopping = instance("i-2", InstanceStateName::Stopping, 0, &[]);
         assert_eq!(power_state(&stopping), Some(STOPPED));
-        assert_eq!(
-            power_state(&instance("i-3", InstanceStateName::ShuttingDown, 0, &[])),
-            None
-        );
+        assert_eq!(power_state(&instance("i-3", InstanceStateName::ShuttingDown, 0, &[])), None);
     }
 
     #[test]
     fn matching_splits_requested_from_others_and_skips_the_dead() {
         let lineage = vec![
-            instance(
-                "i-b",
-                InstanceStateName::Running,
-                20,
-                &[(ADDRESS_TAG, "aws_instance.x[1]"), (TOKEN_TAG, "t1")],
-            ),
-            instance(
-                "i-a",
-                InstanceStateName::Running,
-                20,
-                &[(ADDRESS_TAG, "aws_instance.x[2]")],
-            ),
+            instance("i-b", InstanceStateName::Running, 20, &[(ADDRESS_TAG, "aws_instance.x[1]"), (TOKEN_TAG, "t1")]),
+            instance("i-a", InstanceStateName::Running, 20, &[(ADDRESS_TAG, "aws_instance.x[2]")]),
             instance("i-old", InstanceStateName::Stopped, 10, &[]),
             instance("i-req", InstanceStateName::Running, 5, &[]),
             instance("i-dead", InstanceStateName::Terminated, 1, &[]),
         ];
         let by_id = vec![instance("i-imported", InstanceStateName::Running, 3, &[])];
-        let ids = vec![
-            Some("i-req".to_string()),
-            Some("i-imported".to_string()),
-            Some("i-dead".into()),
-            None,
-        ];
+        let ids = vec![Some("i-req".to_string()), Some("i-imported".to_string()), Some("i-dead".into()), None];
         let resp = match_instances(&ids, &lineage, &by_id);
         assert!(resp.current[0].is_some());
         assert!(resp.current[1].is_some());

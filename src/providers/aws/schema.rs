@@ -39,39 +39,25 @@ pub fn provider_schema() -> Schema {
 
 /// The resource types the `aws` provider offers.
 pub fn resource_types() -> Vec<ResourceType> {
-    vec![ResourceType {
-        name: INSTANCE_TYPE,
-        schema_version: 0,
-        schema: instance_schema(),
-    }]
+    vec![ResourceType { name: INSTANCE_TYPE, schema_version: 0, schema: instance_schema() }]
 }
 
 fn instance_schema() -> Schema {
     Schema {
         attributes: vec![
-            AttrSchema::new("ami", AttrType::String)
-                .required()
-                .replace()
-                .describe("AMI id; a change replaces"),
+            AttrSchema::new("ami", AttrType::String).required().replace().describe("AMI id; a change replaces"),
             AttrSchema::new("instance_type", AttrType::String)
                 .required()
                 .disruption("stop/start")
                 .describe("in place: stop, wait stopped, modify, start"),
-            AttrSchema::new("state", AttrType::String)
-                .default(RUNNING)
-                .describe("\"running\" or \"stopped\""),
-            AttrSchema::new("subnet_id", AttrType::String)
-                .optional_computed()
-                .replace()
-                .describe("subnet to launch in; a change replaces"),
+            AttrSchema::new("state", AttrType::String).default(RUNNING).describe("\"running\" or \"stopped\""),
+            AttrSchema::new("subnet_id", AttrType::String).optional_computed().replace().describe("subnet to launch in; a change replaces"),
             AttrSchema::new("tags", AttrType::Map(Box::new(AttrType::String)))
                 .default(Value::Map(BTreeMap::new()))
                 .describe("user tags; updated in place"),
             AttrSchema::new("id", AttrType::String).computed(),
             AttrSchema::new("private_ip", AttrType::String).computed(),
-            AttrSchema::new("public_ip", AttrType::String)
-                .computed()
-                .describe("empty when the instance has none"),
+            AttrSchema::new("public_ip", AttrType::String).computed().describe("empty when the instance has none"),
             AttrSchema::new("availability_zone", AttrType::String).computed(),
         ],
         blocks: vec![],
@@ -95,9 +81,7 @@ pub fn validate_instance(config: &Value) -> Vec<ConfigProblem> {
         for key in tags.keys().filter(|k| k.starts_with(LABEL_PREFIX)) {
             problems.push(ConfigProblem {
                 attribute: Some("tags".into()),
-                message: format!(
-                    "tag {key:?} uses the prefix {LABEL_PREFIX:?}, which himaplan reserves for its own labels"
-                ),
+                message: format!("tag {key:?} uses the prefix {LABEL_PREFIX:?}, which himaplan reserves for its own labels"),
             });
         }
     }
@@ -126,9 +110,7 @@ pub fn shape_instance_change(prior: &Value, planned: &Value, changed: &[String])
         shape.disruption = Some("stop/start".into());
     }
     if resized && after == STOPPED {
-        shape
-            .notes
-            .push("resized while stopped: the instance is not started".into());
+        shape.notes.push("resized while stopped: the instance is not started".into());
     }
     shape
 }
@@ -174,11 +156,7 @@ mod tests {
 
     #[test]
     fn starting_and_tagging_are_not_disruptions() {
-        let shape = shape_instance_change(
-            &attrs(&[("state", "stopped")]),
-            &attrs(&[("state", "running")]),
-            &changed(&["state", "tags"]),
-        );
+        let shape = shape_instance_change(&attrs(&[("state", "stopped")]), &attrs(&[("state", "running")]), &changed(&["state", "tags"]));
         assert_eq!(shape.disruption, None);
     }
 
@@ -186,10 +164,7 @@ mod tests {
     fn validate_rejects_unknown_state_and_reserved_tags() {
         let mut config = BTreeMap::new();
         config.insert("state".to_string(), Value::from("paused"));
-        config.insert(
-            "tags".to_string(),
-            Value::Map(BTreeMap::from([("himaplan:address".to_string(), Value::from("x"))])),
-        );
+        config.insert("tags".to_string(), Value::Map(BTreeMap::from([("himaplan:address".to_string(), Value::from("x"))])));
         let problems = validate_instance(&Value::Map(config));
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].attribute.as_deref(), Some("state"));

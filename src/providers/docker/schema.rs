@@ -383,7 +383,9 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
             let kept: Vec<Value> = prior
                 .get("containers")
                 .and_then(Value::as_list)
-                .map(|items| items.iter().filter(|c| c.get("number").and_then(Value::as_i64).is_some_and(|n| n <= after)).cloned().collect())
+                .map(|items| {
+                    items.iter().filter(|c| c.get("number").and_then(Value::as_i64).is_some_and(|n| n <= after)).cloned().collect()
+                })
                 .unwrap_or_default();
             shape.predicted.insert("containers".into(), Value::List(kept));
             shape.shrinks = true;

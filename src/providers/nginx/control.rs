@@ -36,10 +36,7 @@ impl Nginx {
     async fn run(&self, args: &[&str], doing: &str) -> Result<(), String> {
         let mut cmd = self.command();
         cmd.args(args);
-        let out = cmd
-            .output()
-            .await
-            .map_err(|e| format!("nginx: cannot run {} for {doing}: {e}", self.bin))?;
+        let out = cmd.output().await.map_err(|e| format!("nginx: cannot run {} for {doing}: {e}", self.bin))?;
         if out.status.success() {
             Ok(())
         } else {
@@ -57,13 +54,10 @@ impl Nginx {
     /// before the signal has exited, so the new configuration alone serves.
     pub async fn reload_and_wait(&self) -> Result<(), ProviderError> {
         let pid_file = self.pid_file().await;
-        let master = read_pid(&pid_file).map_err(|e| {
-            ProviderError::Permanent(format!("nginx: cannot read the master's pid from {}: {e}", pid_file.display()))
-        })?;
+        let master = read_pid(&pid_file)
+            .map_err(|e| ProviderError::Permanent(format!("nginx: cannot read the master's pid from {}: {e}", pid_file.display())))?;
         let old = children(master);
-        self.run(&["-s", "reload"], "the reload")
-            .await
-            .map_err(|e| ProviderError::Permanent(format!("nginx: reload failed: {e}")))?;
+        self.run(&["-s", "reload"], "the reload").await.map_err(|e| ProviderError::Permanent(format!("nginx: reload failed: {e}")))?;
         let deadline = Instant::now() + WORKER_TIMEOUT;
         loop {
             let now = children(master);

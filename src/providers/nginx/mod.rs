@@ -100,8 +100,8 @@ fn servers_value(found: &[Server], prior: &Value) -> Value {
 fn read_one(prior: &Value) -> Result<Option<Value>, ProviderError> {
     let path = string(prior, "config_file")?;
     let name = string(prior, "name")?;
-    let Some(text) = files::read_optional(Path::new(path))
-        .map_err(|e| ProviderError::Permanent(format!("nginx_upstream: reading {path}: {e}")))?
+    let Some(text) =
+        files::read_optional(Path::new(path)).map_err(|e| ProviderError::Permanent(format!("nginx_upstream: reading {path}: {e}")))?
     else {
         return Ok(None);
     };
@@ -122,9 +122,7 @@ async fn apply_upstream(req: &ApplyRequest) -> Result<Value, ProviderError> {
         servers: schema::servers(planned).map_err(|e| ProviderError::Permanent(format!("nginx_upstream: {e}")))?,
     };
     if upstream.servers.is_empty() {
-        return Err(ProviderError::Permanent(
-            "nginx_upstream: servers is empty, and nginx refuses an upstream without servers".into(),
-        ));
+        return Err(ProviderError::Permanent("nginx_upstream: servers is empty, and nginx refuses an upstream without servers".into()));
     }
     let nginx = nginx_of(planned)?;
     let text = render::render(&upstream);
@@ -135,9 +133,7 @@ async fn apply_upstream(req: &ApplyRequest) -> Result<Value, ProviderError> {
     }
     if let Err(message) = nginx.test().await {
         files::restore(Path::new(path), previous.as_deref()).map_err(|e| io("restoring", e))?;
-        return Err(ProviderError::Permanent(format!(
-            "nginx_upstream: nginx rejected the configuration; {path} was restored: {message}"
-        )));
+        return Err(ProviderError::Permanent(format!("nginx_upstream: nginx rejected the configuration; {path} was restored: {message}")));
     }
     // Reload even when the file was unchanged: the file may have been
     // edited and never reloaded, and a reload of an identical file is cheap.

@@ -70,13 +70,7 @@ fn parse_body(name: &str, body: &str) -> Upstream {
         match words.next() {
             Some("server") => {
                 let Some(address) = words.next() else { continue };
-                let mut s = Server {
-                    address: address.to_string(),
-                    weight: None,
-                    max_fails: None,
-                    fail_timeout: None,
-                    backup: false,
-                };
+                let mut s = Server { address: address.to_string(), weight: None, max_fails: None, fail_timeout: None, backup: false };
                 for word in words {
                     match word.split_once('=') {
                         Some(("weight", v)) => s.weight = v.parse().ok(),

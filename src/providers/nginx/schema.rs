@@ -35,17 +35,13 @@ pub fn resource_types() -> Vec<ResourceType> {
                     .required()
                     .describe("the include file holding this upstream; himaplan owns it"),
                 AttrSchema::new("name", AttrType::String).required().describe("the upstream's name"),
-                AttrSchema::new("method", AttrType::String)
-                    .default("least_conn")
-                    .describe("least_conn, ip_hash, random or round_robin"),
+                AttrSchema::new("method", AttrType::String).default("least_conn").describe("least_conn, ip_hash, random or round_robin"),
                 AttrSchema::new("servers", AttrType::Any)
                     .required()
                     .describe("list of \"host:port\" or { address, weight, max_fails, fail_timeout, backup }"),
                 AttrSchema::new("max_fails", AttrType::Number).describe("default for every server"),
                 AttrSchema::new("fail_timeout", AttrType::String).describe("default for every server, e.g. \"30s\""),
-                AttrSchema::new("nginx_conf", AttrType::String)
-                    .required()
-                    .describe("the main configuration the daemon runs (-c)"),
+                AttrSchema::new("nginx_conf", AttrType::String).required().describe("the main configuration the daemon runs (-c)"),
                 AttrSchema::new("nginx_prefix", AttrType::String).describe("the daemon's prefix (-p)"),
                 AttrSchema::new("nginx_bin", AttrType::String).default("nginx"),
                 AttrSchema::new("id", AttrType::String).computed().describe("the config_file path"),
@@ -68,19 +64,9 @@ pub fn servers(attrs: &Value) -> Result<Vec<Server>, String> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let mut server = match item.unmarked() {
-            Value::String(address) => Server {
-                address: address.clone(),
-                weight: None,
-                max_fails: None,
-                fail_timeout: None,
-                backup: false,
-            },
+            Value::String(address) => Server { address: address.clone(), weight: None, max_fails: None, fail_timeout: None, backup: false },
             Value::Map(map) => Server {
-                address: map
-                    .get("address")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| format!("servers[{i}] has no address"))?
-                    .to_string(),
+                address: map.get("address").and_then(Value::as_str).ok_or_else(|| format!("servers[{i}] has no address"))?.to_string(),
                 weight: integer(map.get("weight"), i, "weight")?,
                 max_fails: integer(map.get("max_fails"), i, "max_fails")?,
                 fail_timeout: map.get("fail_timeout").and_then(Value::to_template_string),
@@ -124,9 +110,7 @@ fn check_token(text: &str, i: usize, name: &str) -> Result<(), String> {
 pub fn is_duration(text: &str) -> bool {
     let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &text[digits.len()..];
-    !digits.is_empty()
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && ["", "ms", "s", "m", "h", "d", "w", "M", "y"].contains(&unit)
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && ["", "ms", "s", "m", "h", "d", "w", "M", "y"].contains(&unit)
 }
 
 /// Checks a configuration beyond types. Unknown values are left alone.

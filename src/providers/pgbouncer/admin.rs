@@ -49,9 +49,7 @@ impl Console {
             ProviderError::Permanent("pgbouncer: admin_url is not a valid postgres:// URL".into())
         })?;
         if config.get_dbname() != Some("pgbouncer") {
-            return Err(ProviderError::Permanent(
-                "pgbouncer: admin_url must name the admin console's database \"pgbouncer\"".into(),
-            ));
+            return Err(ProviderError::Permanent("pgbouncer: admin_url must name the admin console's database \"pgbouncer\"".into()));
         }
         let connecting = config.connect(NoTls);
         let (client, connection) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -88,10 +86,7 @@ impl Console {
     /// `SHOW DATABASES`: database name → its row.
     pub async fn show_databases(&self) -> Result<BTreeMap<String, DatabaseRow>, ProviderError> {
         let rows = self.rows("SHOW DATABASES").await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| Some((row.get("name")?.clone(), row)))
-            .collect())
+        Ok(rows.into_iter().filter_map(|row| Some((row.get("name")?.clone(), row))).collect())
     }
 
     /// `RELOAD`: PgBouncer re-reads its ini file.
@@ -109,11 +104,7 @@ impl Console {
     }
 
     async fn rows(&self, command: &str) -> Result<Vec<BTreeMap<String, String>>, ProviderError> {
-        let messages = self
-            .client
-            .simple_query(command)
-            .await
-            .map_err(|e| classify(command, &e))?;
+        let messages = self.client.simple_query(command).await.map_err(|e| classify(command, &e))?;
         let mut rows = Vec::new();
         for message in messages {
             if let SimpleQueryMessage::Row(row) = message {

@@ -43,17 +43,13 @@ pub fn parse(text: &str) -> Result<IniConfig, ParseError> {
             continue;
         }
         if let Some(name) = line.strip_prefix('[') {
-            let name = name.strip_suffix(']').ok_or_else(|| ParseError {
-                line: i + 1,
-                message: "a section header must end with ']'".into(),
-            })?;
+            let name =
+                name.strip_suffix(']').ok_or_else(|| ParseError { line: i + 1, message: "a section header must end with ']'".into() })?;
             section = name.trim().to_ascii_lowercase();
             continue;
         }
-        let (key, value) = line.split_once('=').ok_or_else(|| ParseError {
-            line: i + 1,
-            message: format!("expected KEY = VALUE, found {line:?}"),
-        })?;
+        let (key, value) =
+            line.split_once('=').ok_or_else(|| ParseError { line: i + 1, message: format!("expected KEY = VALUE, found {line:?}") })?;
         let (key, value) = (key.trim(), value.trim());
         match section.as_str() {
             "pgbouncer" => {
@@ -162,11 +158,7 @@ mod tests {
         config.settings.insert("listen_addr".into(), "127.0.0.1".into());
         config.databases.insert(
             "appdb".into(),
-            BTreeMap::from([
-                ("host".into(), "127.0.0.1".into()),
-                ("dbname".into(), "app db".into()),
-                ("pool_size".into(), "30".into()),
-            ]),
+            BTreeMap::from([("host".into(), "127.0.0.1".into()), ("dbname".into(), "app db".into()), ("pool_size".into(), "30".into())]),
         );
         let text = render(&config);
         assert!(text.contains("appdb = host=127.0.0.1 dbname='app db' pool_size=30\n"), "{text}");

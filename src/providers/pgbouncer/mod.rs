@@ -23,8 +23,7 @@ use admin::Console;
 use async_trait::async_trait;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, ChangeShape, ConfigProblem, Provider, ProviderError, ReadRequest, ReadResponse,
-    ResourceType, Schema,
+    ApplyAction, ApplyRequest, ChangeShape, ConfigProblem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
 };
 use himaplan_engine::value::Value;
 use std::path::Path;

@@ -57,9 +57,7 @@ const POOL_MODES: [&str; 3] = ["session", "transaction", "statement"];
 /// The resource types of the `pgbouncer` provider.
 pub fn resource_types() -> Vec<ResourceType> {
     let mut attributes = vec![
-        AttrSchema::new("config_file", AttrType::String)
-            .required()
-            .describe("path of pgbouncer.ini; himaplan owns the whole file"),
+        AttrSchema::new("config_file", AttrType::String).required().describe("path of pgbouncer.ini; himaplan owns the whole file"),
         AttrSchema::new("admin_url", AttrType::String)
             .required()
             .sensitive()
@@ -85,10 +83,7 @@ pub fn resource_types() -> Vec<ResourceType> {
     vec![ResourceType {
         name: PGBOUNCER_TYPE,
         schema_version: 0,
-        schema: Schema {
-            attributes,
-            blocks: vec![BlockSchema { name: "database", nesting: BlockNesting::Labelled, body: database }],
-        },
+        schema: Schema { attributes, blocks: vec![BlockSchema { name: "database", nesting: BlockNesting::Labelled, body: database }] },
     }]
 }
 
@@ -96,9 +91,11 @@ pub fn resource_types() -> Vec<ResourceType> {
 /// hash of the resource's own (sensitive) `admin_url`.
 pub fn provider_schema() -> Schema {
     Schema {
-        attributes: vec![AttrSchema::new("admin_url", AttrType::String).sensitive().describe(
-            "admin console URL used to refresh; defaults to PGBOUNCER_ADMIN_URL",
-        )],
+        attributes: vec![
+            AttrSchema::new("admin_url", AttrType::String)
+                .sensitive()
+                .describe("admin console URL used to refresh; defaults to PGBOUNCER_ADMIN_URL"),
+        ],
         blocks: vec![],
     }
 }
@@ -178,17 +175,13 @@ fn single_line(text: &str) -> bool {
 pub fn shape_change(prior: &Value, planned: &Value, changed: &[String]) -> ChangeShape {
     let mut shape = ChangeShape::default();
     let setting = |v: &Value, key: &str| -> Option<String> {
-        v.get(key)
-            .or_else(|| v.get("settings").and_then(|s| s.get(key)))
-            .and_then(Value::to_template_string)
+        v.get(key).or_else(|| v.get("settings").and_then(|s| s.get(key))).and_then(Value::to_template_string)
     };
     for key in RESTART_ONLY {
         let named = NAMED.iter().any(|(n, _)| *n == key);
         let touched = if named { changed.iter().any(|c| c == key) } else { changed.iter().any(|c| c == "settings") };
         if touched && setting(prior, key) != setting(planned, key) {
-            shape
-                .notes
-                .push(format!("pending restart: {key} is written but PgBouncer applies it only on restart"));
+            shape.notes.push(format!("pending restart: {key} is written but PgBouncer applies it only on restart"));
         }
     }
     shape

@@ -4,8 +4,7 @@
 
 use crate::addr::InstanceAddr;
 use crate::provider::{
-    ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType,
-    Schema,
+    ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
 };
 use crate::value::Value;
 use async_trait::async_trait;

@@ -90,11 +90,9 @@ pub fn convert(value: Value, ty: &AttrType) -> Result<Value, String> {
             (AttrType::List(inner), Value::List(items)) => {
                 items.into_iter().map(|v| convert(v, inner)).collect::<Result<Vec<_>, _>>().map(Value::List)
             }
-            (AttrType::Map(inner), Value::Map(map)) => map
-                .into_iter()
-                .map(|(k, v)| convert(v, inner).map(|v| (k, v)))
-                .collect::<Result<BTreeMap<_, _>, _>>()
-                .map(Value::Map),
+            (AttrType::Map(inner), Value::Map(map)) => {
+                map.into_iter().map(|(k, v)| convert(v, inner).map(|v| (k, v))).collect::<Result<BTreeMap<_, _>, _>>().map(Value::Map)
+            }
             (ty, v) => Err(format!("{} is required, got {}", type_label(ty), v.type_name())),
         },
     }
@@ -204,7 +202,9 @@ impl<'f> Evaluator<'f> {
                     match args.pop() {
                         Some(Value::List(items)) => args.extend(items),
                         Some(Value::Unknown) => return Ok(Value::Unknown),
-                        Some(other) => return Err(self.err(call.span(), format!("Cannot expand {} with ...; a list is required", other.type_name()))),
+                        Some(other) => {
+                            return Err(self.err(call.span(), format!("Cannot expand {} with ...; a list is required", other.type_name())));
+                        }
                         None => {}
                     }
                 }
@@ -268,7 +268,11 @@ impl<'f> Evaluator<'f> {
         let result = match operator {
             B::And | B::Or => match (l, r) {
                 (Value::Bool(a), Value::Bool(b)) => Value::Bool(if operator == B::And { *a && *b } else { *a || *b }),
-                _ => return Err(self.err(span, format!("Operator {} needs bools, got {} and {}", operator.as_str(), l.type_name(), r.type_name()))),
+                _ => {
+                    return Err(
+                        self.err(span, format!("Operator {} needs bools, got {} and {}", operator.as_str(), l.type_name(), r.type_name()))
+                    );
+                }
             },
             _ => {
                 let num = |v: &Value| -> Option<f64> {
@@ -279,7 +283,8 @@ impl<'f> Evaluator<'f> {
                     }
                 };
                 let (Some(a), Some(b)) = (num(l), num(r)) else {
-                    return Err(self.err(span, format!("Operator {} needs numbers, got {} and {}", operator.as_str(), l.type_name(), r.type_name())));
+                    return Err(self
+                        .err(span, format!("Operator {} needs numbers, got {} and {}", operator.as_str(), l.type_name(), r.type_name())));
                 };
                 match operator {
                     B::Plus => Value::Number(a + b),
@@ -305,7 +310,12 @@ impl<'f> Evaluator<'f> {
     /// not simply a child (marks, unknowns, errors, splats: `traverse`
     /// handles those). Returns the value reached and how many operators it
     /// followed.
-    fn walk_plain<'v>(&self, base: &'v Value, ops: &[hcl_edit::Decorated<TraversalOperator>], scope: &mut Scope<'_>) -> Result<(&'v Value, usize), Diag> {
+    fn walk_plain<'v>(
+        &self,
+        base: &'v Value,
+        ops: &[hcl_edit::Decorated<TraversalOperator>],
+        scope: &mut Scope<'_>,
+    ) -> Result<(&'v Value, usize), Diag> {
         let mut current = base;
         for (i, op) in ops.iter().enumerate() {
             let next = match (op.value(), current) {
@@ -329,7 +339,13 @@ impl<'f> Evaluator<'f> {
         Ok((current, ops.len()))
     }
 
-    fn traverse(&self, base: Value, ops: &[hcl_edit::Decorated<TraversalOperator>], scope: &mut Scope<'_>, root: &Expression) -> Result<Value, Diag> {
+    fn traverse(
+        &self,
+        base: Value,
+        ops: &[hcl_edit::Decorated<TraversalOperator>],
+        scope: &mut Scope<'_>,
+        root: &Expression,
+    ) -> Result<Value, Diag> {
         let mut current = base;
         let mut i = 0;
         while i < ops.len() {
@@ -377,14 +393,14 @@ impl<'f> Evaluator<'f> {
                 None => {
                     let keys: Vec<&str> = map.keys().map(String::as_str).collect();
                     let hint = super::load::suggest(name, &keys).map(|s| format!(" Did you mean {s:?}?")).unwrap_or_default();
-                    Err(self.err(span, format!("Unsupported attribute {name:?} on {}", root_text(root))).with_detail(format!(
-                        "This value has no attribute {name:?}.{hint}"
-                    )))
+                    Err(self
+                        .err(span, format!("Unsupported attribute {name:?} on {}", root_text(root)))
+                        .with_detail(format!("This value has no attribute {name:?}.{hint}")))
                 }
             },
-            Value::List(_) => Err(self.err(span, format!("Cannot read attribute {name:?} of a list")).with_detail(
-                "This value is a list (a resource with count?): index it, e.g. [0], or use a splat [*].",
-            )),
+            Value::List(_) => Err(self
+                .err(span, format!("Cannot read attribute {name:?} of a list"))
+                .with_detail("This value is a list (a resource with count?): index it, e.g. [0], or use a splat [*].")),
             Value::Null => Err(self.err(span, format!("Attempt to read attribute {name:?} of null"))),
             other => Err(self.err(span, format!("Cannot read attribute {name:?} of a {}", other.type_name()))),
         }
@@ -445,7 +461,9 @@ impl<'f> Evaluator<'f> {
                             unknown = true;
                             return Ok(());
                         }
-                        other => return Err(self.err(cond.expr.span(), format!("A for condition must be a bool, got {}", other.type_name()))),
+                        other => {
+                            return Err(self.err(cond.expr.span(), format!("A for condition must be a bool, got {}", other.type_name())));
+                        }
                     }
                 }
                 let value = self.eval(&f.value_expr, scope)?;
@@ -462,9 +480,9 @@ impl<'f> Evaluator<'f> {
                             }
                             Some(key) => {
                                 if map.insert(key.clone(), value).is_some() {
-                                    return Err(self.err(key_expr.span(), format!("Duplicate key {key:?} in for expression")).with_detail(
-                                        "Use the grouping mode (...) after the value to collect duplicates into lists.",
-                                    ));
+                                    return Err(self
+                                        .err(key_expr.span(), format!("Duplicate key {key:?} in for expression"))
+                                        .with_detail("Use the grouping mode (...) after the value to collect duplicates into lists."));
                                 }
                             }
                             None if matches!(key, Value::Unknown) => unknown = true,
@@ -497,7 +515,14 @@ impl<'f> Evaluator<'f> {
         Ok(remark(Value::String(out), sensitive))
     }
 
-    fn template_into(&self, template: &Template, scope: &mut Scope<'_>, out: &mut String, unknown: &mut bool, sensitive: &mut bool) -> Result<(), Diag> {
+    fn template_into(
+        &self,
+        template: &Template,
+        scope: &mut Scope<'_>,
+        out: &mut String,
+        unknown: &mut bool,
+        sensitive: &mut bool,
+    ) -> Result<(), Diag> {
         for element in template.iter() {
             match element {
                 Element::Literal(s) => out.push_str(s.value()),
@@ -510,7 +535,8 @@ impl<'f> Evaluator<'f> {
                         other => match other.to_template_string() {
                             Some(s) => out.push_str(&s),
                             None => {
-                                return Err(self.err(i.expr.span(), format!("Cannot interpolate a {} into a string", other.type_name()))
+                                return Err(self
+                                    .err(i.expr.span(), format!("Cannot interpolate a {} into a string", other.type_name()))
                                     .with_detail("Use jsonencode() or join() to turn collections into strings."));
                             }
                         },
@@ -528,7 +554,12 @@ impl<'f> Evaluator<'f> {
                                     self.template_into(&e.template, scope, out, unknown, sensitive)?;
                                 }
                             }
-                            other => return Err(self.err(ifd.if_expr.cond_expr.span(), format!("An if condition must be a bool, got {}", other.type_name()))),
+                            other => {
+                                return Err(self.err(
+                                    ifd.if_expr.cond_expr.span(),
+                                    format!("An if condition must be a bool, got {}", other.type_name()),
+                                ));
+                            }
                         }
                     }
                     Directive::For(ford) => {
@@ -575,13 +606,14 @@ impl<'f> Evaluator<'f> {
             match schema.attribute(key) {
                 None => {
                     let names: Vec<&str> = schema.attributes.iter().filter(|a| !a.computed).map(|a| a.name).collect();
-                    let hint = super::load::suggest(key, &names).map(|s| format!("Did you mean {s:?}?")).unwrap_or_else(|| {
-                        format!("Arguments of this block: {}.", names.join(", "))
-                    });
+                    let hint = super::load::suggest(key, &names)
+                        .map(|s| format!("Did you mean {s:?}?"))
+                        .unwrap_or_else(|| format!("Arguments of this block: {}.", names.join(", ")));
                     diags.push(self.err(attr.span(), format!("Unsupported argument {key:?}")).with_detail(hint));
                 }
                 Some(a) if a.computed => diags.push(
-                    self.err(attr.span(), format!("{key:?} is computed and cannot be set")).with_detail("It is read from the real object after apply."),
+                    self.err(attr.span(), format!("{key:?} is computed and cannot be set"))
+                        .with_detail("It is read from the real object after apply."),
                 ),
                 Some(a) => match self.eval(&attr.value, scope) {
                     Ok(v) => match convert(v, &a.ty) {
@@ -670,7 +702,12 @@ impl<'f> Evaluator<'f> {
 
     /// Expands `dynamic "NAME" { for_each, iterator, labels, content {} }`.
     #[allow(clippy::type_complexity, reason = "a local tuple of the expansion's parts")]
-    fn dynamic<'s>(&self, block: &Block, schema: &'s Schema, scope: &mut Scope<'_>) -> Result<Vec<(&'s str, Vec<String>, Value, Location)>, Diags> {
+    fn dynamic<'s>(
+        &self,
+        block: &Block,
+        schema: &'s Schema,
+        scope: &mut Scope<'_>,
+    ) -> Result<Vec<(&'s str, Vec<String>, Value, Location)>, Diags> {
         let loc = Location::in_file(self.file, block.span().unwrap_or(0..0));
         let Some(name) = block.labels.first().map(|l| l.as_str()) else {
             return Err(Diag::error("A dynamic block needs the name of the block it generates").at(loc).into());
@@ -702,7 +739,9 @@ impl<'f> Evaluator<'f> {
             Value::Null => Vec::new(),
             Value::List(items) => items.into_iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v)).collect(),
             Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
-            other => return Err(self.err(for_each.value.span(), format!("for_each must be a list or map, got {}", other.type_name())).into()),
+            other => {
+                return Err(self.err(for_each.value.span(), format!("for_each must be a list or map, got {}", other.type_name())).into());
+            }
         };
         let mut out = Vec::new();
         for (k, v) in pairs {
@@ -756,9 +795,7 @@ mod tests {
 
     fn base() -> BTreeMap<String, Value> {
         let web = Value::List(
-            (0..3)
-                .map(|i| Value::Map(BTreeMap::from([("private_ip".to_string(), Value::String(format!("10.0.0.{i}")))])))
-                .collect(),
+            (0..3).map(|i| Value::Map(BTreeMap::from([("private_ip".to_string(), Value::String(format!("10.0.0.{i}")))]))).collect(),
         );
         BTreeMap::from([
             ("var".to_string(), Value::Map(BTreeMap::from([("n".to_string(), Value::Number(3.0))]))),

@@ -163,8 +163,7 @@ fn lex(src: &str) -> Vec<Token> {
             _ if c.is_ascii_digit() => {
                 i += 1;
                 while let Some(&c) = b.get(i) {
-                    let exponent_sign = (c == b'+' || c == b'-')
-                        && matches!(b.get(i.wrapping_sub(1)), Some(b'e' | b'E'));
+                    let exponent_sign = (c == b'+' || c == b'-') && matches!(b.get(i.wrapping_sub(1)), Some(b'e' | b'E'));
                     if c.is_ascii_alphanumeric() || c == b'.' || exponent_sign {
                         i += 1;
                     } else {
@@ -174,10 +173,7 @@ fn lex(src: &str) -> Vec<Token> {
                 Kind::Other
             }
             _ => {
-                let width = src
-                    .get(i..)
-                    .and_then(|s| s.chars().next())
-                    .map_or(1, char::len_utf8);
+                let width = src.get(i..).and_then(|s| s.chars().next()).map_or(1, char::len_utf8);
                 i += width;
                 Kind::Other
             }
@@ -191,11 +187,7 @@ fn lex(src: &str) -> Vec<Token> {
 
 /// End of a `#`/`//` comment: before its newline, trailing whitespace excluded.
 fn line_comment_end(b: &[u8], start: usize) -> usize {
-    let mut end = b
-        .iter()
-        .skip(start)
-        .position(|&c| c == b'\n')
-        .map_or(b.len(), |p| start + p);
+    let mut end = b.iter().skip(start).position(|&c| c == b'\n').map_or(b.len(), |p| start + p);
     while end > start && matches!(b.get(end - 1), Some(b' ' | b'\t' | b'\r')) {
         end -= 1;
     }
@@ -203,10 +195,7 @@ fn line_comment_end(b: &[u8], start: usize) -> usize {
 }
 
 fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    b.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    b.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| from + p)
 }
 
 /// Index just after the closing quote of a template whose opening quote is
@@ -312,11 +301,7 @@ fn split_lines(tokens: &[Token]) -> Vec<Line> {
 fn assign_levels(lines: &mut [Line]) {
     let mut open: Vec<usize> = Vec::new();
     for line in lines.iter_mut() {
-        let leading_closers = line
-            .tokens
-            .iter()
-            .take_while(|t| matches!(t.kind, Kind::Close(_)))
-            .count();
+        let leading_closers = line.tokens.iter().take_while(|t| matches!(t.kind, Kind::Close(_))).count();
         let mut closed_base = None;
         for _ in 0..leading_closers {
             if let Some(base) = open.pop() {
@@ -341,11 +326,7 @@ fn starts_with_close_brace(line: &Line) -> bool {
 }
 
 fn ends_with_open_brace(line: &Line) -> bool {
-    line.tokens
-        .iter()
-        .rev()
-        .find(|t| t.kind != Kind::LineComment)
-        .is_some_and(|t| t.kind == Kind::Open(b'{'))
+    line.tokens.iter().rev().find(|t| t.kind != Kind::LineComment).is_some_and(|t| t.kind == Kind::Open(b'{'))
 }
 
 /// Removes leading and trailing blank lines, runs of more than one blank
@@ -408,8 +389,7 @@ fn layout(src: &str, line: &Line) -> Layout {
         }
         depth += bracket_change(token);
     }
-    let aligned =
-        equal.is_some_and(|eq| code.iter().skip(eq).map(bracket_change).sum::<i64>() == 0);
+    let aligned = equal.is_some_and(|eq| code.iter().skip(eq).map(bracket_change).sum::<i64>() == 0);
 
     let header_open = match code.first() {
         Some(first) if first.kind == Kind::Ident => code
@@ -419,16 +399,8 @@ fn layout(src: &str, line: &Line) -> Layout {
         _ => None,
     };
 
-    let multiline = tokens
-        .iter()
-        .any(|t| src.get(t.start..t.end).is_some_and(|s| s.contains('\n')));
-    Layout {
-        equal,
-        aligned,
-        comment,
-        header_open,
-        multiline,
-    }
+    let multiline = tokens.iter().any(|t| src.get(t.start..t.end).is_some_and(|s| s.contains('\n')));
+    Layout { equal, aligned, comment, header_open, multiline }
 }
 
 /// The tokens joined with their original spacing; `single_space_until`
@@ -454,10 +426,7 @@ fn render(src: &str, lines: &[Line]) -> String {
         .iter()
         .zip(&layouts)
         .map(|(line, lay)| {
-            let lead = lay
-                .equal
-                .and_then(|eq| line.tokens.get(..eq))
-                .unwrap_or(&[]);
+            let lead = lay.equal.and_then(|eq| line.tokens.get(..eq)).unwrap_or(&[]);
             2 * line.level + join(src, lead, 0).chars().count()
         })
         .collect();
@@ -466,10 +435,7 @@ fn render(src: &str, lines: &[Line]) -> String {
     let mut eq_column = vec![0usize; lines.len()];
     let mut i = 0;
     while i < lines.len() {
-        let in_run = |j: usize| {
-            layouts.get(j).is_some_and(|l| l.aligned)
-                && lines.get(j).map(|l| l.level) == lines.get(i).map(|l| l.level)
-        };
+        let in_run = |j: usize| layouts.get(j).is_some_and(|l| l.aligned) && lines.get(j).map(|l| l.level) == lines.get(i).map(|l| l.level);
         if !in_run(i) {
             i += 1;
             continue;
@@ -482,10 +448,7 @@ fn render(src: &str, lines: &[Line]) -> String {
                 break;
             }
         }
-        let column = widths
-            .get(i..end)
-            .and_then(|w| w.iter().max().copied())
-            .unwrap_or(0);
+        let column = widths.get(i..end).and_then(|w| w.iter().max().copied()).unwrap_or(0);
         for slot in eq_column.get_mut(i..end).into_iter().flatten() {
             *slot = column;
         }
@@ -503,31 +466,19 @@ fn render(src: &str, lines: &[Line]) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < lines.len() {
-        let has_comment = |j: usize| {
-            layouts
-                .get(j)
-                .is_some_and(|l| l.comment.is_some() && !l.multiline)
-        };
+        let has_comment = |j: usize| layouts.get(j).is_some_and(|l| l.comment.is_some() && !l.multiline);
         let mut end = i;
         while has_comment(end) {
             end += 1;
         }
-        let column = code
-            .get(i..end)
-            .and_then(|c| c.iter().map(|s| s.chars().count()).max())
-            .unwrap_or(0);
+        let column = code.get(i..end).and_then(|c| c.iter().map(|s| s.chars().count()).max()).unwrap_or(0);
         for n in i..end.max(i + 1) {
-            let (Some(line), Some(lay), Some(text)) = (lines.get(n), layouts.get(n), code.get(n))
-            else {
+            let (Some(line), Some(lay), Some(text)) = (lines.get(n), layouts.get(n), code.get(n)) else {
                 continue;
             };
             out.push_str(text);
             if let Some(comment) = lay.comment.and_then(|c| line.tokens.get(c)) {
-                let pad = if end > i {
-                    column.saturating_sub(text.chars().count()) + 1
-                } else {
-                    1
-                };
+                let pad = if end > i { column.saturating_sub(text.chars().count()) + 1 } else { 1 };
                 out.push_str(&" ".repeat(pad));
                 out.push_str(src.get(comment.start..comment.end).unwrap_or(""));
             }
@@ -554,11 +505,7 @@ fn render_code(src: &str, line: &Line, lay: &Layout, eq_column: usize) -> String
             let lead_text = join(src, lead, 0);
             out.push_str(&lead_text);
             let width = 2 * line.level + lead_text.chars().count();
-            let pad = if lay.aligned {
-                eq_column.saturating_sub(width) + 1
-            } else {
-                1
-            };
+            let pad = if lay.aligned { eq_column.saturating_sub(width) + 1 } else { 1 };
             out.push_str(&" ".repeat(pad));
             out.push('=');
             if !rest.is_empty() {
@@ -645,10 +592,7 @@ mod tests {
     #[test]
     fn block_headers_get_single_spaces() {
         // Identifier, labels and `{` are separated by exactly one space.
-        assert_eq!(
-            fmt_checked("resource   \"a\"\t\"b\"{\n}\n"),
-            "resource \"a\" \"b\" {\n}\n"
-        );
+        assert_eq!(fmt_checked("resource   \"a\"\t\"b\"{\n}\n"), "resource \"a\" \"b\" {\n}\n");
         assert_eq!(fmt_checked("locals{\n}\n"), "locals {\n}\n");
     }
 
@@ -737,10 +681,7 @@ mod tests {
         ];
         for src in inputs {
             let out = fmt_checked(src);
-            assert!(
-                hcl_edit::parser::parse_body(&out).is_ok(),
-                "output does not parse:\n{out}"
-            );
+            assert!(hcl_edit::parser::parse_body(&out).is_ok(), "output does not parse:\n{out}");
         }
     }
 }

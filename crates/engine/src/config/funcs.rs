@@ -79,21 +79,9 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         return Err(format!("unknown function \"{name}\""));
     }
     let sensitive = args.iter().any(Value::has_sensitive);
-    let args: Vec<Value> = if sensitive {
-        args.iter().map(Value::deep_unmarked).collect()
-    } else {
-        args
-    };
-    let result = if propagates_unknown(name, &args) {
-        Value::Unknown
-    } else {
-        dispatch(name, &args)?
-    };
-    Ok(if sensitive {
-        result.into_sensitive()
-    } else {
-        result
-    })
+    let args: Vec<Value> = if sensitive { args.iter().map(Value::deep_unmarked).collect() } else { args };
+    let result = if propagates_unknown(name, &args) { Value::Unknown } else { dispatch(name, &args)? };
+    Ok(if sensitive { result.into_sensitive() } else { result })
 }
 
 /// Whether the call's result is unknown without evaluating it.
@@ -101,9 +89,7 @@ fn propagates_unknown(name: &str, args: &[Value]) -> bool {
     match name {
         // These only count or combine values, so unknown elements are fine;
         // only an argument that is unknown as a whole makes the result so.
-        "length" | "concat" | "merge" | "tolist" => {
-            args.iter().any(|a| matches!(a, Value::Unknown))
-        }
+        "length" | "concat" | "merge" | "tolist" => args.iter().any(|a| matches!(a, Value::Unknown)),
         _ => args.iter().any(Value::has_unknown),
     }
 }
@@ -117,9 +103,7 @@ fn dispatch(name: &str, args: &[Value]) -> Result<Value, String> {
         "lookup" => lookup(&f),
         "keys" => {
             f.arity(1, 1)?;
-            Ok(Value::List(
-                f.map(0)?.keys().map(|k| Value::String(k.clone())).collect(),
-            ))
+            Ok(Value::List(f.map(0)?.keys().map(|k| Value::String(k.clone())).collect()))
         }
         "values" => {
             f.arity(1, 1)?;
@@ -129,11 +113,7 @@ fn dispatch(name: &str, args: &[Value]) -> Result<Value, String> {
         "min" | "max" => min_max(&f),
         "format" => {
             f.at_least(1)?;
-            Ok(Value::String(format_values(
-                name,
-                &f.string(0)?,
-                args.get(1..).unwrap_or(&[]),
-            )?))
+            Ok(Value::String(format_values(name, &f.string(0)?, args.get(1..).unwrap_or(&[]))?))
         }
         "formatlist" => formatlist(&f),
         "join" => join(&f),
@@ -222,16 +202,8 @@ impl Args<'_> {
         if (min..=max).contains(&n) {
             return Ok(());
         }
-        let expected = if min == max {
-            format!("{min}")
-        } else {
-            format!("{min} to {max}")
-        };
-        Err(format!(
-            "{}: expected {expected} argument{}, got {n}",
-            self.name,
-            plural(max)
-        ))
+        let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+        Err(format!("{}: expected {expected} argument{}, got {n}", self.name, plural(max)))
     }
 
     fn at_least(&self, min: usize) -> Result<(), String> {
@@ -239,33 +211,21 @@ impl Args<'_> {
         if n >= min {
             return Ok(());
         }
-        Err(format!(
-            "{}: expected at least {min} argument{}, got {n}",
-            self.name,
-            plural(min)
-        ))
+        Err(format!("{}: expected at least {min} argument{}, got {n}", self.name, plural(min)))
     }
 
     fn arg(&self, i: usize) -> Result<&Value, String> {
-        self.args
-            .get(i)
-            .ok_or_else(|| format!("{}: missing {} argument", self.name, ordinal(i)))
+        self.args.get(i).ok_or_else(|| format!("{}: missing {} argument", self.name, ordinal(i)))
     }
 
     fn type_error(&self, i: usize, expected: &str, got: &Value) -> String {
-        format!(
-            "{}: {} argument must be {expected}, got {}",
-            self.name,
-            ordinal(i),
-            got.type_name()
-        )
+        format!("{}: {} argument must be {expected}, got {}", self.name, ordinal(i), got.type_name())
     }
 
     /// A string argument; numbers and bools convert as Terraform does.
     fn string(&self, i: usize) -> Result<String, String> {
         let v = self.arg(i)?;
-        v.to_template_string()
-            .ok_or_else(|| self.type_error(i, "a string", v))
+        v.to_template_string().ok_or_else(|| self.type_error(i, "a string", v))
     }
 
     /// A number argument; strings holding a number convert.
@@ -277,12 +237,7 @@ impl Args<'_> {
     fn integer(&self, i: usize) -> Result<i64, String> {
         let n = self.number(i)?;
         if n.fract() != 0.0 || n.abs() >= 9.0e15 {
-            return Err(format!(
-                "{}: {} argument must be a whole number, got {}",
-                self.name,
-                ordinal(i),
-                format_number(n)
-            ));
+            return Err(format!("{}: {} argument must be a whole number, got {}", self.name, ordinal(i), format_number(n)));
         }
         Ok(n as i64)
     }
@@ -299,19 +254,12 @@ impl Args<'_> {
 
     fn strings(&self, i: usize) -> Result<Vec<String>, String> {
         let v = self.arg(i)?;
-        let items = v
-            .as_list()
-            .ok_or_else(|| self.type_error(i, "a list of strings", v))?;
+        let items = v.as_list().ok_or_else(|| self.type_error(i, "a list of strings", v))?;
         items
             .iter()
             .map(|item| {
                 item.to_template_string().ok_or_else(|| {
-                    format!(
-                        "{}: {} argument must be a list of strings, got an element of type {}",
-                        self.name,
-                        ordinal(i),
-                        item.type_name()
-                    )
+                    format!("{}: {} argument must be a list of strings, got an element of type {}", self.name, ordinal(i), item.type_name())
                 })
             })
             .collect()
@@ -339,9 +287,7 @@ fn to_number(v: &Value) -> Option<f64> {
 /// Parses a decimal number the way HCL writes one; `inf`, `NaN` and
 /// surrounding whitespace are rejected.
 fn parse_number(s: &str) -> Option<f64> {
-    let looks_numeric = s
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'));
+    let looks_numeric = s.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'));
     let n: f64 = if looks_numeric {
         s.parse().ok()?
     } else {
@@ -388,9 +334,7 @@ fn lookup(f: &Args) -> Result<Value, String> {
     match (map.get(&key), f.args.get(2)) {
         (Some(v), _) => Ok(v.clone()),
         (None, Some(default)) => Ok(default.clone()),
-        (None, None) => Err(format!(
-            "lookup: key \"{key}\" not found in the map and no default given"
-        )),
+        (None, None) => Err(format!("lookup: key \"{key}\" not found in the map and no default given")),
     }
 }
 
@@ -418,15 +362,9 @@ fn range(f: &Args) -> Result<Value, String> {
     }
     let count = ((limit - start) / step).ceil().max(0.0);
     if !count.is_finite() || count > MAX_RANGE_ELEMENTS as f64 {
-        return Err(format!(
-            "range: more than {MAX_RANGE_ELEMENTS} elements requested"
-        ));
+        return Err(format!("range: more than {MAX_RANGE_ELEMENTS} elements requested"));
     }
-    Ok(Value::List(
-        (0..count as usize)
-            .map(|i| Value::Number(start + i as f64 * step))
-            .collect(),
-    ))
+    Ok(Value::List((0..count as usize).map(|i| Value::Number(start + i as f64 * step)).collect()))
 }
 
 fn min_max(f: &Args) -> Result<Value, String> {
@@ -434,11 +372,7 @@ fn min_max(f: &Args) -> Result<Value, String> {
     let mut best = f.number(0)?;
     for i in 1..f.args.len() {
         let n = f.number(i)?;
-        best = if f.name == "min" {
-            best.min(n)
-        } else {
-            best.max(n)
-        };
+        best = if f.name == "min" { best.min(n) } else { best.max(n) };
     }
     Ok(Value::Number(best))
 }
@@ -469,10 +403,7 @@ fn tostring(f: &Args) -> Result<Value, String> {
     f.arity(1, 1)?;
     match f.arg(0)? {
         Value::Null => Ok(Value::Null),
-        v => v
-            .to_template_string()
-            .map(Value::String)
-            .ok_or_else(|| format!("tostring: cannot convert {} to string", v.type_name())),
+        v => v.to_template_string().map(Value::String).ok_or_else(|| format!("tostring: cannot convert {} to string", v.type_name())),
     }
 }
 
@@ -480,12 +411,8 @@ fn tonumber(f: &Args) -> Result<Value, String> {
     f.arity(1, 1)?;
     match f.arg(0)? {
         Value::Null => Ok(Value::Null),
-        Value::String(s) => parse_number(s)
-            .map(Value::Number)
-            .ok_or_else(|| format!("tonumber: cannot convert \"{s}\" to number")),
-        v => to_number(v)
-            .map(Value::Number)
-            .ok_or_else(|| format!("tonumber: cannot convert {} to number", v.type_name())),
+        Value::String(s) => parse_number(s).map(Value::Number).ok_or_else(|| format!("tonumber: cannot convert \"{s}\" to number")),
+        v => to_number(v).map(Value::Number).ok_or_else(|| format!("tonumber: cannot convert {} to number", v.type_name())),
     }
 }
 
@@ -500,9 +427,7 @@ fn element(f: &Args) -> Result<Value, String> {
         return Err("element: cannot use element function with a negative index".into());
     }
     let len = list.len() as i64;
-    list.get((index % len) as usize)
-        .cloned()
-        .ok_or_else(|| "element: index out of range".to_string())
+    list.get((index % len) as usize).cloned().ok_or_else(|| "element: index out of range".to_string())
 }
 
 fn distinct(items: &[Value]) -> Vec<Value> {
@@ -533,11 +458,7 @@ fn toset(f: &Args) -> Result<Value, String> {
     }
     let mut items = distinct(f.list(0)?);
     if items.iter().all(|v| matches!(v, Value::Number(_))) {
-        items.sort_by(|a, b| {
-            a.as_f64()
-                .partial_cmp(&b.as_f64())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        items.sort_by(|a, b| a.as_f64().partial_cmp(&b.as_f64()).unwrap_or(std::cmp::Ordering::Equal));
     } else {
         items.sort_by_cached_key(|v| v.to_template_string().unwrap_or_else(|| v.to_string()));
     }
@@ -547,15 +468,7 @@ fn toset(f: &Args) -> Result<Value, String> {
 fn convert(f: &Args, kind: &str, is_kind: fn(&Value) -> bool) -> Result<Value, String> {
     f.arity(1, 1)?;
     let v = f.arg(0)?;
-    if v.is_null() || is_kind(v) {
-        Ok(v.clone())
-    } else {
-        Err(format!(
-            "{}: cannot convert {} to {kind}",
-            f.name,
-            v.type_name()
-        ))
-    }
+    if v.is_null() || is_kind(v) { Ok(v.clone()) } else { Err(format!("{}: cannot convert {} to {kind}", f.name, v.type_name())) }
 }
 
 fn replace(f: &Args) -> Result<Value, String> {
@@ -577,11 +490,7 @@ fn substr(f: &Args) -> Result<Value, String> {
     let s = f.string(0)?;
     let (offset, length) = (f.integer(1)?, f.integer(2)?);
     let total = s.chars().count() as i64;
-    let start = if offset < 0 {
-        (total + offset).max(0)
-    } else {
-        offset
-    };
+    let start = if offset < 0 { (total + offset).max(0) } else { offset };
     if start > total {
         return Ok(Value::String(String::new()));
     }
@@ -590,9 +499,7 @@ fn substr(f: &Args) -> Result<Value, String> {
         n if n < 0 => return Err("substr: length must be -1 or a non-negative number".into()),
         n => n.min(total - start),
     };
-    Ok(Value::String(
-        s.chars().skip(start as usize).take(take as usize).collect(),
-    ))
+    Ok(Value::String(s.chars().skip(start as usize).take(take as usize).collect()))
 }
 
 fn zipmap(f: &Args) -> Result<Value, String> {
@@ -600,15 +507,9 @@ fn zipmap(f: &Args) -> Result<Value, String> {
     let keys = f.strings(0)?;
     let values = f.list(1)?;
     if keys.len() != values.len() {
-        return Err(format!(
-            "zipmap: {} keys but {} values; the lists must have the same length",
-            keys.len(),
-            values.len()
-        ));
+        return Err(format!("zipmap: {} keys but {} values; the lists must have the same length", keys.len(), values.len()));
     }
-    Ok(Value::Map(
-        keys.into_iter().zip(values.iter().cloned()).collect(),
-    ))
+    Ok(Value::Map(keys.into_iter().zip(values.iter().cloned()).collect()))
 }
 
 /// Sorts strings lexicographically, as Terraform does (numbers are sorted
@@ -628,8 +529,7 @@ fn sum(f: &Args) -> Result<Value, String> {
     }
     let mut total = 0.0;
     for item in items {
-        total += to_number(item)
-            .ok_or_else(|| format!("sum: elements must be numbers, got {}", item.type_name()))?;
+        total += to_number(item).ok_or_else(|| format!("sum: elements must be numbers, got {}", item.type_name()))?;
     }
     Ok(Value::Number(total))
 }
@@ -645,10 +545,7 @@ fn formatlist(f: &Args) -> Result<Value, String> {
         if let Value::List(items) = v {
             match len {
                 Some(n) if n != items.len() => {
-                    return Err(format!(
-                        "formatlist: list arguments must have the same length, got {n} and {}",
-                        items.len()
-                    ));
+                    return Err(format!("formatlist: list arguments must have the same length, got {n} and {}", items.len()));
                 }
                 _ => len = Some(items.len()),
             }
@@ -717,25 +614,17 @@ fn format_values(fname: &str, spec: &str, args: &[Value]) -> Result<String, Stri
             i = after;
         }
         let Some(&letter) = chars.get(i) else {
-            return Err(format!(
-                "{fname}: format string ends in the middle of a verb"
-            ));
+            return Err(format!("{fname}: format string ends in the middle of a verb"));
         };
         i += 1;
         let Some(arg) = args.get(next) else {
-            return Err(format!(
-                "{fname}: not enough arguments for %{letter} (verb #{})",
-                next + 1
-            ));
+            return Err(format!("{fname}: not enough arguments for %{letter} (verb #{})", next + 1));
         };
         next += 1;
         out.push_str(&verb.render(fname, letter, arg)?);
     }
     if !explicit_index && next < args.len() {
-        return Err(format!(
-            "{fname}: too many arguments; no verb for argument {}",
-            next + 1
-        ));
+        return Err(format!("{fname}: too many arguments; no verb for argument {}", next + 1));
     }
     Ok(out)
 }
@@ -747,9 +636,7 @@ fn read_digits(fname: &str, chars: &[char], mut i: usize) -> Result<(usize, usiz
         i += 1;
     }
     if n > MAX_FORMAT_WIDTH {
-        return Err(format!(
-            "{fname}: width or precision {n} is larger than {MAX_FORMAT_WIDTH}"
-        ));
+        return Err(format!("{fname}: width or precision {n} is larger than {MAX_FORMAT_WIDTH}"));
     }
     Ok((n, i))
 }
@@ -767,33 +654,21 @@ struct Verb {
 
 impl Verb {
     fn render(&self, fname: &str, letter: char, arg: &Value) -> Result<String, String> {
-        let unsupported = || {
-            format!(
-                "{fname}: unsupported value for \"%{letter}\": {}",
-                arg.type_name()
-            )
-        };
+        let unsupported = || format!("{fname}: unsupported value for \"%{letter}\": {}", arg.type_name());
         if arg.is_null() {
-            return Err(format!(
-                "{fname}: null value cannot be formatted with \"%{letter}\""
-            ));
+            return Err(format!("{fname}: null value cannot be formatted with \"%{letter}\""));
         }
         let number = || to_number(arg).ok_or_else(unsupported);
         let integer = || {
             let n = number()?;
             if n.fract() != 0.0 || n.abs() >= 9.0e15 {
-                return Err(format!(
-                    "{fname}: \"%{letter}\" needs a whole number, got {}",
-                    format_number(n)
-                ));
+                return Err(format!("{fname}: \"%{letter}\" needs a whole number, got {}", format_number(n)));
             }
             Ok(n as i64)
         };
         let text = match letter {
             'v' if self.sharp => arg.to_json().to_string(),
-            'v' => arg
-                .to_template_string()
-                .unwrap_or_else(|| arg.to_json().to_string()),
+            'v' => arg.to_template_string().unwrap_or_else(|| arg.to_json().to_string()),
             't' => arg.as_bool().ok_or_else(unsupported)?.to_string(),
             's' => {
                 let s = arg.to_template_string().ok_or_else(unsupported)?;
@@ -802,8 +677,7 @@ impl Verb {
                     None => s,
                 }
             }
-            'q' => serde_json::Value::String(arg.to_template_string().ok_or_else(unsupported)?)
-                .to_string(),
+            'q' => serde_json::Value::String(arg.to_template_string().ok_or_else(unsupported)?).to_string(),
             'd' | 'b' | 'o' | 'x' | 'X' => {
                 let n = integer()?;
                 let abs = n.unsigned_abs();
@@ -831,13 +705,7 @@ impl Verb {
             }
             _ => return Err(format!("{fname}: unsupported format verb \"%{letter}\"")),
         };
-        Ok(self.pad(
-            text,
-            matches!(
-                letter,
-                'd' | 'b' | 'o' | 'x' | 'X' | 'f' | 'F' | 'e' | 'E' | 'g' | 'G'
-            ),
-        ))
+        Ok(self.pad(text, matches!(letter, 'd' | 'b' | 'o' | 'x' | 'X' | 'f' | 'F' | 'e' | 'E' | 'g' | 'G')))
     }
 
     /// Prefixes the digits of a number with its sign, as the flags ask.
@@ -864,10 +732,7 @@ impl Verb {
             format!("{text}{}", " ".repeat(fill))
         } else if self.zero && numeric {
             // Zeros go between the sign and the digits.
-            let sign_len = text
-                .chars()
-                .take_while(|c| matches!(c, '-' | '+' | ' '))
-                .count();
+            let sign_len = text.chars().take_while(|c| matches!(c, '-' | '+' | ' ')).count();
             let (sign, digits) = text.split_at(sign_len);
             format!("{sign}{}{digits}", "0".repeat(fill))
         } else {
@@ -909,12 +774,7 @@ mod tests {
     }
 
     fn map(pairs: &[(&str, Value)]) -> Value {
-        Value::Map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
     }
 
     fn ok(name: &str, args: &[Value]) -> Value {
@@ -949,53 +809,28 @@ mod tests {
         assert_eq!(ok("length", &[s("héllo")]), n(5.0));
         assert_eq!(ok("length", &[list(&[n(1.0), n(2.0)])]), n(2.0));
         assert_eq!(ok("length", &[map(&[("a", n(1.0))])]), n(1.0));
-        assert_eq!(
-            err("length", &[n(3.0)]),
-            "length: first argument must be a string, list or map, got number"
-        );
+        assert_eq!(err("length", &[n(3.0)]), "length: first argument must be a string, list or map, got number");
         assert_eq!(err("length", &[]), "length: expected 1 argument, got 0");
     }
 
     #[test]
     fn length_of_unknowns() {
         // Unknown elements still have a known count; an unknown list does not.
-        assert_eq!(
-            ok("length", &[list(&[Value::Unknown, Value::Unknown])]),
-            n(2.0)
-        );
+        assert_eq!(ok("length", &[list(&[Value::Unknown, Value::Unknown])]), n(2.0));
         assert_eq!(ok("length", &[Value::Unknown]), Value::Unknown);
     }
 
     #[test]
     fn concat_and_merge_combine_and_keep_unknown_elements() {
         // Combining functions pass unknown elements through untouched.
-        assert_eq!(
-            ok(
-                "concat",
-                &[list(&[n(1.0)]), list(&[Value::Unknown, n(3.0)])]
-            ),
-            list(&[n(1.0), Value::Unknown, n(3.0)])
-        );
+        assert_eq!(ok("concat", &[list(&[n(1.0)]), list(&[Value::Unknown, n(3.0)])]), list(&[n(1.0), Value::Unknown, n(3.0)]));
         assert_eq!(ok("concat", &[list(&[]), Value::Unknown]), Value::Unknown);
+        assert_eq!(err("concat", &[list(&[]), s("x")]), "concat: second argument must be a list, got string");
         assert_eq!(
-            err("concat", &[list(&[]), s("x")]),
-            "concat: second argument must be a list, got string"
-        );
-        assert_eq!(
-            ok(
-                "merge",
-                &[
-                    map(&[("a", n(1.0)), ("b", n(1.0))]),
-                    Value::Null,
-                    map(&[("b", Value::Unknown)])
-                ]
-            ),
+            ok("merge", &[map(&[("a", n(1.0)), ("b", n(1.0))]), Value::Null, map(&[("b", Value::Unknown)])]),
             map(&[("a", n(1.0)), ("b", Value::Unknown)])
         );
-        assert_eq!(
-            err("merge", &[list(&[])]),
-            "merge: first argument must be a map, got list"
-        );
+        assert_eq!(err("merge", &[list(&[])]), "merge: first argument must be a map, got list");
     }
 
     #[test]
@@ -1004,48 +839,27 @@ mod tests {
         let m = map(&[("a", s("x"))]);
         assert_eq!(ok("lookup", &[m.clone(), s("a")]), s("x"));
         assert_eq!(ok("lookup", &[m.clone(), s("b"), s("d")]), s("d"));
-        assert_eq!(
-            err("lookup", &[m, s("b")]),
-            "lookup: key \"b\" not found in the map and no default given"
-        );
+        assert_eq!(err("lookup", &[m, s("b")]), "lookup: key \"b\" not found in the map and no default given");
     }
 
     #[test]
     fn keys_and_values_follow_key_order() {
         // Keys are sorted and values come in the same order.
         let m = map(&[("b", n(2.0)), ("a", n(1.0))]);
-        assert_eq!(
-            ok("keys", std::slice::from_ref(&m)),
-            list(&[s("a"), s("b")])
-        );
+        assert_eq!(ok("keys", std::slice::from_ref(&m)), list(&[s("a"), s("b")]));
         assert_eq!(ok("values", &[m]), list(&[n(1.0), n(2.0)]));
-        assert_eq!(
-            err("keys", &[list(&[])]),
-            "keys: first argument must be a map, got list"
-        );
+        assert_eq!(err("keys", &[list(&[])]), "keys: first argument must be a map, got list");
     }
 
     #[test]
     fn range_follows_terraform() {
         // One, two and three argument forms, including counting down.
         assert_eq!(ok("range", &[n(3.0)]), list(&[n(0.0), n(1.0), n(2.0)]));
-        assert_eq!(
-            ok("range", &[n(1.0), n(4.0)]),
-            list(&[n(1.0), n(2.0), n(3.0)])
-        );
-        assert_eq!(
-            ok("range", &[n(4.0), n(1.0)]),
-            list(&[n(4.0), n(3.0), n(2.0)])
-        );
-        assert_eq!(
-            ok("range", &[n(0.0), n(1.0), n(0.25)]),
-            list(&[n(0.0), n(0.25), n(0.5), n(0.75)])
-        );
+        assert_eq!(ok("range", &[n(1.0), n(4.0)]), list(&[n(1.0), n(2.0), n(3.0)]));
+        assert_eq!(ok("range", &[n(4.0), n(1.0)]), list(&[n(4.0), n(3.0), n(2.0)]));
+        assert_eq!(ok("range", &[n(0.0), n(1.0), n(0.25)]), list(&[n(0.0), n(0.25), n(0.5), n(0.75)]));
         assert_eq!(ok("range", &[n(0.0)]), list(&[]));
-        assert_eq!(
-            err("range", &[n(0.0), n(3.0), n(0.0)]),
-            "range: step must not be zero"
-        );
+        assert_eq!(err("range", &[n(0.0), n(3.0), n(0.0)]), "range: step must not be zero");
         assert!(err("range", &[n(0.0), n(3.0), n(-1.0)]).contains("positive"));
     }
 
@@ -1063,10 +877,7 @@ mod tests {
         assert_eq!(ok("min", &[n(3.0), n(-1.0), s("2")]), n(-1.0));
         assert_eq!(ok("max", &[n(3.0), n(7.5)]), n(7.5));
         assert_eq!(err("max", &[]), "max: expected at least 1 argument, got 0");
-        assert_eq!(
-            err("min", &[n(1.0), s("x")]),
-            "min: second argument must be a number, got string"
-        );
+        assert_eq!(err("min", &[n(1.0), s("x")]), "min: second argument must be a number, got string");
     }
 
     #[test]
@@ -1079,24 +890,12 @@ mod tests {
         };
         assert_eq!(f("Hello, %s!", &[s("Ander")]), s("Hello, Ander!"));
         assert_eq!(f("%d items, 100%%", &[n(3.0)]), s("3 items, 100%"));
-        assert_eq!(
-            f("%5d|%-5d|%05d", &[n(42.0), n(42.0), n(-42.0)]),
-            s("   42|42   |-0042")
-        );
+        assert_eq!(f("%5d|%-5d|%05d", &[n(42.0), n(42.0), n(-42.0)]), s("   42|42   |-0042"));
         assert_eq!(f("%.2f %f", &[n(2.345), n(1.5)]), s("2.35 1.500000"));
         assert_eq!(f("%q", &[s("a \"b\"")]), s("\"a \\\"b\\\"\""));
-        assert_eq!(
-            f("%v %v %v", &[s("x"), n(2.0), list(&[n(1.0), s("a")])]),
-            s("x 2 [1,\"a\"]")
-        );
+        assert_eq!(f("%v %v %v", &[s("x"), n(2.0), list(&[n(1.0), s("a")])]), s("x 2 [1,\"a\"]"));
         assert_eq!(f("%#v", &[s("x")]), s("\"x\""));
-        assert_eq!(
-            f(
-                "%t %x %X %o %b",
-                &[Value::Bool(true), n(255.0), n(255.0), n(8.0), n(5.0)]
-            ),
-            s("true ff FF 10 101")
-        );
+        assert_eq!(f("%t %x %X %o %b", &[Value::Bool(true), n(255.0), n(255.0), n(8.0), n(5.0)]), s("true ff FF 10 101"));
         assert_eq!(f("%e", &[n(1500.0)]), s("1.500000e+03"));
         assert_eq!(f("%+d %[1]d", &[n(7.0)]), s("+7 7"));
         assert_eq!(f("%.3s", &[s("abcdef")]), s("abc"));
@@ -1105,14 +904,8 @@ mod tests {
     #[test]
     fn format_errors() {
         // Argument count and type mismatches are reported, never guessed.
-        assert_eq!(
-            err("format", &[s("%s %s"), s("a")]),
-            "format: not enough arguments for %s (verb #2)"
-        );
-        assert_eq!(
-            err("format", &[s("%s"), s("a"), s("b")]),
-            "format: too many arguments; no verb for argument 2"
-        );
+        assert_eq!(err("format", &[s("%s %s"), s("a")]), "format: not enough arguments for %s (verb #2)");
+        assert_eq!(err("format", &[s("%s"), s("a"), s("b")]), "format: too many arguments; no verb for argument 2");
         assert!(err("format", &[s("%d"), n(1.5)]).contains("whole number"));
         assert!(err("format", &[s("%s"), list(&[])]).contains("unsupported value"));
         assert!(err("format", &[s("%s"), Value::Null]).contains("null"));
@@ -1124,32 +917,18 @@ mod tests {
     #[test]
     fn formatlist_iterates_lists_together() {
         // List arguments advance together; scalars repeat.
-        assert_eq!(
-            ok("formatlist", &[s("%s-%s"), list(&[s("a"), s("b")]), s("x")]),
-            list(&[s("a-x"), s("b-x")])
-        );
-        assert!(
-            err("formatlist", &[s("%s%s"), list(&[s("a")]), list(&[])]).contains("same length")
-        );
+        assert_eq!(ok("formatlist", &[s("%s-%s"), list(&[s("a"), s("b")]), s("x")]), list(&[s("a-x"), s("b-x")]));
+        assert!(err("formatlist", &[s("%s%s"), list(&[s("a")]), list(&[])]).contains("same length"));
     }
 
     #[test]
     fn join_and_split() {
         // join takes one or more lists; split on "" splits characters.
         assert_eq!(ok("join", &[s(","), list(&[s("a"), n(1.0)])]), s("a,1"));
-        assert_eq!(
-            ok("join", &[s("-"), list(&[s("a")]), list(&[s("b")])]),
-            s("a-b")
-        );
-        assert_eq!(
-            err("join", &[s(","), n(1.0)]),
-            "join: second argument must be a list of strings, got number"
-        );
+        assert_eq!(ok("join", &[s("-"), list(&[s("a")]), list(&[s("b")])]), s("a-b"));
+        assert_eq!(err("join", &[s(","), n(1.0)]), "join: second argument must be a list of strings, got number");
         assert!(err("join", &[s(","), list(&[list(&[])])]).contains("element of type list"));
-        assert_eq!(
-            ok("split", &[s(","), s("a,b,")]),
-            list(&[s("a"), s("b"), s("")])
-        );
+        assert_eq!(ok("split", &[s(","), s("a,b,")]), list(&[s("a"), s("b"), s("")]));
         assert_eq!(ok("split", &[s(""), s("ab")]), list(&[s("a"), s("b")]));
     }
 
@@ -1177,16 +956,10 @@ mod tests {
         assert_eq!(ok("tostring", &[n(3.0)]), s("3"));
         assert_eq!(ok("tostring", &[Value::Bool(true)]), s("true"));
         assert_eq!(ok("tostring", &[Value::Null]), Value::Null);
-        assert_eq!(
-            err("tostring", &[list(&[])]),
-            "tostring: cannot convert list to string"
-        );
+        assert_eq!(err("tostring", &[list(&[])]), "tostring: cannot convert list to string");
         assert_eq!(ok("tonumber", &[s("1.5")]), n(1.5));
         assert_eq!(ok("tonumber", &[n(2.0)]), n(2.0));
-        assert_eq!(
-            err("tonumber", &[s("abc")]),
-            "tonumber: cannot convert \"abc\" to number"
-        );
+        assert_eq!(err("tonumber", &[s("abc")]), "tonumber: cannot convert \"abc\" to number");
         assert!(err("tonumber", &[s("inf")]).contains("cannot convert"));
         assert!(err("tonumber", &[Value::Bool(true)]).contains("cannot convert bool"));
     }
@@ -1194,10 +967,7 @@ mod tests {
     #[test]
     fn coalesce_skips_null_and_empty_strings() {
         // The first meaningful argument wins.
-        assert_eq!(
-            ok("coalesce", &[Value::Null, s(""), s("b"), s("c")]),
-            s("b")
-        );
+        assert_eq!(ok("coalesce", &[Value::Null, s(""), s("b"), s("c")]), s("b"));
         assert_eq!(ok("coalesce", &[Value::Null, n(0.0)]), n(0.0));
         assert!(err("coalesce", &[Value::Null, s("")]).contains("no non-null"));
     }
@@ -1214,15 +984,8 @@ mod tests {
     #[test]
     fn jsonencode_writes_integers_without_fraction() {
         // Numbers that are whole print as integers.
-        let v = map(&[
-            ("n", n(3.0)),
-            ("f", n(1.5)),
-            ("l", list(&[Value::Bool(true), Value::Null])),
-        ]);
-        assert_eq!(
-            ok("jsonencode", &[v]),
-            s("{\"f\":1.5,\"l\":[true,null],\"n\":3}")
-        );
+        let v = map(&[("n", n(3.0)), ("f", n(1.5)), ("l", list(&[Value::Bool(true), Value::Null]))]);
+        assert_eq!(ok("jsonencode", &[v]), s("{\"f\":1.5,\"l\":[true,null],\"n\":3}"));
     }
 
     #[test]
@@ -1231,50 +994,17 @@ mod tests {
         let l = list(&[s("b"), s("a"), s("b")]);
         assert_eq!(ok("contains", &[l.clone(), s("a")]), Value::Bool(true));
         assert_eq!(ok("contains", &[l.clone(), s("z")]), Value::Bool(false));
-        assert_eq!(
-            ok("distinct", std::slice::from_ref(&l)),
-            list(&[s("b"), s("a")])
-        );
-        assert_eq!(
-            ok("toset", std::slice::from_ref(&l)),
-            list(&[s("a"), s("b")])
-        );
-        assert_eq!(
-            ok("toset", &[list(&[n(10.0), n(9.0), n(10.0)])]),
-            list(&[n(9.0), n(10.0)])
-        );
-        assert_eq!(
-            ok(
-                "flatten",
-                &[list(&[list(&[n(1.0), list(&[n(2.0)])]), n(3.0)])]
-            ),
-            list(&[n(1.0), n(2.0), n(3.0)])
-        );
-        assert_eq!(
-            ok("tolist", &[list(&[Value::Unknown])]),
-            list(&[Value::Unknown])
-        );
-        assert_eq!(
-            err("tolist", &[s("x")]),
-            "tolist: cannot convert string to list"
-        );
+        assert_eq!(ok("distinct", std::slice::from_ref(&l)), list(&[s("b"), s("a")]));
+        assert_eq!(ok("toset", std::slice::from_ref(&l)), list(&[s("a"), s("b")]));
+        assert_eq!(ok("toset", &[list(&[n(10.0), n(9.0), n(10.0)])]), list(&[n(9.0), n(10.0)]));
+        assert_eq!(ok("flatten", &[list(&[list(&[n(1.0), list(&[n(2.0)])]), n(3.0)])]), list(&[n(1.0), n(2.0), n(3.0)]));
+        assert_eq!(ok("tolist", &[list(&[Value::Unknown])]), list(&[Value::Unknown]));
+        assert_eq!(err("tolist", &[s("x")]), "tolist: cannot convert string to list");
         assert_eq!(ok("tomap", &[map(&[("a", n(1.0))])]), map(&[("a", n(1.0))]));
-        assert_eq!(
-            err("tomap", &[list(&[])]),
-            "tomap: cannot convert list to map"
-        );
-        assert_eq!(
-            ok(
-                "zipmap",
-                &[list(&[s("a"), s("b")]), list(&[n(1.0), n(2.0)])]
-            ),
-            map(&[("a", n(1.0)), ("b", n(2.0))])
-        );
+        assert_eq!(err("tomap", &[list(&[])]), "tomap: cannot convert list to map");
+        assert_eq!(ok("zipmap", &[list(&[s("a"), s("b")]), list(&[n(1.0), n(2.0)])]), map(&[("a", n(1.0)), ("b", n(2.0))]));
         assert!(err("zipmap", &[list(&[s("a")]), list(&[])]).contains("same length"));
-        assert_eq!(
-            ok("sort", &[list(&[s("b"), s("a"), n(10.0), n(9.0)])]),
-            list(&[s("10"), s("9"), s("a"), s("b")])
-        );
+        assert_eq!(ok("sort", &[list(&[s("b"), s("a"), n(10.0), n(9.0)])]), list(&[s("10"), s("9"), s("a"), s("b")]));
         assert_eq!(ok("reverse", &[l]), list(&[s("b"), s("a"), s("b")]));
     }
 
@@ -1287,20 +1017,14 @@ mod tests {
         assert_eq!(ok("sum", &[list(&[n(1.0), n(2.5)])]), n(3.5));
         assert!(err("sum", &[list(&[])]).contains("empty"));
         assert!(err("sum", &[list(&[s("x")])]).contains("must be numbers"));
-        assert_eq!(
-            err("abs", &[s("x")]),
-            "abs: first argument must be a number, got string"
-        );
+        assert_eq!(err("abs", &[s("x")]), "abs: first argument must be a number, got string");
     }
 
     #[test]
     fn unknown_arguments_make_unknown_results() {
         // A function that needs a value it does not have cannot guess.
         assert_eq!(ok("upper", &[Value::Unknown]), Value::Unknown);
-        assert_eq!(
-            ok("join", &[s(","), list(&[s("a"), Value::Unknown])]),
-            Value::Unknown
-        );
+        assert_eq!(ok("join", &[s(","), list(&[s("a"), Value::Unknown])]), Value::Unknown);
         assert_eq!(ok("lookup", &[Value::Unknown, s("a")]), Value::Unknown);
         assert_eq!(ok("format", &[s("%s"), Value::Unknown]), Value::Unknown);
     }
@@ -1309,15 +1033,9 @@ mod tests {
     fn sensitive_arguments_make_sensitive_results() {
         // The result is computed on plain values and marked once, at the top.
         assert_eq!(ok("upper", &[secret(s("pw"))]), secret(s("PW")));
-        assert_eq!(
-            ok("join", &[s("-"), list(&[s("a"), secret(s("b"))])]),
-            secret(s("a-b"))
-        );
+        assert_eq!(ok("join", &[s("-"), list(&[s("a"), secret(s("b"))])]), secret(s("a-b")));
         assert_eq!(ok("length", &[secret(s("abc"))]), secret(n(3.0)));
-        assert_eq!(
-            ok("upper", &[secret(Value::Unknown)]),
-            secret(Value::Unknown)
-        );
+        assert_eq!(ok("upper", &[secret(Value::Unknown)]), secret(Value::Unknown));
         assert_eq!(ok("lower", &[s("A")]), s("a"));
         assert!(err("upper", &[secret(list(&[]))]).contains("got list"));
     }

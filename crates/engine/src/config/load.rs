@@ -52,13 +52,9 @@ pub fn module_key(root_dir: &Path, dir: &Path) -> String {
 
 /// Reads the `*.hcl` files of one directory, sorted by name.
 pub fn read_hcl_files(dir: &Path) -> Result<Vec<Arc<SourceFile>>, Diags> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Diag::error(format!("cannot read configuration directory {}: {e}", dir.display()))
-    })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "hcl"))
-        .collect();
+    let entries = std::fs::read_dir(dir).map_err(|e| Diag::error(format!("cannot read configuration directory {}: {e}", dir.display())))?;
+    let mut paths: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "hcl")).collect();
     paths.sort();
     let mut files = Vec::new();
     let mut diags = Diags::new();
@@ -111,9 +107,10 @@ impl Loader {
     fn load_module(&mut self, path: ModulePath, dir: &Path, files: Vec<Arc<SourceFile>>, read: &mut ReadDir<'_>, depth: usize) {
         let mut module = Module { path: path.clone(), dir: dir.to_path_buf(), files: files.clone(), ..Module::default() };
         if files.is_empty() && path.is_root() {
-            self.diags.push(Diag::error(format!("no *.hcl configuration files in {}", dir.display())).with_detail(
-                "Run himaplan in a directory holding the configuration, or pass --chdir DIR.",
-            ));
+            self.diags.push(
+                Diag::error(format!("no *.hcl configuration files in {}", dir.display()))
+                    .with_detail("Run himaplan in a directory holding the configuration, or pass --chdir DIR."),
+            );
         }
         for file in &files {
             self.config.files.push(file.clone());
@@ -238,9 +235,7 @@ impl Loader {
                     self.check_names(file, &v.body, &["condition", "error_message"], &[]);
                     match (v.body.get_attribute("condition"), v.body.get_attribute("error_message")) {
                         (Some(c), Some(m)) => validations.push(Validation { condition: expr(&c.value), error_message: expr(&m.value) }),
-                        _ => self.diags.push(
-                            Diag::error("A validation block needs condition and error_message").at(loc(file, v.span())),
-                        ),
+                        _ => self.diags.push(Diag::error("A validation block needs condition and error_message").at(loc(file, v.span()))),
                     }
                 }
                 let var = Variable {
@@ -260,7 +255,11 @@ impl Loader {
                 for attr in block.body.attributes() {
                     let name = attr.key.as_str().to_string();
                     let l = loc(file, attr.span());
-                    if module.locals.insert(name.clone(), Local { name: name.clone(), value: expr(&attr.value), location: l.clone() }).is_some() {
+                    if module
+                        .locals
+                        .insert(name.clone(), Local { name: name.clone(), value: expr(&attr.value), location: l.clone() })
+                        .is_some()
+                    {
                         self.duplicate("local value", &name, l);
                     }
                 }
@@ -293,7 +292,11 @@ impl Loader {
                     return;
                 }
                 let name = labels[0].to_string();
-                let pb = ProviderBlock { name: name.clone(), body: BodyRef { body: block.body.clone(), file: file.clone() }, location: location.clone() };
+                let pb = ProviderBlock {
+                    name: name.clone(),
+                    body: BodyRef { body: block.body.clone(), file: file.clone() },
+                    location: location.clone(),
+                };
                 if self.config.providers.insert(name.clone(), pb).is_some() {
                     self.duplicate("provider", &name, location);
                 }
@@ -327,7 +330,8 @@ impl Loader {
                     }
                 }
                 for b in block.body.blocks() {
-                    self.diags.push(Diag::error(format!("Unexpected block {:?} in a module call", b.ident.as_str())).at(loc(file, b.span())));
+                    self.diags
+                        .push(Diag::error(format!("Unexpected block {:?} in a module call", b.ident.as_str())).at(loc(file, b.span())));
                 }
                 let call = ModuleCall { name: labels[0].to_string(), source, inputs, depends_on, location: location.clone() };
                 if module.calls.insert(labels[0].to_string(), call).is_some() {
@@ -348,7 +352,9 @@ impl Loader {
             "import" => {
                 self.check_names(file, &block.body, &["to", "id"], &[]);
                 match (block.body.get_attribute("to"), block.body.get_attribute("id")) {
-                    (Some(t), Some(i)) => module.imports.push(ImportBlock { to: t.value.to_string().trim().to_string(), id: expr(&i.value), location }),
+                    (Some(t), Some(i)) => {
+                        module.imports.push(ImportBlock { to: t.value.to_string().trim().to_string(), id: expr(&i.value), location })
+                    }
                     _ => self.diags.push(Diag::error("An import block needs to and id").at(location)),
                 }
             }
@@ -360,7 +366,15 @@ impl Loader {
         }
     }
 
-    fn load_resource(&mut self, module: &Module, file: &Arc<SourceFile>, block: &Block, rtype: &str, name: &str, location: Location) -> Resource {
+    fn load_resource(
+        &mut self,
+        module: &Module,
+        file: &Arc<SourceFile>,
+        block: &Block,
+        rtype: &str,
+        name: &str,
+        location: Location,
+    ) -> Resource {
         let body = &block.body;
         let expr = |e: &Expression| Expr { expr: e.clone(), file: file.clone() };
         let mut lifecycle = Lifecycle::default();
@@ -417,15 +431,13 @@ impl Loader {
             match s {
                 Structure::Attribute(a) if !attrs.contains(&a.key.as_str()) => {
                     let hint = suggest(a.key.as_str(), attrs).map(|s| format!(" Did you mean {s:?}?")).unwrap_or_default();
-                    self.diags.push(
-                        Diag::error(format!("Unsupported argument {:?}", a.key.as_str()))
-                            .at(loc(file, a.span()))
-                            .with_detail(format!("Allowed here: {}.{hint}", if attrs.is_empty() { "none".to_string() } else { attrs.join(", ") })),
-                    )
+                    self.diags.push(Diag::error(format!("Unsupported argument {:?}", a.key.as_str())).at(loc(file, a.span())).with_detail(
+                        format!("Allowed here: {}.{hint}", if attrs.is_empty() { "none".to_string() } else { attrs.join(", ") }),
+                    ))
                 }
-                Structure::Block(b) if !blocks.contains(&b.ident.as_str()) => self.diags.push(
-                    Diag::error(format!("Unsupported block {:?}", b.ident.as_str())).at(loc(file, b.span())),
-                ),
+                Structure::Block(b) if !blocks.contains(&b.ident.as_str()) => {
+                    self.diags.push(Diag::error(format!("Unsupported block {:?}", b.ident.as_str())).at(loc(file, b.span())))
+                }
                 _ => {}
             }
         }
@@ -457,7 +469,8 @@ impl Loader {
         match self.literal(file, &attr.value) {
             Some(Value::Bool(b)) => b,
             Some(other) => {
-                self.diags.push(Diag::error(format!("{key} must be true or false, found {}", other.type_name())).at(loc(file, attr.span())));
+                self.diags
+                    .push(Diag::error(format!("{key} must be true or false, found {}", other.type_name())).at(loc(file, attr.span())));
                 false
             }
             None => false,
@@ -465,7 +478,9 @@ impl Loader {
     }
 
     fn duplicate(&mut self, what: &str, name: &str, location: Location) {
-        self.diags.push(Diag::error(format!("Duplicate {what} {name:?}")).at(location).with_detail("Each name may be declared only once per module."));
+        self.diags.push(
+            Diag::error(format!("Duplicate {what} {name:?}")).at(location).with_detail("Each name may be declared only once per module."),
+        );
     }
 }
 
@@ -477,12 +492,7 @@ pub fn is_identifier(s: &str) -> bool {
 
 /// The closest candidate to a misspelt name, if one is close enough.
 pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(name, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
-        .min()
-        .map(|(_, c)| c)
+    candidates.iter().map(|c| (edit_distance(name, c), *c)).filter(|(d, c)| *d <= 2.max(c.len() / 4)).min().map(|(_, c)| c)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -112,10 +112,7 @@ pub fn finalize(var: &Variable, given: Option<Value>) -> Result<Value, Diags> {
             None => {
                 return Err(Diag::error(format!("No value for required variable {:?}", var.name))
                     .at(var.location.clone())
-                    .with_detail(format!(
-                        "Set it with --var {0}=VALUE, a --var-file, a *.auto.hvars file or HIMAPLAN_VAR_{0}.",
-                        var.name
-                    ))
+                    .with_detail(format!("Set it with --var {0}=VALUE, a --var-file, a *.auto.hvars file or HIMAPLAN_VAR_{0}.", var.name))
                     .into());
             }
         },
@@ -147,7 +144,8 @@ pub fn finalize(var: &Variable, given: Option<Value>) -> Result<Value, Diags> {
                 );
             }
             Ok(other) => diags.push(
-                Diag::error(format!("A validation condition must be a bool, got {}", other.type_name())).at(validation.condition.location()),
+                Diag::error(format!("A validation condition must be a bool, got {}", other.type_name()))
+                    .at(validation.condition.location()),
             ),
             Err(d) => diags.push(d),
         }
@@ -161,8 +159,7 @@ pub fn finalize(var: &Variable, given: Option<Value>) -> Result<Value, Diags> {
 /// Reads a variables file: JSON when the name ends in `.json`, else HCL
 /// attributes with literal values.
 pub fn read_var_file(path: &Path) -> Result<Vec<(String, Value, Option<Location>)>, Diags> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diag::error(format!("cannot read variables file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Diag::error(format!("cannot read variables file {}: {e}", path.display())))?;
     let file = SourceFile::new(super::load::display_path(path), text);
     if path.extension().is_some_and(|e| e == "json") {
         let json: serde_json::Value = serde_json::from_str(&file.text).map_err(|e| {

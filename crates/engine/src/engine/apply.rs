@@ -170,7 +170,11 @@ pub async fn apply(
                     break;
                 }
                 let step = &steps[i];
-                if step.subject.as_ref().is_some_and(|u| busy.contains(u) || picked.iter().any(|p: &usize| steps[*p].subject.as_ref() == Some(u))) {
+                if step
+                    .subject
+                    .as_ref()
+                    .is_some_and(|u| busy.contains(u) || picked.iter().any(|p: &usize| steps[*p].subject.as_ref() == Some(u)))
+                {
                     continue;
                 }
                 if step.acquires {
@@ -298,7 +302,11 @@ pub async fn apply(
                                 attributes: redact(&value, &salt),
                                 dependencies,
                             };
-                            entries.push(JournalEntry::Set { address: req.addr.clone(), resource: entry.clone(), token: req.token.clone() });
+                            entries.push(JournalEntry::Set {
+                                address: req.addr.clone(),
+                                resource: entry.clone(),
+                                token: req.token.clone(),
+                            });
                             finished.push((i, Some((req.addr.clone(), entry, value))));
                         }
                         // Barriers are passed, never sent (see make_ready).
@@ -312,9 +320,8 @@ pub async fn apply(
                     }
                 }
                 Err(e) => {
-                    let diag = provider_error(&format!("{} {}", what, req.addr), &e).at_opt(
-                        planned.world.config.resource(&resource).map(|r| r.location.clone()),
-                    );
+                    let diag = provider_error(&format!("{} {}", what, req.addr), &e)
+                        .at_opt(planned.world.config.resource(&resource).map(|r| r.location.clone()));
                     hooks.event(Event::ActionFailed { addr: req.addr.clone(), what, error: e.to_string() });
                     errors.push(diag);
                     skip_dependents(i, &dependents, &mut skipped);
@@ -363,9 +370,10 @@ pub async fn apply(
         ));
     }
     if cancelled {
-        errors.push(Diag::error("Apply interrupted").with_detail(
-            "Running actions finished and were recorded; run apply again to carry out the rest.",
-        ));
+        errors.push(
+            Diag::error("Apply interrupted")
+                .with_detail("Running actions finished and were recorded; run apply again to carry out the rest."),
+        );
     } else if !skipped.is_empty() && errors.has_errors() {
         errors.push(Diag::error(format!("{} dependent action(s) were not started because of the errors above", skipped.len())));
     }
@@ -408,7 +416,12 @@ pub async fn apply(
 
 /// Writes the canonical state when it differs from the run's start; bumps
 /// the serial by one. Returns whether it wrote.
-pub async fn commit_if_changed(store: &dyn StateStore, state: &mut State, run_start_text: Option<&str>, journal_begun: bool) -> Result<bool, Diags> {
+pub async fn commit_if_changed(
+    store: &dyn StateStore,
+    state: &mut State,
+    run_start_text: Option<&str>,
+    journal_begun: bool,
+) -> Result<bool, Diags> {
     let current = crate::state::file::to_canonical_json(state);
     let unchanged = run_start_text == Some(current.as_str());
     if unchanged {
@@ -433,7 +446,13 @@ fn overlay_adjusted(planned: &Planned, addr: &InstanceAddr, mut config: Value) -
 }
 
 /// The request re-applying a listing instance `u` with `excluded` left out.
-fn drain_request(planned: &mut Planned, state: &State, u: &InstanceAddr, excluded: &BTreeSet<InstanceAddr>, salt: &str) -> Result<ApplyRequest, Diags> {
+fn drain_request(
+    planned: &mut Planned,
+    state: &State,
+    u: &InstanceAddr,
+    excluded: &BTreeSet<InstanceAddr>,
+    salt: &str,
+) -> Result<ApplyRequest, Diags> {
     let config = planned.world.config.clone();
     let Some(resource) = config.resource(&u.resource) else {
         return Err(Diag::error(format!("{u} is no longer in the configuration")).into());
@@ -451,7 +470,9 @@ fn drain_request(planned: &mut Planned, state: &State, u: &InstanceAddr, exclude
     let computed: Vec<&str> = rt.schema.attributes.iter().filter(|a| a.computed || a.optional_computed).map(|a| a.name).collect();
     let value = strip_unknown_computed(value, &computed);
     let changed: Vec<String> = match (&prior, &value) {
-        (Value::Map(p), Value::Map(v)) => v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect(),
+        (Value::Map(p), Value::Map(v)) => {
+            v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
+        }
         _ => vec![],
     };
     Ok(ApplyRequest {
@@ -482,7 +503,15 @@ fn describe(step: &Step, changes: &[ResourceChange], req: &ApplyRequest) -> Stri
 
 /// Puts step `i` (nothing left to wait for) into `ready`; a barrier is
 /// passed at once instead, releasing its own dependents.
-fn make_ready(i: usize, steps: &[Step], dependents: &[Vec<usize>], waiting: &mut [usize], skipped: &HashSet<usize>, ready: &mut BTreeSet<usize>, passed: &mut usize) {
+fn make_ready(
+    i: usize,
+    steps: &[Step],
+    dependents: &[Vec<usize>],
+    waiting: &mut [usize],
+    skipped: &HashSet<usize>,
+    ready: &mut BTreeSet<usize>,
+    passed: &mut usize,
+) {
     let mut stack = vec![i];
     while let Some(n) = stack.pop() {
         if steps[n].kind != Kind::Barrier {
@@ -521,7 +550,11 @@ fn request_for(
     applied: &HashSet<ResourceAddr>,
     salt: &str,
 ) -> Result<ApplyRequest, Diags> {
-    let prior_json = if step.keep_state { change.before.clone() } else { state.resources.get(&change.addr).map(|e| e.attributes.clone()).or(change.before.clone()) };
+    let prior_json = if step.keep_state {
+        change.before.clone()
+    } else {
+        state.resources.get(&change.addr).map(|e| e.attributes.clone()).or(change.before.clone())
+    };
     let prior = prior_json.as_ref().map(Value::from_json).unwrap_or(Value::Null);
     if step.kind == Kind::Delete {
         return Ok(ApplyRequest {
@@ -545,7 +578,11 @@ fn request_for(
             return Err(Diag::error(format!("{} is no longer in the configuration", change.addr)).into());
         };
         planned.world.refresh_ancestors(resource_addr)?;
-        let expansion = planned.expansions.get(&change.addr).cloned().unwrap_or(super::world::Expansion { key: change.addr.key.clone(), each_value: None });
+        let expansion = planned
+            .expansions
+            .get(&change.addr)
+            .cloned()
+            .unwrap_or(super::world::Expansion { key: change.addr.key.clone(), each_value: None });
         let config_value = overlay_adjusted(planned, &change.addr, planned.world.eval_instance(resource, &expansion)?);
         let registry = planned.world.registry.clone();
         let (provider_name, rt) = registry.resource_type(&change.rtype).expect("registered");
@@ -564,11 +601,9 @@ fn request_for(
         return Err(Diag::error(format!("{}: some values are still unknown after their dependencies were applied", change.addr)).into());
     }
     let changed: Vec<String> = match (&prior, &value) {
-        (Value::Map(p), Value::Map(v)) => v
-            .iter()
-            .filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt)))
-            .map(|(k, _)| k.clone())
-            .collect(),
+        (Value::Map(p), Value::Map(v)) => {
+            v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
+        }
         _ => vec![],
     };
     let create = step.kind == Kind::Create;
@@ -629,7 +664,14 @@ fn build_steps<'c>(changes: &'c [ResourceChange], state: &State, drains: &super:
             }
             Action::Update => {
                 up.insert(ci, steps.len());
-                steps.push(Step { change: ci, subject: None, kind: Kind::Update, acquires: disruptive, releases: disruptive, keep_state: false });
+                steps.push(Step {
+                    change: ci,
+                    subject: None,
+                    kind: Kind::Update,
+                    acquires: disruptive,
+                    releases: disruptive,
+                    keep_state: false,
+                });
             }
             Action::Delete => {
                 down.insert(ci, steps.len());
@@ -663,7 +705,14 @@ fn build_steps<'c>(changes: &'c [ResourceChange], state: &State, drains: &super:
         let mut previous: Option<usize> = None;
         for (j, u) in listing.iter().enumerate() {
             let d = steps.len();
-            steps.push(Step { change: *ci, subject: Some(u.clone()), kind: Kind::Drain, acquires: j == 0, releases: false, keep_state: false });
+            steps.push(Step {
+                change: *ci,
+                subject: Some(u.clone()),
+                kind: Kind::Drain,
+                acquires: j == 0,
+                releases: false,
+                keep_state: false,
+            });
             if let Some(p) = previous {
                 extra_deps.push((d, p));
             }
@@ -675,7 +724,14 @@ fn build_steps<'c>(changes: &'c [ResourceChange], state: &State, drains: &super:
         let mut previous = x;
         for (j, u) in listing.iter().enumerate() {
             let r = steps.len();
-            steps.push(Step { change: *ci, subject: Some(u.clone()), kind: Kind::Restore, acquires: false, releases: j + 1 == listing.len(), keep_state: false });
+            steps.push(Step {
+                change: *ci,
+                subject: Some(u.clone()),
+                kind: Kind::Restore,
+                acquires: false,
+                releases: j + 1 == listing.len(),
+                keep_state: false,
+            });
             extra_deps.push((r, previous));
             previous = r;
             restores_of.entry(u.clone()).or_default().push(r);
@@ -725,7 +781,9 @@ fn build_steps<'c>(changes: &'c [ResourceChange], state: &State, drains: &super:
         let from_state: Vec<ResourceAddr> = state
             .resources
             .get(&c.addr)
-            .map(|entry| entry.dependencies.iter().filter_map(|d| format!("{d}").parse::<InstanceAddr>().ok()).map(|a| a.resource).collect())
+            .map(|entry| {
+                entry.dependencies.iter().filter_map(|d| format!("{d}").parse::<InstanceAddr>().ok()).map(|a| a.resource).collect()
+            })
             .unwrap_or_default();
         let from_state: Vec<&ResourceAddr> = from_state.iter().filter_map(|r| by_resource.get_key_value(r).map(|(k, _)| *k)).collect();
         dep_resources.extend(from_state);

@@ -23,8 +23,11 @@ pub type Drains = BTreeMap<usize, Vec<InstanceAddr>>;
 pub fn find(world: &mut World, state: &State, changes: &[ResourceChange]) -> Result<Drains, Diags> {
     let mut drains = Drains::new();
     // An instance being destroyed or replaced is not re-applied around others.
-    let going: BTreeSet<&InstanceAddr> =
-        changes.iter().filter(|c| matches!(c.action, Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete)).map(|c| &c.addr).collect();
+    let going: BTreeSet<&InstanceAddr> = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete))
+        .map(|c| &c.addr)
+        .collect();
     let config = world.config.clone();
     let graph = world.graph.clone();
     for (ci, change) in changes.iter().enumerate() {
@@ -33,7 +36,9 @@ pub fn find(world: &mut World, state: &State, changes: &[ResourceChange]) -> Res
         }
         let excluded = BTreeSet::from([change.addr.clone()]);
         for listing in config.resources() {
-            if listing.addr == change.addr.resource || !graph.resource_deps(&Node::Resource(listing.addr.clone())).contains(&change.addr.resource) {
+            if listing.addr == change.addr.resource
+                || !graph.resource_deps(&Node::Resource(listing.addr.clone())).contains(&change.addr.resource)
+            {
                 continue;
             }
             let instances: Vec<InstanceAddr> = state.resources.keys().filter(|a| a.resource == listing.addr).cloned().collect();

@@ -75,7 +75,12 @@ pub struct PlanInput {
 }
 
 /// Configures every provider the configuration or state uses.
-pub async fn configure_providers(config: &Config, registry: &Registry, root_vars: &BTreeMap<String, Value>, state: &State) -> Result<(), Diags> {
+pub async fn configure_providers(
+    config: &Config,
+    registry: &Registry,
+    root_vars: &BTreeMap<String, Value>,
+    state: &State,
+) -> Result<(), Diags> {
     let mut names: BTreeSet<&'static str> = BTreeSet::new();
     for rtype in config.resources().map(|r| r.addr.rtype.clone()).chain(state.resources.values().map(|r| r.rtype.clone())) {
         if let Some((p, _)) = registry.resource_type(&rtype) {
@@ -147,7 +152,20 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         let result: Result<(), Diags> = match &node {
             Node::Resource(addr) => {
                 let resource = config.resource(addr).expect("graph nodes come from the configuration");
-                plan_resource(&mut world, resource, &state, &options, &graph, &salt, &mut changes, &mut expansions, &mut planned_values, &mut max_unavailable, &mut rollouts, &mut adjustable)
+                plan_resource(
+                    &mut world,
+                    resource,
+                    &state,
+                    &options,
+                    &graph,
+                    &salt,
+                    &mut changes,
+                    &mut expansions,
+                    &mut planned_values,
+                    &mut max_unavailable,
+                    &mut rollouts,
+                    &mut adjustable,
+                )
             }
             Node::Output(m, name) if m.is_root() => world.eval_value_node(&node).map(|value| {
                 let value = value.unwrap_or(Value::Null);
@@ -184,7 +202,18 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     }
 
     if !adjustable.is_empty() {
-        if let Err(d) = adjust_desired(&config, &registry, &state, options.at, &salt, adjustable, &mut changes, &mut expansions, &mut planned_values, &mut adjusted) {
+        if let Err(d) = adjust_desired(
+            &config,
+            &registry,
+            &state,
+            options.at,
+            &salt,
+            adjustable,
+            &mut changes,
+            &mut expansions,
+            &mut planned_values,
+            &mut adjusted,
+        ) {
             diags.extend(d);
         }
     }
@@ -226,7 +255,9 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         changes.retain(|c| wanted.contains(&c.addr));
         notes.push("Only targeted resources (and what they depend on) are planned: --target.".into());
     }
-    changes.sort_by(|a, b| (&a.addr, a.reason.as_deref() == Some("delete_duplicate")).cmp(&(&b.addr, b.reason.as_deref() == Some("delete_duplicate"))));
+    changes.sort_by(|a, b| {
+        (&a.addr, a.reason.as_deref() == Some("delete_duplicate")).cmp(&(&b.addr, b.reason.as_deref() == Some("delete_duplicate")))
+    });
     let mut steps = rollout_steps(&changes, &max_unavailable);
     let drains = super::drain::find(&mut world, &state, &changes)?;
     steps.extend(super::drain::describe(&changes, &drains));
@@ -237,18 +268,14 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
             .map(|c| c.addr.to_string())
             .collect();
         if !listing.is_empty() {
-            steps.push(format!("update {} first (stop listing the removed members), then scale down {}", listing.join(", "), shrinking.addr));
+            steps.push(format!(
+                "update {} first (stop listing the removed members), then scale down {}",
+                listing.join(", "),
+                shrinking.addr
+            ));
         }
     }
-    let plan = Plan {
-        changes,
-        drift: refreshed.drift,
-        unmanaged: refreshed.unmanaged,
-        output_changes,
-        steps,
-        notes,
-        imports,
-    };
+    let plan = Plan { changes, drift: refreshed.drift, unmanaged: refreshed.unmanaged, output_changes, steps, notes, imports };
     Ok(Planned {
         plan,
         prior_state,
@@ -263,7 +290,8 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     })
 }
 
-static DUMMY: ResourceType = ResourceType { name: "", schema: crate::provider::Schema { attributes: Vec::new(), blocks: Vec::new() }, schema_version: 0 };
+static DUMMY: ResourceType =
+    ResourceType { name: "", schema: crate::provider::Schema { attributes: Vec::new(), blocks: Vec::new() }, schema_version: 0 };
 
 #[allow(clippy::too_many_arguments, reason = "one call site; the pieces are the planner's own accumulators")]
 fn plan_resource(
@@ -290,7 +318,8 @@ fn plan_resource(
     let deps: Vec<String> = graph.resource_deps(&Node::Resource(resource.addr.clone())).iter().map(|r| r.to_string()).collect();
     // One keyless address per resource depended on: apply orders by
     // resource, and listing every instance in every change is quadratic.
-    let dep_addrs: Vec<InstanceAddr> = graph.resource_deps(&Node::Resource(resource.addr.clone())).iter().map(|r| r.instance(None)).collect();
+    let dep_addrs: Vec<InstanceAddr> =
+        graph.resource_deps(&Node::Resource(resource.addr.clone())).iter().map(|r| r.instance(None)).collect();
     let mut diags = Diags::new();
     let mut values = Vec::new();
     let keys: BTreeSet<Option<InstanceKey>> = exps.iter().map(|e| e.key.clone()).collect();
@@ -316,14 +345,23 @@ fn plan_resource(
         let prior = prior_entry.map(|e| Value::from_json(&e.attributes));
         let force = options.replace.iter().any(|r| r == &addr || (r.key.is_none() && r.resource == addr.resource));
         if provider.wants_adjust() {
-            adjustable.push(Adjustable { addr: addr.clone(), config: config_value.clone(), expansion: exp.clone(), depends_on: dep_addrs.clone(), force });
+            adjustable.push(Adjustable {
+                addr: addr.clone(),
+                config: config_value.clone(),
+                expansion: exp.clone(),
+                depends_on: dep_addrs.clone(),
+                force,
+            });
         }
         let diff = diff_instance(rt, provider.as_ref(), prior.as_ref(), config_value, resource, force, salt);
         if resource.lifecycle.prevent_destroy && (diff.action.is_replace() || diff.action == Action::Delete) {
             diags.push(
                 Diag::error(format!("{addr} has lifecycle.prevent_destroy and this plan would destroy it"))
                     .at(resource.location.clone())
-                    .with_detail(format!("Changed attributes forcing replacement: {}. Remove prevent_destroy to allow it.", diff.replace_paths.join(", "))),
+                    .with_detail(format!(
+                        "Changed attributes forcing replacement: {}. Remove prevent_destroy to allow it.",
+                        diff.replace_paths.join(", ")
+                    )),
             );
         }
         values.push((exp.key.clone(), diff.planned.clone()));
@@ -345,7 +383,10 @@ fn plan_resource(
                 _ => "delete_because_wrong_repetition",
             };
             if resource.lifecycle.prevent_destroy {
-                diags.push(Diag::error(format!("{addr} has lifecycle.prevent_destroy and this plan would destroy it")).at(resource.location.clone()));
+                diags.push(
+                    Diag::error(format!("{addr} has lifecycle.prevent_destroy and this plan would destroy it"))
+                        .at(resource.location.clone()),
+                );
             }
             changes.push(delete_change(addr, entry, reason, state));
         }
@@ -474,7 +515,16 @@ pub fn diff_instance(
         };
     }
     if changed.is_empty() {
-        return InstanceDiff { shrinks: false, action: Action::NoOp, planned: Value::Map(planned), replace_paths, reason: None, disruption: None, notes: vec![], changed };
+        return InstanceDiff {
+            shrinks: false,
+            action: Action::NoOp,
+            planned: Value::Map(planned),
+            replace_paths,
+            reason: None,
+            disruption: None,
+            notes: vec![],
+            changed,
+        };
     }
     for name in &shape.recomputed {
         planned.insert(name.clone(), Value::Unknown);
@@ -520,7 +570,10 @@ async fn adopt_by_identity(
         let provider = registry.provider(provider_name).expect("registered").clone();
         let items: Vec<crate::provider::ReadItem> = indexes
             .iter()
-            .map(|&i| crate::provider::ReadItem { addr: changes[i].addr.clone(), prior: planned_values.get(&changes[i].addr).cloned().unwrap_or(Value::Null) })
+            .map(|&i| crate::provider::ReadItem {
+                addr: changes[i].addr.clone(),
+                prior: planned_values.get(&changes[i].addr).cloned().unwrap_or(Value::Null),
+            })
             .collect();
         let resp = provider
             .read(crate::provider::ReadRequest { rtype: rtype.clone(), lineage: state.lineage.clone(), items })
@@ -568,7 +621,14 @@ async fn adopt_by_identity(
 }
 
 /// A change record from an instance's diff.
-fn make_change(addr: &InstanceAddr, provider_name: &str, state: &State, diff: InstanceDiff, depends_on: Vec<InstanceAddr>, salt: &str) -> ResourceChange {
+fn make_change(
+    addr: &InstanceAddr,
+    provider_name: &str,
+    state: &State,
+    diff: InstanceDiff,
+    depends_on: Vec<InstanceAddr>,
+    salt: &str,
+) -> ResourceChange {
     ResourceChange {
         addr: addr.clone(),
         rtype: addr.resource.rtype.clone(),
@@ -646,7 +706,8 @@ fn adjust_desired(
                 continue;
             }
             if let (Some(new), Some(old)) = (item.config.as_map(), a.config.as_map()) {
-                let overlay: BTreeMap<String, Value> = new.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let overlay: BTreeMap<String, Value> =
+                    new.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
                 if !overlay.is_empty() {
                     adjusted.insert(a.addr.clone(), overlay);
                 }
@@ -721,11 +782,7 @@ fn targeted(targets: &[InstanceAddr], changes: &[ResourceChange], graph: &Config
     for c in changes.iter().filter(|c| matches(&c.addr)) {
         wanted_resources.extend(graph.resource_deps(&Node::Resource(c.addr.resource.clone())));
     }
-    changes
-        .iter()
-        .filter(|c| matches(&c.addr) || wanted_resources.contains(&c.addr.resource))
-        .map(|c| c.addr.clone())
-        .collect()
+    changes.iter().filter(|c| matches(&c.addr) || wanted_resources.contains(&c.addr.resource)).map(|c| c.addr.clone()).collect()
 }
 
 /// Reviewer-facing lines describing disruptive rollouts batch by batch.
@@ -773,7 +830,10 @@ async fn plan_imports(
                 continue;
             }
             if config.resource(&addr.resource).is_none() {
-                diags.push(Diag::error(format!("import block targets {addr}, which the configuration does not declare")).at(block.location.clone()));
+                diags.push(
+                    Diag::error(format!("import block targets {addr}, which the configuration does not declare"))
+                        .at(block.location.clone()),
+                );
                 continue;
             }
             let id = match eval::eval(&block.id, &mut Scope::new(&base)).map(|v| v.deep_unmarked()) {
@@ -830,13 +890,14 @@ fn apply_moves(config: &Config, state: &mut State, notes: &mut Vec<String>) -> R
     for module in config.modules.values() {
         for m in &module.moved {
             let prefix = if module.path.is_root() { String::new() } else { format!("{}.", module.path) };
-            let (from, to) = match (format!("{prefix}{}", m.from).parse::<InstanceAddr>(), format!("{prefix}{}", m.to).parse::<InstanceAddr>()) {
-                (Ok(f), Ok(t)) => (f, t),
-                (Err(e), _) | (_, Err(e)) => {
-                    diags.push(Diag::error(format!("Invalid moved block: {e}")).at(m.location.clone()));
-                    continue;
-                }
-            };
+            let (from, to) =
+                match (format!("{prefix}{}", m.from).parse::<InstanceAddr>(), format!("{prefix}{}", m.to).parse::<InstanceAddr>()) {
+                    (Ok(f), Ok(t)) => (f, t),
+                    (Err(e), _) | (_, Err(e)) => {
+                        diags.push(Diag::error(format!("Invalid moved block: {e}")).at(m.location.clone()));
+                        continue;
+                    }
+                };
             if from.resource.rtype != to.resource.rtype {
                 diags.push(Diag::error("moved cannot change the resource type").at(m.location.clone()));
                 continue;

@@ -84,9 +84,12 @@ impl PlanFile {
         })?;
         let version = probe.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != u64::from(PLAN_FORMAT_VERSION) {
-            return Err(Diag::error(format!("{} has plan format version {version}; this himaplan reads version {PLAN_FORMAT_VERSION}", path.display()))
-                .with_detail("Make the plan again with this himaplan version.")
-                .into());
+            return Err(Diag::error(format!(
+                "{} has plan format version {version}; this himaplan reads version {PLAN_FORMAT_VERSION}",
+                path.display()
+            ))
+            .with_detail("Make the plan again with this himaplan version.")
+            .into());
         }
         serde_json::from_value(probe).map_err(|e| Diag::error(format!("{} is a damaged plan file: {e}", path.display())).into())
     }

@@ -86,7 +86,11 @@ pub async fn refresh(
                         }
                     }
                     if json != entry.attributes {
-                        out.drift.push(Drift { addr: item.addr.clone(), before: Some(entry.attributes.clone()), after: Some(json.clone()) });
+                        out.drift.push(Drift {
+                            addr: item.addr.clone(),
+                            before: Some(entry.attributes.clone()),
+                            after: Some(json.clone()),
+                        });
                         entry.attributes = json;
                     }
                 }

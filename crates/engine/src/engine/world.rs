@@ -94,7 +94,11 @@ impl World {
                         None if var.default.is_none() => {
                             return Err(Diag::error(format!("Module {call_name:?} needs a value for its input {name:?}"))
                                 .at(call.location.clone())
-                                .with_detail(format!("Add {name} = ... to the module block (declared at {}:{}).", var.location.path.display(), var.location.line))
+                                .with_detail(format!(
+                                    "Add {name} = ... to the module block (declared at {}:{}).",
+                                    var.location.path.display(),
+                                    var.location.line
+                                ))
                                 .into());
                         }
                         None => None,
@@ -204,7 +208,10 @@ impl World {
             let hint = crate::config::load::suggest(&resource.addr.rtype, &names)
                 .map(|s| format!("Did you mean {s:?}?"))
                 .unwrap_or_else(|| format!("Supported types: {}.", names.join(", ")));
-            return Err(Diag::error(format!("Unknown resource type {:?}", resource.addr.rtype)).at(resource.location.clone()).with_detail(hint).into());
+            return Err(Diag::error(format!("Unknown resource type {:?}", resource.addr.rtype))
+                .at(resource.location.clone())
+                .with_detail(hint)
+                .into());
         };
         let ns = self.namespace(&resource.addr.module);
         let mut scope = Scope::new(ns);

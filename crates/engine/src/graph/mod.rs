@@ -141,9 +141,7 @@ pub fn build(config: &Config) -> Result<ConfigGraph, Diags> {
             let Some(child_module) = config.modules.get(&child) else { continue };
             for (input, expr) in &call.inputs {
                 if !child_module.variables.contains_key(input) {
-                    b.diags.push(
-                        Diag::error(format!("Module {:?} has no input variable {input:?}", call.name)).at(expr.location()),
-                    );
+                    b.diags.push(Diag::error(format!("Module {:?} has no input variable {input:?}", call.name)).at(expr.location()));
                     continue;
                 }
                 let node = Node::Var(child.clone(), input.clone());
@@ -283,10 +281,7 @@ impl Builder {
                     let mut members: Vec<(String, Location)> =
                         scc.iter().map(|i| (self.graph[*i].to_string(), self.locations[i].clone())).collect();
                     members.sort_by(|a, b| a.0.cmp(&b.0));
-                    let list: Vec<String> = members
-                        .iter()
-                        .map(|(n, l)| format!("{n} ({}:{})", l.path.display(), l.line))
-                        .collect();
+                    let list: Vec<String> = members.iter().map(|(n, l)| format!("{n} ({}:{})", l.path.display(), l.line)).collect();
                     self.diags.push(
                         Diag::error(format!("Dependency cycle: {}", members.iter().map(|m| m.0.as_str()).collect::<Vec<_>>().join(" -> ")))
                             .at(members[0].1.clone())
@@ -306,9 +301,7 @@ impl Builder {
 pub fn check_depends_on(exprs: &[Expr]) -> Vec<Diag> {
     exprs
         .iter()
-        .filter(|e| {
-            !refs::of_expr(e).iter().all(|r| matches!(r.target, Target::Resource(..) | Target::Module(..)))
-        })
+        .filter(|e| !refs::of_expr(e).iter().all(|r| matches!(r.target, Target::Resource(..) | Target::Module(..))))
         .map(|e| Diag::error("depends_on entries must be resources or modules").at(e.location()))
         .collect()
 }

@@ -28,8 +28,7 @@ pub fn to_canonical_json(state: &State) -> String {
     let mut buf = Vec::with_capacity(256 + state.resources.len() * 512);
     // Writing a JSON value with string keys into a Vec has no failure mode:
     // the only errors serde_json reports are I/O errors and non-string keys.
-    serde_json::to_writer_pretty(&mut buf, &Canonical(&Value::Object(top)))
-        .expect("serialising a JSON value into memory cannot fail");
+    serde_json::to_writer_pretty(&mut buf, &Canonical(&Value::Object(top))).expect("serialising a JSON value into memory cannot fail");
     buf.push(b'\n');
     String::from_utf8(buf).expect("serde_json writes UTF-8")
 }
@@ -156,9 +155,8 @@ fn parse_output(name: &str, item: Value) -> Result<OutputState, String> {
         return Err(format!("{where_} must be an object {{\"value\": …, \"sensitive\": …}}"));
     };
     let value = take(&mut obj, "value", &where_)?;
-    let sensitive = take(&mut obj, "sensitive", &where_)?
-        .as_bool()
-        .ok_or_else(|| format!("{where_}: \"sensitive\" must be true or false"))?;
+    let sensitive =
+        take(&mut obj, "sensitive", &where_)?.as_bool().ok_or_else(|| format!("{where_}: \"sensitive\" must be true or false"))?;
     if let Some(key) = obj.keys().next() {
         return Err(format!("{where_}: unknown field {key:?}"));
     }
@@ -304,9 +302,7 @@ pub(crate) mod tests {
     #[test]
     fn invalid_resources_are_named() {
         // Missing fields, bad addresses and duplicates name the resource.
-        let base = |resources: &str| {
-            format!(r#"{{"version":1,"serial":1,"lineage":"l","outputs":{{}},"resources":[{resources}]}}"#)
-        };
+        let base = |resources: &str| format!(r#"{{"version":1,"serial":1,"lineage":"l","outputs":{{}},"resources":[{resources}]}}"#);
         let ok = r#"{"address":"a_b.c","type":"a_b","provider":"a","schema_version":0,"attributes":{},"dependencies":[]}"#;
         let cases = [
             (base(r#"{"address":"a_b.c"}"#), "resource #0 (a_b.c): missing field \"type\""),

@@ -58,9 +58,7 @@ impl JournalWriter {
         let io = |e| StateError::io(path, e);
         let (file, created) = match create_options().create_new(true).open(path) {
             Ok(file) => (file, true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                (create_options().open(path).map_err(io)?, false)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (create_options().open(path).map_err(io)?, false),
             Err(e) => return Err(io(e)),
         };
         if created {
@@ -91,10 +89,7 @@ impl JournalWriter {
     /// returns `Ok` all of them are durable.
     pub fn append(&mut self, entries: &[JournalEntry]) -> Result<(), StateError> {
         if self.broken {
-            return Err(StateError::Other(format!(
-                "the journal {} had a failed write; reopen it before appending",
-                self.path.display()
-            )));
+            return Err(StateError::Other(format!("the journal {} had a failed write; reopen it before appending", self.path.display())));
         }
         if entries.is_empty() {
             return Ok(());
@@ -259,11 +254,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.json.journal");
         let mut w = JournalWriter::open(&path).expect("open");
-        w.append(&[
-            JournalEntry::Begin { serial: 3, lineage: "l".into() },
-            JournalEntry::Remove { address: addr("aws_instance.a") },
-        ])
-        .expect("append");
+        w.append(&[JournalEntry::Begin { serial: 3, lineage: "l".into() }, JournalEntry::Remove { address: addr("aws_instance.a") }])
+            .expect("append");
         drop(w);
         let mut f = OpenOptions::new().append(true).open(&path).expect("reopen");
         f.write_all(br#"{"op":"remove","addr"#).expect("torn write");
@@ -320,9 +312,7 @@ mod tests {
             JournalEntry::Intent { address: addr("aws_instance.b"), rtype: "aws_instance".into(), token: "t2".into() },
             JournalEntry::Set { address: addr("aws_instance.a"), resource: resource("i-a"), token: Some("t1".into()) },
             JournalEntry::Remove { address: addr("aws_instance.old") },
-            JournalEntry::Outputs {
-                outputs: BTreeMap::from([("ip".into(), OutputState { value: json!("1.2.3.4"), sensitive: false })]),
-            },
+            JournalEntry::Outputs { outputs: BTreeMap::from([("ip".into(), OutputState { value: json!("1.2.3.4"), sensitive: false })]) },
         ];
         // The journal's line form round-trips.
         for e in &entries {

@@ -181,13 +181,7 @@ fn read_body(lock_path: &Path) -> std::io::Result<Option<LockInfo>> {
 }
 
 fn open_lock_file(lock_path: &Path) -> Result<File, StateError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(lock_path)
-        .map_err(|e| StateError::io(lock_path, e))
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(lock_path).map_err(|e| StateError::io(lock_path, e))
 }
 
 /// True when `file` is the file `path` names now (it was not removed or
@@ -207,11 +201,7 @@ fn still_at_path(_file: &File, path: &Path) -> bool {
 }
 
 fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "unknown".into())
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into())
 }
 
 fn current_host() -> String {

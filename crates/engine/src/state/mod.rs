@@ -149,6 +149,5 @@ pub fn redact(value: &Value, salt: &str) -> serde_json::Value {
 
 /// True when a stored JSON value is a redacted secret.
 pub fn is_redacted(json: &serde_json::Value) -> bool {
-    json.as_object()
-        .is_some_and(|m| m.len() == 1 && m.get("sensitive").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("sha256:")))
+    json.as_object().is_some_and(|m| m.len() == 1 && m.get("sensitive").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("sha256:")))
 }

@@ -267,9 +267,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 fn ensure_parent_dir(path: &Path) -> Result<(), StateError> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
-            std::fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e))
-        }
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e)),
         _ => Ok(()),
     }
 }
@@ -390,10 +388,7 @@ mod tests {
             resource: snap.state.resources[&addr("aws_instance.db")].clone(),
             token: Some("t2".into()),
         };
-        fresh
-            .append_journal(&[JournalEntry::Begin { serial: state.serial, lineage: state.lineage.clone() }, set_x])
-            .await
-            .expect("append");
+        fresh.append_journal(&[JournalEntry::Begin { serial: state.serial, lineage: state.lineage.clone() }, set_x]).await.expect("append");
         let snap = fresh.read().await.expect("read");
         assert!(snap.unfinished_intents.is_empty());
         assert_eq!(snap.state.resources.len(), 3);

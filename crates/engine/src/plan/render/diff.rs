@@ -6,7 +6,7 @@
 //! the sections around the blocks belong to `human`.
 
 use super::canvas::Canvas;
-use super::{any_unknown, is_secret, is_unknown, unknown_index, unknown_key, KNOWN};
+use super::{KNOWN, any_unknown, is_secret, is_unknown, unknown_index, unknown_key};
 use serde_json::{Map, Value};
 
 /// What kind of object a block body draws.
@@ -63,7 +63,15 @@ struct Slot<'k> {
 impl Differ<'_> {
     /// The attributes of an object at `depth`, sorted by key: changed ones
     /// drawn, unchanged ones counted in a `# (N unchanged … hidden)` line.
-    pub fn object_body(&mut self, depth: usize, path: &str, before: &Map<String, Value>, after: &Map<String, Value>, unknown: &Value, body: Body) {
+    pub fn object_body(
+        &mut self,
+        depth: usize,
+        path: &str,
+        before: &Map<String, Value>,
+        after: &Map<String, Value>,
+        unknown: &Value,
+        body: Body,
+    ) {
         let identify = matches!(body, Body::Resource);
         let noun = if matches!(body, Body::Nested) { Noun::Element } else { Noun::Attribute };
         let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
@@ -313,9 +321,10 @@ impl Differ<'_> {
     /// replace path, or (for a one-line value) contains one.
     fn forces(&self, path: &str, leaf: bool) -> bool {
         !path.is_empty()
-            && self.replace_paths.iter().any(|p| {
-                p == path || (leaf && p.strip_prefix(path).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('[')))
-            })
+            && self
+                .replace_paths
+                .iter()
+                .any(|p| p == path || (leaf && p.strip_prefix(path).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))))
     }
 }
 

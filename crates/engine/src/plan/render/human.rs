@@ -4,7 +4,7 @@
 
 use super::canvas::Canvas;
 use super::diff::{Body, Differ};
-use super::{reason_text, RenderOptions, KNOWN};
+use super::{KNOWN, RenderOptions, reason_text};
 use crate::addr::InstanceAddr;
 use crate::plan::{Action, Drift, OutputChange, Plan, ResourceChange, Unmanaged};
 use serde_json::{Map, Value};
@@ -198,7 +198,10 @@ fn outputs_section(canvas: &mut Canvas, outputs: &[&OutputChange]) {
         let (b, a) = if output.sensitive {
             // Neither side of a sensitive output is shown, whatever form it
             // reached the plan in; two distinct stand-ins keep it a change.
-            (output.before.as_ref().filter(|v| !v.is_null()).map(|_| hidden_secret("before")), output.after.as_ref().filter(|v| !v.is_null()).map(|_| hidden_secret("after")))
+            (
+                output.before.as_ref().filter(|v| !v.is_null()).map(|_| hidden_secret("before")),
+                output.after.as_ref().filter(|v| !v.is_null()).map(|_| hidden_secret("after")),
+            )
         } else {
             (output.before.clone(), output.after.clone())
         };

@@ -8,7 +8,7 @@
 use super::is_secret;
 use crate::addr::{InstanceAddr, InstanceKey};
 use crate::plan::{Action, OutputChange, Plan, ResourceChange};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Renders `plan` as Terraform-style plan JSON.
 pub fn json(plan: &Plan) -> Value {
@@ -31,17 +31,10 @@ pub fn json(plan: &Plan) -> Value {
         .collect();
     let output_changes: Map<String, Value> = plan.output_changes.iter().map(|o| (o.name.clone(), output_change(o))).collect();
 
-    let disruptions: Map<String, Value> = plan
-        .changes
-        .iter()
-        .filter_map(|c| c.disruption.as_ref().map(|d| (c.addr.to_string(), Value::String(d.clone()))))
-        .collect();
-    let change_notes: Map<String, Value> = plan
-        .changes
-        .iter()
-        .filter(|c| !c.notes.is_empty())
-        .map(|c| (c.addr.to_string(), json!(c.notes)))
-        .collect();
+    let disruptions: Map<String, Value> =
+        plan.changes.iter().filter_map(|c| c.disruption.as_ref().map(|d| (c.addr.to_string(), Value::String(d.clone())))).collect();
+    let change_notes: Map<String, Value> =
+        plan.changes.iter().filter(|c| !c.notes.is_empty()).map(|c| (c.addr.to_string(), json!(c.notes))).collect();
     let unmanaged: Vec<Value> = plan
         .unmanaged
         .iter()

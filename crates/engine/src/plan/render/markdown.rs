@@ -4,7 +4,7 @@
 //! large plan is cut down to fit: first the collapsed plan is truncated, then
 //! the table is summarised per resource, always saying what was left out.
 
-use super::{action_word, human, reason_text, RenderOptions};
+use super::{RenderOptions, action_word, human, reason_text};
 use crate::addr::ResourceAddr;
 use crate::plan::{Action, Plan, ResourceChange};
 use std::fmt::Write as _;
@@ -52,11 +52,7 @@ fn heading(plan: &Plan) -> String {
     };
     if !plan.drift.is_empty() {
         let n = plan.drift.len();
-        let _ = writeln!(
-            text,
-            "**{} changed outside of himaplan**: see the full plan below.\n",
-            count(n, "object", "objects")
-        );
+        let _ = writeln!(text, "**{} changed outside of himaplan**: see the full plan below.\n", count(n, "object", "objects"));
     }
     if !plan.unmanaged.is_empty() {
         let n = plan.unmanaged.len();
@@ -132,7 +128,8 @@ fn summary_table(changes: &[&ResourceChange], cap: usize) -> String {
     for resource in &order {
         let Some(tally) = tallies.get(resource) else { continue };
         let mut parts = Vec::new();
-        for (n, what) in [(tally.add, "to add"), (tally.update, "to update"), (tally.replace, "to replace"), (tally.destroy, "to destroy")] {
+        for (n, what) in [(tally.add, "to add"), (tally.update, "to update"), (tally.replace, "to replace"), (tally.destroy, "to destroy")]
+        {
             if n > 0 {
                 parts.push(format!("{} {what}", thousands(n)));
             }
@@ -148,11 +145,7 @@ fn summary_table(changes: &[&ResourceChange], cap: usize) -> String {
         rows += 1;
     }
     if rows < order.len() {
-        let rest: usize = order[rows..]
-            .iter()
-            .filter_map(|r| tallies.get(r))
-            .map(|t| t.add + t.update + t.replace + t.destroy)
-            .sum();
+        let rest: usize = order[rows..].iter().filter_map(|r| tallies.get(r)).map(|t| t.add + t.update + t.replace + t.destroy).sum();
         let _ = writeln!(text, "| _{} more resources_ | {} changes |", thousands(order.len() - rows), thousands(rest));
     }
     let _ = writeln!(

@@ -129,7 +129,9 @@ fn full_plan() -> Plan {
             Drift {
                 addr: addr("aws_instance.web[1]"),
                 before: Some(json!({"id": "i-0b", "instance_type": "t3.micro", "private_ip": "10.0.1.11", "tags": {"Name": "web-1"}})),
-                after: Some(json!({"id": "i-0b", "instance_type": "t3.large", "private_ip": "10.0.1.11", "tags": {"Name": "web-1", "debug": "yes"}})),
+                after: Some(
+                    json!({"id": "i-0b", "instance_type": "t3.large", "private_ip": "10.0.1.11", "tags": {"Name": "web-1", "debug": "yes"}}),
+                ),
             },
         ],
         unmanaged: vec![
@@ -137,10 +139,34 @@ fn full_plan() -> Plan {
             Unmanaged { rtype: "docker_service".to_string(), id: "celery-old".to_string(), address: None },
         ],
         output_changes: vec![
-            OutputChange { name: "db_endpoint".to_string(), before: Some(json!("10.0.2.5:5432")), after: None, after_unknown: true, sensitive: false },
-            OutputChange { name: "db_password".to_string(), before: Some(json!({"sensitive": OLD_SECRET})), after: Some(json!({"sensitive": NEW_SECRET})), after_unknown: false, sensitive: true },
-            OutputChange { name: "web_count".to_string(), before: Some(json!(3)), after: Some(json!(3)), after_unknown: false, sensitive: false },
-            OutputChange { name: "web_ips".to_string(), before: Some(json!(["10.0.1.10", "10.0.1.11"])), after: Some(json!(["10.0.1.10", "10.0.1.11", "10.0.1.12"])), after_unknown: false, sensitive: false },
+            OutputChange {
+                name: "db_endpoint".to_string(),
+                before: Some(json!("10.0.2.5:5432")),
+                after: None,
+                after_unknown: true,
+                sensitive: false,
+            },
+            OutputChange {
+                name: "db_password".to_string(),
+                before: Some(json!({"sensitive": OLD_SECRET})),
+                after: Some(json!({"sensitive": NEW_SECRET})),
+                after_unknown: false,
+                sensitive: true,
+            },
+            OutputChange {
+                name: "web_count".to_string(),
+                before: Some(json!(3)),
+                after: Some(json!(3)),
+                after_unknown: false,
+                sensitive: false,
+            },
+            OutputChange {
+                name: "web_ips".to_string(),
+                before: Some(json!(["10.0.1.10", "10.0.1.11"])),
+                after: Some(json!(["10.0.1.10", "10.0.1.11", "10.0.1.12"])),
+                after_unknown: false,
+                sensitive: false,
+            },
         ],
         steps: vec![
             "remove aws_instance.web[0] from module.edge.nginx_upstream.web (render + reload)".to_string(),
@@ -217,12 +243,7 @@ fn colour_only_when_asked() {
 fn secret_hashes_never_rendered() {
     // A redacted secret shows as `(sensitive value)`, never as its hash.
     let plan = full_plan();
-    let renderings = [
-        plain(&plan),
-        human(&plan, &RenderOptions { color: true }),
-        markdown(&plan),
-        json(&plan).to_string(),
-    ];
+    let renderings = [plain(&plan), human(&plan, &RenderOptions { color: true }), markdown(&plan), json(&plan).to_string()];
     for text in renderings {
         assert!(!text.contains("sha256:"), "a secret hash leaked:\n{text}");
         assert!(!text.contains("1111111111"), "a secret hash leaked:\n{text}");
@@ -263,7 +284,9 @@ fn markdown_of_5000_changes_fits_a_comment() {
 fn markdown_of_many_resources_fits_a_comment() {
     // Thousands of distinct resources cannot all get a summary row either.
     let changes = (0..5_000)
-        .map(|i| change(&format!("aws_s3_bucket.bucket_with_a_long_name_{i}"), Action::Create, None, Some(json!({"bucket": format!("b{i}")}))))
+        .map(|i| {
+            change(&format!("aws_s3_bucket.bucket_with_a_long_name_{i}"), Action::Create, None, Some(json!({"bucket": format!("b{i}")})))
+        })
         .collect();
     let text = markdown(&Plan { changes, ..Plan::default() });
     assert!(text.len() < 65_536, "{} bytes", text.len());
@@ -294,7 +317,13 @@ fn odd_values_do_not_panic() {
     nested.after_unknown = json!(true);
     let plan = Plan {
         changes: vec![odd, nested],
-        output_changes: vec![OutputChange { name: "o".to_string(), before: None, after: Some(json!({"a": {"b": 1.25}})), after_unknown: false, sensitive: false }],
+        output_changes: vec![OutputChange {
+            name: "o".to_string(),
+            before: None,
+            after: Some(json!({"a": {"b": 1.25}})),
+            after_unknown: false,
+            sensitive: false,
+        }],
         steps: vec!["multi\nline".to_string()],
         ..Plan::default()
     };
@@ -315,4 +344,3 @@ fn output_is_deterministic() {
     assert_eq!(markdown(&plan), markdown(&plan));
     assert_eq!(json(&plan), json(&plan));
 }
-
