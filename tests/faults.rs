@@ -89,10 +89,10 @@ fn run_scenario(m: &Moto, sc: &Scenario, seed: u64) -> Outcome {
         let plan = fleet.run(&m.endpoint, &["plan", "--detailed-exitcode", "--format", "json"], TARGET.0, TARGET.1);
         log.push_str(&format!("=== plan after run {run}\n{}\n", text(&plan)));
         let planned = planned_duplicate_deletes(&String::from_utf8_lossy(&plan.stdout));
-        if run == 1 {
-            if let Some(n) = sc.duplicates_after_first {
-                assert_eq!(extra.len(), n, "{} (seed {seed}): live instances outside state after run 1:\n{log}", sc.name);
-            }
+        if run == 1
+            && let Some(n) = sc.duplicates_after_first
+        {
+            assert_eq!(extra.len(), n, "{} (seed {seed}): live instances outside state after run 1:\n{log}", sc.name);
         }
         // Every extra that carries an address state holds is a duplicate:
         // the plan must delete exactly those.

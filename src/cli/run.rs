@@ -120,10 +120,10 @@ async fn apply_saved(path: PathBuf, args: PlanArgs, color: bool) -> Result<i32, 
     }
     let mut vars = file.variables_for_apply(&given)?;
     for (name, var) in &ws.config.root().variables {
-        if var.sensitive {
-            if let Some(v) = vars.remove(name) {
-                vars.insert(name.clone(), v.into_sensitive());
-            }
+        if var.sensitive
+            && let Some(v) = vars.remove(name)
+        {
+            vars.insert(name.clone(), v.into_sensitive());
         }
     }
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;

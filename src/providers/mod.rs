@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// Every provider this build offers.
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
-    registry.register(Arc::new(himaplan_engine::builtin::BuiltinProvider::default()));
+    registry.register(Arc::new(himaplan_engine::builtin::BuiltinProvider));
     registry.register(Arc::new(aws::AwsProvider::new()));
     registry.register(Arc::new(pgbouncer::PgbouncerProvider::new()));
     registry.register(Arc::new(nginx::NginxProvider::new()));

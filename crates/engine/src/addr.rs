@@ -172,6 +172,19 @@ fn split_ident(s: &str) -> (&str, &str) {
     s.split_at(end)
 }
 
+impl serde::Serialize for InstanceAddr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InstanceAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,18 +208,5 @@ mod tests {
     fn rejects_garbage() {
         assert!("aws_instance".parse::<InstanceAddr>().is_err());
         assert!("aws_instance.web[x".parse::<InstanceAddr>().is_err());
-    }
-}
-
-impl serde::Serialize for InstanceAddr {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for InstanceAddr {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -383,7 +383,7 @@ fn a_cycle_lists_every_member_with_file_and_line() {
     )
     .expect("write");
     let config = load::load_dir(dir.path()).expect("loads");
-    let err = graph::build(&config).err().expect("a cycle is an error").to_string();
+    let err = graph::build(&config).expect_err("a cycle is an error").to_string();
     for (member, line) in [("test_thing.a", 1), ("test_thing.b", 4), ("test_thing.c", 7)] {
         let listed = err.lines().any(|l| l.trim_start().starts_with(&format!("{member} (")) && l.ends_with(&format!("main.hcl:{line})")));
         assert!(listed, "{member} at main.hcl:{line} missing from:\n{err}");

@@ -215,11 +215,11 @@ impl<'f> Evaluator<'f> {
                 // TYPE to read one attribute: per instance, that is quadratic.
                 // Walk plain maps and lists by reference, then clone the part
                 // reached and let `traverse` do the rest (same result).
-                if let Expression::Variable(v) = &t.expr {
-                    if let Some(base) = scope.base_lookup(v.as_str()) {
-                        let (reached, done) = self.walk_plain(base, &t.operators, scope)?;
-                        return self.traverse(reached.clone(), &t.operators[done..], scope, &t.expr);
-                    }
+                if let Expression::Variable(v) = &t.expr
+                    && let Some(base) = scope.base_lookup(v.as_str())
+                {
+                    let (reached, done) = self.walk_plain(base, &t.operators, scope)?;
+                    return self.traverse(reached.clone(), &t.operators[done..], scope, &t.expr);
                 }
                 let base = self.eval(&t.expr, scope)?;
                 self.traverse(base, &t.operators, scope, &t.expr)

@@ -103,10 +103,10 @@ impl Walker<'_> {
             Expression::Array(items) => items.iter().for_each(|e| self.expr(e)),
             Expression::Object(object) => {
                 for (k, v) in object.iter() {
-                    if let ObjectKey::Expression(e) = k {
-                        if !matches!(e, Expression::Variable(_)) {
-                            self.expr(e);
-                        }
+                    if let ObjectKey::Expression(e) = k
+                        && !matches!(e, Expression::Variable(_))
+                    {
+                        self.expr(e);
                     }
                     self.expr(v.expr());
                 }

@@ -276,10 +276,10 @@ pub async fn apply(
             }
             let change = &changes[step.change];
             let resource = change.addr.resource.clone();
-            if step.releases {
-                if let Some(n) = in_flight.get_mut(&resource) {
-                    *n = n.saturating_sub(1);
-                }
+            if step.releases
+                && let Some(n) = in_flight.get_mut(&resource)
+            {
+                *n = n.saturating_sub(1);
             }
             let what = describe(step, &changes, &req);
             match result {
@@ -326,10 +326,11 @@ pub async fn apply(
                     errors.push(diag);
                     skip_dependents(i, &dependents, &mut skipped);
                     // A replacement whose delete failed never reaches its create.
-                    if step.acquires && !step.releases {
-                        if let Some(n) = in_flight.get_mut(&resource) {
-                            *n = n.saturating_sub(1);
-                        }
+                    if step.acquires
+                        && !step.releases
+                        && let Some(n) = in_flight.get_mut(&resource)
+                    {
+                        *n = n.saturating_sub(1);
                     }
                 }
             }
@@ -388,11 +389,12 @@ pub async fn apply(
         }
         match planned.world.eval_value_node(node) {
             Ok(Some(value)) => {
-                if let Node::Output(m, name) = node {
-                    if m.is_root() && !value.has_unknown() {
-                        let sensitive = config.root().outputs.get(name).is_some_and(|o| o.sensitive);
-                        outputs.insert(name.clone(), OutputState { value: redact(&value, &salt), sensitive });
-                    }
+                if let Node::Output(m, name) = node
+                    && m.is_root()
+                    && !value.has_unknown()
+                {
+                    let sensitive = config.root().outputs.get(name).is_some_and(|o| o.sensitive);
+                    outputs.insert(name.clone(), OutputState { value: redact(&value, &salt), sensitive });
                 }
             }
             Ok(None) => {}
@@ -781,9 +783,7 @@ fn build_steps<'c>(changes: &'c [ResourceChange], state: &State, drains: &super:
         let from_state: Vec<ResourceAddr> = state
             .resources
             .get(&c.addr)
-            .map(|entry| {
-                entry.dependencies.iter().filter_map(|d| format!("{d}").parse::<InstanceAddr>().ok()).map(|a| a.resource).collect()
-            })
+            .map(|entry| entry.dependencies.iter().filter_map(|d| d.to_string().parse::<InstanceAddr>().ok()).map(|a| a.resource).collect())
             .unwrap_or_default();
         let from_state: Vec<&ResourceAddr> = from_state.iter().filter_map(|r| by_resource.get_key_value(r).map(|(k, _)| *k)).collect();
         dep_resources.extend(from_state);

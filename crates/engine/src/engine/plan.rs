@@ -201,8 +201,8 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         }
     }
 
-    if !adjustable.is_empty() {
-        if let Err(d) = adjust_desired(
+    if !adjustable.is_empty()
+        && let Err(d) = adjust_desired(
             &config,
             &registry,
             &state,
@@ -213,9 +213,9 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
             &mut expansions,
             &mut planned_values,
             &mut adjusted,
-        ) {
-            diags.extend(d);
-        }
+        )
+    {
+        diags.extend(d);
     }
     if options.refresh && !diags.has_errors() {
         adopt_by_identity(&config, &registry, &mut state, &salt, &mut imports, &mut changes, &mut planned_values).await?;
@@ -492,7 +492,7 @@ pub fn diff_instance(
         .map(|(k, _)| k.clone())
         .collect();
     let planned_value = Value::Map(planned.clone());
-    let shape = provider.shape_change(&rt.name.to_string(), prior, &planned_value, &changed);
+    let shape = provider.shape_change(rt.name, prior, &planned_value, &changed);
     let mut replace_paths: Vec<String> = changed
         .iter()
         .filter(|c| rt.schema.attribute(c).is_some_and(|a| a.replace) || shape.requires_replace.contains(c))
