@@ -31,7 +31,7 @@ fn options(args: &PlanArgs) -> Result<PlanOptions, Failure> {
 async fn make_plan(
     ws: &Workspace,
     vars: BTreeMap<String, Value>,
-    snapshot: &Snapshot,
+    snapshot: &mut Snapshot,
     options: PlanOptions,
     hooks: &Progress,
 ) -> Result<Planned, Failure> {
@@ -40,7 +40,8 @@ async fn make_plan(
         graph: ws.graph.clone(),
         registry: ws.registry.clone(),
         root_vars: vars,
-        state: snapshot.state.clone(),
+        // The snapshot's text stays for .backup; its parsed state moves here.
+        state: std::mem::take(&mut snapshot.state),
         intents: snapshot.unfinished_intents.clone(),
         options,
     };
@@ -61,10 +62,10 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     let ws = Workspace::load()?;
     let vars = ws.variables(&args.vars, &args.var_files)?;
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
-    let snapshot = store.read().await?;
+    let mut snapshot = store.read().await?;
     let options = options(&args)?;
     let progress = Progress::new();
-    let planned = make_plan(&ws, vars.clone(), &snapshot, options.clone(), &progress).await?;
+    let planned = make_plan(&ws, vars.clone(), &mut snapshot, options.clone(), &progress).await?;
     print!("{}", render(&planned.plan, args.format, color));
     if let Some(out) = &args.out {
         let saved = SavedOptions {
@@ -92,9 +93,9 @@ async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool) -> Result<
     let vars = ws.variables(&args.vars, &args.var_files)?;
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let _lock = context::lock(store.as_ref(), "apply", args.lock_timeout).await?;
-    let snapshot = store.read().await?;
+    let mut snapshot = store.read().await?;
     let progress = Progress::new();
-    let planned = make_plan(&ws, vars, &snapshot, options(&args)?, &progress).await?;
+    let planned = make_plan(&ws, vars, &mut snapshot, options(&args)?, &progress).await?;
     print!("{}", render(&planned.plan, Format::Human, color));
     if planned.plan.has_changes() && !auto_approve && !confirm()? {
         println!("Apply cancelled.");
@@ -128,7 +129,7 @@ async fn apply_saved(path: PathBuf, args: PlanArgs, color: bool) -> Result<i32, 
     }
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let _lock = context::lock(store.as_ref(), "apply", args.lock_timeout).await?;
-    let snapshot = store.read().await?;
+    let mut snapshot = store.read().await?;
     if snapshot.exists && snapshot.state.lineage != file.lineage {
         return Err(Diag::error(format!("{} was made for another state (lineage {})", path.display(), file.lineage))
             .with_detail("Make a new plan against this state.")
@@ -143,7 +144,7 @@ async fn apply_saved(path: PathBuf, args: PlanArgs, color: bool) -> Result<i32, 
             .unwrap_or_else(|_| chrono::Utc::now()),
     };
     let progress = Progress::new();
-    let planned = make_plan(&ws, vars, &snapshot, options, &progress).await?;
+    let planned = make_plan(&ws, vars, &mut snapshot, options, &progress).await?;
     // Judge staleness per resource: only the saved changes' inputs matter.
     let mut stale = Vec::new();
     let mut changes = Vec::new();

@@ -41,8 +41,6 @@ impl Default for PlanOptions {
 /// What plan hands to apply besides the plan itself.
 pub struct Planned {
     pub plan: Plan,
-    /// State as read, before moves and refresh.
-    pub prior_state: State,
     /// State after moves, refresh and recovery: what apply starts from.
     pub state: State,
     /// Namespaces filled with planned values.
@@ -111,8 +109,7 @@ pub async fn configure_providers(
 
 /// Computes a plan.
 pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags> {
-    let PlanInput { config, graph, registry, root_vars, state: prior_state, intents, options } = input;
-    let mut state = prior_state.clone();
+    let PlanInput { config, graph, registry, root_vars, mut state, intents, options } = input;
     let mut notes = Vec::new();
     let mut state_changed = apply_moves(&config, &mut state, &mut notes)?;
 
@@ -223,7 +220,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     // Instances in state whose resource block is gone.
     for (addr, entry) in &state.resources {
         if config.resource(&addr.resource).is_none() {
-            changes.push(delete_change(addr, entry, "delete_because_no_resource_config", &prior_state));
+            changes.push(delete_change(addr, entry, "delete_because_no_resource_config", &state));
         }
     }
     // Extra objects holding an address another object has.
@@ -278,7 +275,6 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     let plan = Plan { changes, drift: refreshed.drift, unmanaged: refreshed.unmanaged, output_changes, steps, notes, imports };
     Ok(Planned {
         plan,
-        prior_state,
         state,
         world,
         expansions,
