@@ -12,26 +12,7 @@ mod support;
 use std::sync::OnceLock;
 use support::{DEFAULT_STATE, StateFiles, TestDir};
 
-/// The valid configuration every case starts from (line numbers matter:
-/// `himaplan_data.a` is on line 6, `himaplan_data.b` on line 10).
-const BASE: &str = r#"variable "size" {
-  type    = number
-  default = 2
-}
-
-resource "himaplan_data" "a" {
-  input = "hello"
-}
-
-resource "himaplan_data" "b" {
-  count = var.size
-  input = "${himaplan_data.a.id}-${count.index}"
-}
-
-output "a_id" {
-  value = himaplan_data.a.id
-}
-"#;
+use support::BASE;
 
 /// A local module with one required input and one output.
 const MODULE: &str = r#"variable "name" {

@@ -11,24 +11,7 @@ use himaplan_engine::state::StateLock;
 use std::time::{Duration, Instant};
 use support::{DEFAULT_STATE, StateFiles, TestDir};
 
-const BASE: &str = r#"variable "size" {
-  type    = number
-  default = 2
-}
-
-resource "himaplan_data" "a" {
-  input = "hello"
-}
-
-resource "himaplan_data" "b" {
-  count = var.size
-  input = "${himaplan_data.a.id}-${count.index}"
-}
-
-output "a_id" {
-  value = himaplan_data.a.id
-}
-"#;
+use support::BASE;
 
 fn applied(hcl: &str) -> TestDir {
     let dir = TestDir::new(hcl);

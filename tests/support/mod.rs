@@ -237,3 +237,25 @@ impl StateFiles {
         }
     }
 }
+
+/// The valid configuration the CLI and bad-input tests start from (line
+/// numbers matter: `himaplan_data.a` is on line 6, `himaplan_data.b` on line 10).
+#[allow(dead_code, reason = "not every test binary that includes support uses it")]
+pub const BASE: &str = r#"variable "size" {
+  type    = number
+  default = 2
+}
+
+resource "himaplan_data" "a" {
+  input = "hello"
+}
+
+resource "himaplan_data" "b" {
+  count = var.size
+  input = "${himaplan_data.a.id}-${count.index}"
+}
+
+output "a_id" {
+  value = himaplan_data.a.id
+}
+"#;
