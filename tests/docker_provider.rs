@@ -24,10 +24,6 @@ use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse};
 use himaplan_engine::value::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,41 +33,11 @@ const LINEAGE: &str = "lineage-docker-test";
 // ---------------------------------------------------------------------------
 // The daemon
 
-static DAEMON: OnceLock<Result<String, String>> = OnceLock::new();
-
-fn script(arg: &str) -> Result<String, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/servers/dockerd.sh");
-    let out = Command::new("bash").arg(&script).arg(arg).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("dockerd.sh {arg} failed: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// Starts dockerd and imports the image; returns the daemon's address.
-fn start_daemon() -> Result<String, String> {
-    let out = script("start")?;
-    let host = out
-        .lines()
-        .find_map(|l| l.strip_prefix("export DOCKER_HOST="))
-        .map(str::to_string)
-        .ok_or_else(|| format!("dockerd.sh start printed no DOCKER_HOST: {out}"))?;
-    script("image")?;
-    Ok(host)
-}
-
-/// The daemon's address, or `None` when the test should be skipped.
-fn daemon() -> Option<&'static str> {
-    match DAEMON.get_or_init(start_daemon) {
-        Ok(host) => Some(host),
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("dockerd is required under CI=true: {why}"),
-        Err(why) => {
-            let _ = writeln!(std::io::stderr(), "skipping: dockerd is not available ({why})");
-            None
-        }
-    }
-}
+// The daemon is started once per test binary by the shared starter.
+#[path = "support/docker.rs"]
+#[allow(dead_code, reason = "this binary uses only the daemon starter")]
+mod support_docker;
+use support_docker::daemon;
 
 // ---------------------------------------------------------------------------
 // Helpers
