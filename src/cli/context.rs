@@ -120,7 +120,11 @@ pub async fn lock(
     operation: &str,
     timeout: Option<Duration>,
 ) -> Result<Box<dyn himaplan_engine::state::StateLockGuard>, Failure> {
-    store.lock(operation, timeout.unwrap_or(Duration::ZERO)).await.map_err(|e| {
+    let timeout = timeout.unwrap_or(Duration::ZERO);
+    if !timeout.is_zero() {
+        eprintln!("Acquiring the state lock of {} (waiting up to {})...", store.location(), humantime::format_duration(timeout));
+    }
+    store.lock(operation, timeout).await.map_err(|e| {
         Failure::Diags(
             Diag::error(e.to_string())
                 .with_detail("Another himaplan run holds the state lock. Wait for it, pass --lock-timeout 5m to wait, or if it died, `himaplan force-unlock ID`.")
