@@ -140,13 +140,7 @@ pub async fn apply(
             let provider = registry.provider(provider_name).expect("registered").clone();
             match provider.import(&addr.resource.rtype, &addr, &id, &salt).await {
                 Ok(attrs) => {
-                    let entry = ResourceState {
-                        rtype: addr.resource.rtype.clone(),
-                        provider: provider_name.to_string(),
-                        schema_version: rt.schema_version,
-                        attributes: redact(&attrs, &salt),
-                        dependencies: Vec::new(),
-                    };
+                    let entry = ResourceState::observed(&addr.resource.rtype, provider_name, rt.schema_version, &attrs, &salt);
                     entries.push(JournalEntry::Set { address: addr.clone(), resource: entry.clone(), token: None });
                     state.resources.insert(addr, entry);
                 }
@@ -469,14 +463,8 @@ fn drain_request(
     let (provider_name, rt) = registry.resource_type(&u.resource.rtype).expect("registered");
     let provider = registry.provider(provider_name).expect("registered");
     let value = diff_instance(rt, provider.as_ref(), Some(&prior), config_value, resource, false, salt).planned;
-    let computed: Vec<&str> = rt.schema.attributes.iter().filter(|a| a.computed || a.optional_computed).map(|a| a.name).collect();
-    let value = strip_unknown_computed(value, &computed);
-    let changed: Vec<String> = match (&prior, &value) {
-        (Value::Map(p), Value::Map(v)) => {
-            v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
-        }
-        _ => vec![],
-    };
+    let value = strip_unknown_computed(value, rt);
+    let changed = changed_attributes(&prior, &value, salt);
     Ok(ApplyRequest {
         rollout: Default::default(),
         rtype: u.resource.rtype.clone(),
@@ -592,22 +580,14 @@ fn request_for(
         let existing = if step.kind == Kind::Update { Some(&prior) } else { None };
         value = diff_instance(rt, provider.as_ref(), existing, config_value, resource, false, salt).planned;
     }
-    let computed: Vec<&str> = planned
-        .world
-        .registry
-        .resource_type(&change.rtype)
-        .map(|(_, rt)| rt.schema.attributes.iter().filter(|a| a.computed || a.optional_computed).map(|a| a.name).collect())
-        .unwrap_or_default();
-    let value = strip_unknown_computed(value, &computed);
+    let value = match planned.world.registry.resource_type(&change.rtype) {
+        Some((_, rt)) => strip_unknown_computed(value, rt),
+        None => value,
+    };
     if value.has_unknown() {
         return Err(Diag::error(format!("{}: some values are still unknown after their dependencies were applied", change.addr)).into());
     }
-    let changed: Vec<String> = match (&prior, &value) {
-        (Value::Map(p), Value::Map(v)) => {
-            v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
-        }
-        _ => vec![],
-    };
+    let changed = changed_attributes(&prior, &value, salt);
     let create = step.kind == Kind::Create;
     Ok(ApplyRequest {
         rollout: planned.rollouts.get(&change.addr.resource).copied().unwrap_or_default(),
@@ -623,14 +603,23 @@ fn request_for(
 }
 
 /// Computed attributes are unknown until the provider answers: send null.
-fn strip_unknown_computed(value: Value, computed: &[&str]) -> Value {
+fn strip_unknown_computed(value: Value, rt: &crate::provider::ResourceType) -> Value {
+    let computed = |k: &str| rt.schema.attribute(k).is_some_and(|a| a.computed || a.optional_computed);
     match value {
-        Value::Map(map) => Value::Map(
-            map.into_iter()
-                .map(|(k, v)| if computed.contains(&k.as_str()) && v.has_unknown() { (k, Value::Null) } else { (k, v) })
-                .collect(),
-        ),
+        Value::Map(map) => {
+            Value::Map(map.into_iter().map(|(k, v)| if computed(&k) && v.has_unknown() { (k, Value::Null) } else { (k, v) }).collect())
+        }
         other => other,
+    }
+}
+
+/// Names of the attributes whose (redacted) value differs from `prior`.
+fn changed_attributes(prior: &Value, value: &Value, salt: &str) -> Vec<String> {
+    match (prior, value) {
+        (Value::Map(p), Value::Map(v)) => {
+            v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
+        }
+        _ => vec![],
     }
 }
 
