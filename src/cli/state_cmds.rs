@@ -11,7 +11,7 @@ use himaplan_engine::config::load;
 use himaplan_engine::diag::Diag;
 use himaplan_engine::engine::apply::commit_if_changed;
 use himaplan_engine::engine::plan::configure_providers;
-use himaplan_engine::state::{LocalStore, ResourceState, State, StateError, StateStore, is_redacted, redact, to_canonical_json};
+use himaplan_engine::state::{LocalStore, ResourceState, State, StateError, StateStore, is_redacted, to_canonical_json};
 use himaplan_engine::value::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -226,16 +226,7 @@ pub async fn import(
         .import(&addr.resource.rtype, &addr, &id, &s.lineage)
         .await
         .map_err(|e| himaplan_engine::engine::provider_error(&format!("importing {id} into {addr}"), &e))?;
-    s.resources.insert(
-        addr.clone(),
-        ResourceState {
-            rtype: addr.resource.rtype.clone(),
-            provider: provider_name.to_string(),
-            schema_version: rt.schema_version,
-            attributes: redact(&attrs, &s.lineage),
-            dependencies: Vec::new(),
-        },
-    );
+    s.resources.insert(addr.clone(), ResourceState::observed(&addr.resource.rtype, provider_name, rt.schema_version, &attrs, &s.lineage));
     commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), false).await?;
     println!("Import successful: {id} is now {addr}. Run himaplan plan to compare it with the configuration.");
     Ok(0)

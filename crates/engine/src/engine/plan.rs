@@ -579,16 +579,9 @@ async fn adopt_by_identity(
             let Some(attrs) = found else { continue };
             let addr = changes[i].addr.clone();
             let Some(id) = attrs.get("id").and_then(Value::as_str).map(str::to_string) else { continue };
-            state.resources.insert(
-                addr.clone(),
-                crate::state::ResourceState {
-                    rtype: rtype.clone(),
-                    provider: provider_name.to_string(),
-                    schema_version: rt.schema_version,
-                    attributes: redact(&attrs, salt),
-                    dependencies: Vec::new(),
-                },
-            );
+            state
+                .resources
+                .insert(addr.clone(), crate::state::ResourceState::observed(&rtype, provider_name, rt.schema_version, &attrs, salt));
             imports.push((addr.clone(), id.clone()));
             let resource = config.resource(&addr.resource).expect("planned from the configuration");
             let desired = planned_values.get(&addr).cloned().unwrap_or(Value::Null);
@@ -860,13 +853,13 @@ async fn plan_imports(
                     Some(attrs) => {
                         state.resources.insert(
                             addr.clone(),
-                            crate::state::ResourceState {
-                                rtype: addr.resource.rtype.clone(),
-                                provider: provider_name.to_string(),
-                                schema_version: rt.schema_version,
-                                attributes: redact(&attrs, &state.lineage),
-                                dependencies: Vec::new(),
-                            },
+                            crate::state::ResourceState::observed(
+                                &addr.resource.rtype,
+                                provider_name,
+                                rt.schema_version,
+                                &attrs,
+                                &state.lineage,
+                            ),
                         );
                         out.push((addr, id));
                     }

@@ -114,16 +114,9 @@ pub async fn refresh(
             if intended {
                 let mut objs = objs.into_iter();
                 if let Some(keep) = objs.next() {
-                    state.resources.insert(
-                        addr.clone(),
-                        ResourceState {
-                            rtype: rtype.clone(),
-                            provider: provider_name.to_string(),
-                            schema_version,
-                            attributes: redact(&keep.attrs, &salt),
-                            dependencies: Vec::new(),
-                        },
-                    );
+                    state
+                        .resources
+                        .insert(addr.clone(), ResourceState::observed(&rtype, provider_name, schema_version, &keep.attrs, &salt));
                     out.adopted.push(addr.clone());
                 }
                 out.duplicates.extend(objs.map(|o| (addr.clone(), o)));

@@ -109,6 +109,21 @@ impl StateError {
     }
 }
 
+impl ResourceState {
+    /// An entry for an object read from the real world (adopted, imported):
+    /// attributes redacted with the lineage `salt`, no dependencies recorded
+    /// yet (apply records them when it next changes the object).
+    pub fn observed(rtype: &str, provider: &str, schema_version: u32, attrs: &Value, salt: &str) -> ResourceState {
+        ResourceState {
+            rtype: rtype.to_string(),
+            provider: provider.to_string(),
+            schema_version,
+            attributes: redact(attrs, salt),
+            dependencies: Vec::new(),
+        }
+    }
+}
+
 impl State {
     /// A new, empty state with a fresh lineage.
     pub fn new_lineage() -> State {
