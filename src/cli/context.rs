@@ -36,9 +36,13 @@ impl Workspace {
 
     /// Root variable values from defaults, files, environment and flags.
     pub fn variables(&self, cli: &[String], files: &[PathBuf]) -> Result<BTreeMap<String, Value>, Failure> {
-        let inputs = VarInputs { cli: cli.to_vec(), files: files.to_vec(), env: VarInputs::env_from_process() };
-        Ok(vars::root_values(&self.config, &inputs)?)
+        Ok(vars::root_values(&self.config, &var_inputs(cli, files))?)
     }
+}
+
+/// Variable inputs from flags and the process environment.
+pub fn var_inputs(cli: &[String], files: &[PathBuf]) -> VarInputs {
+    VarInputs { cli: cli.to_vec(), files: files.to_vec(), env: VarInputs::env_from_process() }
 }
 
 /// Opens the state store: `--state FILE`, else the `himaplan` block's

@@ -5,10 +5,10 @@ use super::context::{self, Workspace};
 use super::progress::Progress;
 use super::{Failure, Format, PlanArgs};
 use himaplan_engine::config::load;
-use himaplan_engine::diag::{Diag, Diags};
 use himaplan_engine::engine::apply::{self, ApplyOptions};
 use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions, Planned};
 use himaplan_engine::engine::planfile::{PlanFile, SavedOptions};
+use himaplan_engine::engine::saved::{self, SavedInput};
 use himaplan_engine::plan::Plan;
 use himaplan_engine::plan::render::{self, RenderOptions};
 use himaplan_engine::state::{Snapshot, StateStore};
@@ -70,8 +70,8 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     if let Some(out) = &args.out {
         let saved = SavedOptions {
             refresh: options.refresh,
-            targets: args.targets.clone(),
-            replace: args.replace.clone(),
+            targets: options.targets.clone(),
+            replace: options.replace.clone(),
             at: options.at.to_rfc3339(),
         };
         let file = PlanFile::new(&ws.config, &vars, &planned.state.lineage, saved, planned.plan.clone());
@@ -83,7 +83,7 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
 
 pub async fn apply(planfile: Option<PathBuf>, auto_approve: bool, args: PlanArgs, color: bool) -> Result<i32, Failure> {
     match planfile {
-        Some(path) => apply_saved(path, args, color).await,
+        Some(path) => apply_saved(path, args).await,
         None => apply_fresh(auto_approve, args, color).await,
     }
 }
@@ -105,64 +105,18 @@ async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool) -> Result<
     run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args).await
 }
 
-async fn apply_saved(path: PathBuf, args: PlanArgs, color: bool) -> Result<i32, Failure> {
+async fn apply_saved(path: PathBuf, args: PlanArgs) -> Result<i32, Failure> {
     let file = PlanFile::read(&path)?;
-    let config = load::load_snapshot(&file.root_dir, &file.sources)?;
-    let ws = Workspace::from_config(config)?;
-    // Secrets are never in plan files: take them again from the environment and --var.
-    let mut given = BTreeMap::new();
-    for name in file.sensitive_variables.keys() {
-        let from_flag = args.vars.iter().find_map(|v| v.strip_prefix(&format!("{name}=")).map(str::to_string));
-        if let Some(text) = from_flag.or_else(|| std::env::var(format!("HIMAPLAN_VAR_{name}")).ok()) {
-            given.insert(name.clone(), Value::String(text).into_sensitive());
-        } else if let Some(var) = ws.config.root().variables.get(name).filter(|v| v.default.is_some()) {
-            given.insert(name.clone(), himaplan_engine::config::vars::finalize(var, None)?);
-        }
-    }
-    let mut vars = file.variables_for_apply(&given)?;
-    for (name, var) in &ws.config.root().variables {
-        if var.sensitive
-            && let Some(v) = vars.remove(name)
-        {
-            vars.insert(name.clone(), v.into_sensitive());
-        }
-    }
+    let ws = Workspace::from_config(load::load_snapshot(&file.root_dir, &file.sources)?)?;
+    let root_vars = saved::variables(&file, &ws.config, &context::var_inputs(&args.vars, &[]))?;
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let _lock = context::lock(store.as_ref(), "apply", args.lock_timeout).await?;
     let mut snapshot = store.read().await?;
-    if snapshot.exists && snapshot.state.lineage != file.lineage {
-        return Err(Diag::error(format!("{} was made for another state (lineage {})", path.display(), file.lineage))
-            .with_detail("Make a new plan against this state.")
-            .into());
-    }
-    let options = PlanOptions {
-        refresh: file.options.refresh,
-        targets: context::parse_addrs(&file.options.targets, "--target")?,
-        replace: context::parse_addrs(&file.options.replace, "--replace")?,
-        at: chrono::DateTime::parse_from_rfc3339(&file.options.at)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .unwrap_or_else(|_| chrono::Utc::now()),
-    };
     let progress = Progress::new();
-    let planned = make_plan(&ws, vars, &mut snapshot, options, &progress).await?;
-    // Judge staleness per resource: only the saved changes' inputs matter.
-    let mut stale = Vec::new();
-    let mut changes = Vec::new();
-    for saved in &file.plan.changes {
-        match planned.plan.changes.iter().find(|c| c.addr == saved.addr && c.reason == saved.reason && c.action == saved.action) {
-            Some(now) if now.fingerprint == saved.fingerprint => changes.push(now.clone()),
-            _ => stale.push(saved.addr.to_string()),
-        }
-    }
-    if !stale.is_empty() {
-        return Err(Diag::error(format!("The saved plan {} is stale", path.display()))
-            .with_detail(format!(
-                "The state or the real objects of these resources changed since the plan was made:\n  {}\nNothing was changed. Run himaplan plan again.",
-                stale.join("\n  ")
-            ))
-            .into());
-    }
-    let _ = color;
+    let input = SavedInput { file: &file, path: &path, config: ws.config, graph: ws.graph, registry: ws.registry, root_vars };
+    let result = saved::plan(input, &mut snapshot, &progress).await;
+    progress.finish();
+    let (planned, changes) = result?;
     run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args).await
 }
 
@@ -236,30 +190,15 @@ pub async fn drift(
     let values = ws.variables(&vars, &var_files)?;
     let store = context::open_store(Some(&ws.config), state.as_deref()).await?;
     let snapshot = store.read().await?;
-    let mut refreshed_state = snapshot.state.clone();
-    plan::configure_providers(&ws.config, &ws.registry, &values, &refreshed_state).await?;
-    let types = ws.config.resources().map(|r| r.addr.rtype.clone()).collect();
     let progress = Progress::new();
-    let found =
-        himaplan_engine::engine::refresh::refresh(&ws.registry, &mut refreshed_state, &snapshot.unfinished_intents, &types, &progress)
-            .await;
+    let report = himaplan_engine::engine::drift::drift(&ws.config, &ws.registry, &values, &snapshot, &progress).await;
     progress.finish();
-    let found = found.map_err(Failure::Diags)?;
-    let mut unmanaged = found.unmanaged;
-    for (addr, obj) in &found.duplicates {
-        unmanaged.push(himaplan_engine::plan::Unmanaged {
-            rtype: addr.resource.rtype.clone(),
-            id: obj.id.clone(),
-            address: Some(addr.to_string()),
-        });
-    }
-    let report = Plan { drift: found.drift, unmanaged, ..Plan::default() };
+    let report = report?;
     let has_drift = !report.drift.is_empty() || !report.unmanaged.is_empty();
     if has_drift {
         print!("{}", render::human(&report, &RenderOptions { color }));
     } else {
         println!("No drift: every object in state matches the real world.");
     }
-    let _ = Diags::new();
     Ok(if detailed && has_drift { 2 } else { 0 })
 }

@@ -6,19 +6,14 @@ use super::context::{self, Workspace};
 use super::show::attributes_text;
 use super::{Failure, StateCommand};
 use crate::state_s3::copy_state;
-use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::config::load;
 use himaplan_engine::diag::Diag;
 use himaplan_engine::engine::apply::commit_if_changed;
-use himaplan_engine::engine::plan::configure_providers;
-use himaplan_engine::state::{LocalStore, ResourceState, State, StateError, StateStore, is_redacted, to_canonical_json};
+use himaplan_engine::engine::surgery;
+use himaplan_engine::state::{LocalStore, State, StateError, StateStore, is_redacted, to_canonical_json};
 use himaplan_engine::value::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn matches(pattern: &InstanceAddr, addr: &InstanceAddr) -> bool {
-    pattern == addr || (pattern.key.is_none() && pattern.resource == addr.resource)
-}
 
 pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
     match cmd {
@@ -46,12 +41,7 @@ pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
         StateCommand::Rm { addrs, state } => {
             let patterns = context::parse_addrs(&addrs, "address")?;
             edit_state(state, "state rm", |s| {
-                let before = s.resources.len();
-                s.resources.retain(|a, _| !patterns.iter().any(|p| matches(p, a)));
-                let removed = before - s.resources.len();
-                if removed == 0 {
-                    return Err(Diag::error(format!("No instance in state matches {}", addrs.join(", "))).into());
-                }
+                let removed = surgery::state_rm(s, &patterns)?;
                 println!("Removed {removed} instance(s) from state. The real objects were not touched.");
                 Ok(())
             })
@@ -61,22 +51,8 @@ pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
             let from = context::parse_addrs(&[from], "source address")?.remove(0);
             let to = context::parse_addrs(&[to], "destination address")?.remove(0);
             edit_state(state, "state mv", |s| {
-                let sources: Vec<InstanceAddr> = s.resources.keys().filter(|a| matches(&from, a)).cloned().collect();
-                if sources.is_empty() {
-                    return Err(Diag::error(format!("No instance in state matches {from}")).into());
-                }
-                for src in sources {
-                    let dst = if from.key.is_some() { to.clone() } else { to.resource.instance(src.key.clone()) };
-                    if s.resources.contains_key(&dst) {
-                        return Err(Diag::error(format!("Cannot move {src} to {dst}: it already exists in state")).into());
-                    }
-                    if let Some(entry) = s.resources.remove(&src) {
-                        if entry.rtype != dst.resource.rtype {
-                            return Err(Diag::error(format!("Cannot move {src} to {dst}: the types differ")).into());
-                        }
-                        s.resources.insert(dst.clone(), entry);
-                        println!("Moved {src} to {dst}");
-                    }
+                for (src, dst) in surgery::state_mv(s, &from, &to)? {
+                    println!("Moved {src} to {dst}");
                 }
                 Ok(())
             })
@@ -201,32 +177,13 @@ pub async fn import(
 ) -> Result<i32, Failure> {
     let addr = context::parse_addrs(&[addr], "address")?.remove(0);
     let ws = Workspace::load()?;
-    let Some(resource) = ws.config.resource(&addr.resource) else {
-        return Err(Diag::error(format!("{} is not declared in the configuration", addr.resource))
-            .with_detail("Write its resource block first, then import the existing object into it.")
-            .into());
-    };
-    let _ = resource;
+    surgery::check_import_target(&ws.config, &addr)?;
     let values = ws.variables(&vars, &var_files)?;
     let store = context::open_store(Some(&ws.config), state.as_deref()).await?;
     let _lock = context::lock(store.as_ref(), "import", lock_timeout).await?;
     let snapshot = store.read().await?;
     let mut s = snapshot.state.clone();
-    if s.resources.contains_key(&addr) {
-        return Err(Diag::error(format!("{addr} is already in state"))
-            .with_detail("Remove it with himaplan state rm first to import another object.")
-            .into());
-    }
-    let Some((provider_name, rt)) = ws.registry.resource_type(&addr.resource.rtype) else {
-        return Err(Diag::error(format!("Unknown resource type {:?}", addr.resource.rtype)).into());
-    };
-    configure_providers(&ws.config, &ws.registry, &values, &s).await?;
-    let provider = ws.registry.provider(provider_name).expect("registered types have providers");
-    let attrs = provider
-        .import(&addr.resource.rtype, &addr, &id, &s.lineage)
-        .await
-        .map_err(|e| himaplan_engine::engine::provider_error(&format!("importing {id} into {addr}"), &e))?;
-    s.resources.insert(addr.clone(), ResourceState::observed(&addr.resource.rtype, provider_name, rt.schema_version, &attrs, &s.lineage));
+    surgery::import(&ws.config, &ws.registry, &values, &mut s, &addr, &id).await?;
     commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), false).await?;
     println!("Import successful: {id} is now {addr}. Run himaplan plan to compare it with the configuration.");
     Ok(0)

@@ -91,6 +91,19 @@ impl ResourceAddr {
     }
 }
 
+impl FromStr for ResourceAddr {
+    type Err = AddrParseError;
+
+    /// `TYPE.NAME` with optional `module.M.` prefixes and no instance key.
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let addr: InstanceAddr = input.parse()?;
+        if addr.key.is_some() {
+            return Err(AddrParseError { input: input.to_string(), reason: "a resource address has no instance key".into() });
+        }
+        Ok(addr.resource)
+    }
+}
+
 impl fmt::Display for ResourceAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.module.is_root() {
@@ -114,6 +127,22 @@ impl fmt::Display for InstanceAddr {
             write!(f, "{key}")?;
         }
         Ok(())
+    }
+}
+
+impl InstanceAddr {
+    /// Whether this address, used as a pattern (`--target`, `--replace`,
+    /// `state rm`, `moved`), selects `addr`: the same instance, or any
+    /// instance of the resource when this address has no key.
+    pub fn matches(&self, addr: &InstanceAddr) -> bool {
+        self == addr || (self.key.is_none() && self.resource == addr.resource)
+    }
+
+    /// Where an instance selected by this pattern goes when the pattern is
+    /// moved to `to`: `to` itself for a keyed pattern, else `to`'s resource
+    /// with the instance's own key.
+    pub fn moved_to(&self, instance: &InstanceAddr, to: &InstanceAddr) -> InstanceAddr {
+        if self.key.is_some() { to.clone() } else { to.resource.instance(instance.key.clone()) }
     }
 }
 
@@ -172,18 +201,26 @@ fn split_ident(s: &str) -> (&str, &str) {
     s.split_at(end)
 }
 
-impl serde::Serialize for InstanceAddr {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
+/// Addresses serialise as their HCL text (`module.web.aws_instance.this[0]`).
+macro_rules! serde_as_text {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl<'de> serde::Deserialize<'de> for InstanceAddr {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(InstanceAddr);
+serde_as_text!(ResourceAddr);
 
 #[cfg(test)]
 mod tests {
@@ -202,6 +239,21 @@ mod tests {
         let a: InstanceAddr = "aws_instance.web[2]".parse().unwrap();
         let b: InstanceAddr = "aws_instance.web[10]".parse().unwrap();
         assert!(a < b);
+    }
+
+    #[test]
+    fn a_keyless_pattern_matches_every_instance() {
+        let all: InstanceAddr = "aws_instance.web".parse().unwrap();
+        let one: InstanceAddr = "aws_instance.web[1]".parse().unwrap();
+        let other: InstanceAddr = "aws_instance.web[2]".parse().unwrap();
+        assert!(all.matches(&one) && all.matches(&other) && one.matches(&one));
+        assert!(!one.matches(&other) && !one.matches(&all));
+    }
+
+    #[test]
+    fn resource_addresses_have_no_key() {
+        assert_eq!("module.a.x_y.z".parse::<ResourceAddr>().unwrap().to_string(), "module.a.x_y.z");
+        assert!("x_y.z[0]".parse::<ResourceAddr>().is_err());
     }
 
     #[test]

@@ -144,12 +144,9 @@ pub struct ResourceType {
     pub schema_version: u32,
 }
 
-/// A create intent recorded in the journal before the create is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Intent {
-    pub addr: InstanceAddr,
-    pub token: String,
-}
+/// Create intents are state's (the journal records them); providers see
+/// them during refresh.
+pub use crate::state::Intent;
 
 /// One instance to refresh, with what state knows of it.
 #[derive(Debug, Clone)]

@@ -7,9 +7,12 @@
 
 pub mod apply;
 pub mod drain;
+pub mod drift;
 pub mod plan;
 pub mod planfile;
 pub mod refresh;
+pub mod saved;
+pub mod surgery;
 pub mod world;
 
 use crate::addr::InstanceAddr;

@@ -4,6 +4,7 @@
 //! Sensitive variables are stored only as salted hashes: apply takes them
 //! again and refuses when they differ.
 
+use crate::addr::InstanceAddr;
 use crate::config::Config;
 use crate::config::load::module_key;
 use crate::diag::{Diag, Diags};
@@ -34,8 +35,9 @@ pub struct PlanFile {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct SavedOptions {
     pub refresh: bool,
-    pub targets: Vec<String>,
-    pub replace: Vec<String>,
+    pub targets: Vec<InstanceAddr>,
+    pub replace: Vec<InstanceAddr>,
+    /// `--at`, RFC 3339.
     pub at: String,
 }
 

@@ -101,7 +101,7 @@ pub async fn refresh(
         for obj in resp.others {
             match obj.address.as_deref().and_then(|a| a.parse::<InstanceAddr>().ok()) {
                 Some(addr) => by_addr.entry(addr).or_default().push(obj),
-                None => out.unmanaged.push(Unmanaged { rtype: rtype.clone(), id: obj.id.clone(), address: obj.address.clone() }),
+                None => out.unmanaged.push(Unmanaged { rtype: rtype.clone(), id: obj.id.clone(), address: None }),
             }
         }
         for (addr, mut objs) in by_addr {
@@ -121,7 +121,7 @@ pub async fn refresh(
                 }
                 out.duplicates.extend(objs.map(|o| (addr.clone(), o)));
             } else {
-                out.unmanaged.extend(objs.into_iter().map(|o| Unmanaged { rtype: rtype.clone(), id: o.id, address: o.address }));
+                out.unmanaged.extend(objs.into_iter().map(|o| Unmanaged { rtype: rtype.clone(), id: o.id, address: Some(addr.clone()) }));
             }
         }
     }

@@ -53,6 +53,85 @@ impl Action {
     }
 }
 
+/// Why a change is planned: Terraform's `action_reason`, serialised as its
+/// snake_case text. A plan file may carry a reason this build does not
+/// know; it is kept (and shown) as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ChangeReason {
+    /// The instance's index is beyond the resource's `count`.
+    DeleteBecauseCountIndex,
+    /// The instance's key is no longer in the resource's `for_each`.
+    DeleteBecauseEachKey,
+    /// The resource block is gone from the configuration.
+    DeleteBecauseNoResourceConfig,
+    /// The instance's module is gone from the configuration.
+    DeleteBecauseNoModule,
+    /// The resource switched between `count`, `for_each` and neither.
+    DeleteBecauseWrongRepetition,
+    /// An extra object carries an address another object holds (SPEC §4).
+    DeleteDuplicate,
+    /// The instance is tainted.
+    ReplaceBecauseTainted,
+    /// `--replace` asked for it.
+    ReplaceByRequest,
+    /// An attribute that cannot be updated in place changed.
+    ReplaceBecauseCannotUpdate,
+    /// A reason written by another build, kept as text.
+    Other(String),
+}
+
+impl ChangeReason {
+    const KNOWN: [(ChangeReason, &'static str); 9] = [
+        (ChangeReason::DeleteBecauseCountIndex, "delete_because_count_index"),
+        (ChangeReason::DeleteBecauseEachKey, "delete_because_each_key"),
+        (ChangeReason::DeleteBecauseNoResourceConfig, "delete_because_no_resource_config"),
+        (ChangeReason::DeleteBecauseNoModule, "delete_because_no_module"),
+        (ChangeReason::DeleteBecauseWrongRepetition, "delete_because_wrong_repetition"),
+        (ChangeReason::DeleteDuplicate, "delete_duplicate"),
+        (ChangeReason::ReplaceBecauseTainted, "replace_because_tainted"),
+        (ChangeReason::ReplaceByRequest, "replace_by_request"),
+        (ChangeReason::ReplaceBecauseCannotUpdate, "replace_because_cannot_update"),
+    ];
+
+    /// Terraform's text for the reason.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ChangeReason::Other(text) => text,
+            known => Self::KNOWN.iter().find(|(r, _)| r == known).map(|(_, text)| *text).unwrap_or_default(),
+        }
+    }
+
+    /// The reason whose text is `text`.
+    pub fn from_text(text: &str) -> ChangeReason {
+        Self::KNOWN.iter().find(|(_, t)| *t == text).map(|(r, _)| r.clone()).unwrap_or_else(|| ChangeReason::Other(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for ChangeReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ChangeReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChangeReason {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(ChangeReason::from_text(&String::deserialize(deserializer)?))
+    }
+}
+
+impl ResourceChange {
+    /// The delete of an extra object holding another object's address.
+    pub fn is_duplicate_delete(&self) -> bool {
+        self.reason == Some(ChangeReason::DeleteDuplicate)
+    }
+}
+
 /// The change of one resource instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceChange {
@@ -69,7 +148,7 @@ pub struct ResourceChange {
     /// Attributes whose change forces the replacement.
     pub replace_paths: Vec<String>,
     /// Terraform's `action_reason` (e.g. `replace_because_cannot_update`).
-    pub reason: Option<String>,
+    pub reason: Option<ChangeReason>,
     /// Set when an update disrupts the object (e.g. `stop/start`).
     pub disruption: Option<String>,
     /// Extra lines a reviewer should read (e.g. `pending restart`).
@@ -99,7 +178,7 @@ pub struct Drift {
 pub struct Unmanaged {
     pub rtype: String,
     pub id: String,
-    pub address: Option<String>,
+    pub address: Option<InstanceAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

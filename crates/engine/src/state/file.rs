@@ -102,7 +102,7 @@ fn resource_json(addr: &InstanceAddr, res: &ResourceState) -> Value {
     obj.insert("provider".into(), Value::String(res.provider.clone()));
     obj.insert("schema_version".into(), Value::from(res.schema_version));
     obj.insert("attributes".into(), res.attributes.clone());
-    obj.insert("dependencies".into(), Value::Array(res.dependencies.iter().cloned().map(Value::String).collect()));
+    obj.insert("dependencies".into(), Value::Array(res.dependencies.iter().map(|d| Value::String(d.to_string())).collect()));
     Value::Object(obj)
 }
 
@@ -137,7 +137,7 @@ fn parse_resource(index: usize, item: Value) -> Result<(InstanceAddr, ResourceSt
         Value::Array(items) => items
             .into_iter()
             .map(|d| match d {
-                Value::String(s) => Ok(s),
+                Value::String(s) => s.parse().map_err(|e| format!("{where_}: \"dependencies\": {e}")),
                 _ => Err(format!("{where_}: \"dependencies\" must be an array of strings")),
             })
             .collect::<Result<Vec<_>, _>>()?,
@@ -231,7 +231,7 @@ pub(crate) mod tests {
                     provider: "aws".into(),
                     schema_version: 1,
                     attributes: json!({ "zeta": i, "id": format!("i-{i:08x}"), "tags": { "b": "2", "a": "1" } }),
-                    dependencies: vec!["aws_subnet.main".into()],
+                    dependencies: vec!["aws_subnet.main".parse().unwrap()],
                 },
             );
         }

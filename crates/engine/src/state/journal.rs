@@ -8,9 +8,9 @@
 //! never rewrites the state file; folding a journal into the state is the
 //! store's job, done with [`replay`].
 
+use super::Intent;
 use super::{OutputState, ResourceState, State, StateError};
 use crate::addr::InstanceAddr;
-use crate::provider::Intent;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};

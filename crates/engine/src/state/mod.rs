@@ -48,8 +48,17 @@ pub struct ResourceState {
     /// Attributes as stored: sensitive values already replaced by
     /// `{"sensitive": "sha256:…"}` (see [`redact`]).
     pub attributes: serde_json::Value,
-    /// Addresses this object depended on when it was last applied, sorted.
-    pub dependencies: Vec<String>,
+    /// Resources this object depended on when it was last applied, sorted.
+    pub dependencies: Vec<crate::addr::ResourceAddr>,
+}
+
+/// A create intent recorded in the journal before the create is sent: the
+/// address and the token the created object carries, so that an object
+/// whose create answer was lost is recognised on the next refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub addr: InstanceAddr,
+    pub token: String,
 }
 
 /// One root output; its serde form is `{ "value": …, "sensitive": bool }`.

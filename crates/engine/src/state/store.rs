@@ -16,10 +16,10 @@
 //!   below the file's is already committed and is skipped, one above it or
 //!   of another lineage is an error.
 
+use super::Intent;
 use super::journal::{self, JournalEntry, JournalWriter, sync_parent_dir};
 use super::lock::{self, LockInfo, StateLock};
 use super::{State, StateError, file};
-use crate::provider::Intent;
 use async_trait::async_trait;
 use std::ffi::OsString;
 use std::fs::OpenOptions;

@@ -6,7 +6,7 @@ use super::canvas::Canvas;
 use super::diff::{Body, Differ};
 use super::{KNOWN, RenderOptions, reason_text};
 use crate::addr::InstanceAddr;
-use crate::plan::{Action, Drift, OutputChange, Plan, ResourceChange, Unmanaged};
+use crate::plan::{Action, ChangeReason, Drift, OutputChange, Plan, ResourceChange, Unmanaged};
 use serde_json::{Map, Value};
 
 /// Renders `plan` as Terraform-style text ending with a newline.
@@ -80,7 +80,7 @@ pub fn human(plan: &Plan, opts: &RenderOptions) -> String {
 /// One change: its headline comments and its `resource` block.
 fn change_block(canvas: &mut Canvas, change: &ResourceChange) {
     let addr = &change.addr;
-    let mut headline = match (change.action, change.reason.as_deref()) {
+    let mut headline = match (change.action, change.reason.as_ref().map(ChangeReason::as_str)) {
         (Action::Create, _) => format!("# {addr} will be created"),
         (Action::Update, _) => format!("# {addr} will be updated in place"),
         (Action::Delete, _) => format!("# {addr} will be destroyed"),
@@ -100,7 +100,10 @@ fn change_block(canvas: &mut Canvas, change: &ResourceChange) {
     // The headline already says why a tainted or requested replacement
     // happens, and `# forces replacement` marks an attribute that cannot be
     // updated in place.
-    let said = matches!(change.reason.as_deref(), Some("replace_because_tainted" | "replace_by_request" | "replace_because_cannot_update"));
+    let said = matches!(
+        change.reason.as_ref().map(ChangeReason::as_str),
+        Some("replace_because_tainted" | "replace_by_request" | "replace_because_cannot_update")
+    );
     if let Some(reason) = reason_text(change).filter(|_| !said) {
         canvas.plain_line(2, &format!("# ({})", one_line(&reason)));
     }
@@ -178,8 +181,8 @@ fn unmanaged_section(canvas: &mut Canvas, unmanaged: &[Unmanaged]) {
         let id = Value::String(object.id.clone()).to_string();
         match &object.address {
             Some(address) => {
-                canvas.plain_line(2, &format!("# {} {id} (labelled {})", one_line(&object.rtype), one_line(address)));
-                canvas.plain_line(4, &format!("himaplan import {} {}", shell_word(address), shell_word(&object.id)));
+                canvas.plain_line(2, &format!("# {} {id} (labelled {})", one_line(&object.rtype), one_line(&address.to_string())));
+                canvas.plain_line(4, &format!("himaplan import {} {}", shell_word(&address.to_string()), shell_word(&object.id)));
             }
             None => {
                 canvas.plain_line(2, &format!("# {} {id}", one_line(&object.rtype)));

@@ -76,7 +76,7 @@ fn resource_change(change: &ResourceChange) -> Value {
     }
     entry.insert("change".into(), Value::Object(body));
     if let Some(reason) = &change.reason {
-        entry.insert("action_reason".into(), json!(reason));
+        entry.insert("action_reason".into(), json!(reason.as_str()));
     }
     Value::Object(entry)
 }

@@ -19,7 +19,7 @@ pub use human::human;
 pub use json::json;
 pub use markdown::markdown;
 
-use super::{Action, ResourceChange};
+use super::{Action, ChangeReason, ResourceChange};
 use serde_json::Value;
 
 /// How [`human`] draws its text.
@@ -66,7 +66,7 @@ fn is_secret(value: &Value) -> bool {
 /// `because index [3] is out of range for count`; raw reasons that have no
 /// wording yet are shown as they are.
 fn reason_text(change: &ResourceChange) -> Option<String> {
-    let reason = change.reason.as_deref()?;
+    let reason = change.reason.as_ref().map(ChangeReason::as_str)?;
     let key = change.addr.key.as_ref().map(|k| k.to_string());
     let text = match reason {
         "delete_because_count_index" => match key {

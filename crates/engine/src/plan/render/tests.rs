@@ -4,7 +4,7 @@
 
 use super::{RenderOptions, human, json, markdown};
 use crate::addr::InstanceAddr;
-use crate::plan::{Action, Drift, OutputChange, Plan, ResourceChange, Unmanaged};
+use crate::plan::{Action, ChangeReason, Drift, OutputChange, Plan, ResourceChange, Unmanaged};
 use serde_json::{Value, json};
 
 const OLD_SECRET: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -50,7 +50,7 @@ fn full_plan() -> Plan {
     );
     db.after_unknown = json!({"id": true, "private_ip": true});
     db.replace_paths = vec!["ami".to_string()];
-    db.reason = Some("replace_because_cannot_update".to_string());
+    db.reason = Some(ChangeReason::from_text("replace_because_cannot_update"));
 
     let mut web0 = change(
         "aws_instance.web[0]",
@@ -90,7 +90,7 @@ fn full_plan() -> Plan {
         })),
         None,
     );
-    web3.reason = Some("delete_because_count_index".to_string());
+    web3.reason = Some(ChangeReason::from_text("delete_because_count_index"));
 
     let mut api = change(
         "docker_service.api[\"blue\"]",
@@ -100,7 +100,7 @@ fn full_plan() -> Plan {
     );
     api.after_unknown = json!({"id": true});
     api.replace_paths = vec!["image".to_string()];
-    api.reason = Some("replace_because_cannot_update".to_string());
+    api.reason = Some(ChangeReason::from_text("replace_because_cannot_update"));
 
     let upstream = change(
         "module.edge.nginx_upstream.web",
@@ -135,7 +135,11 @@ fn full_plan() -> Plan {
             },
         ],
         unmanaged: vec![
-            Unmanaged { rtype: "aws_instance".to_string(), id: "i-0stray".to_string(), address: Some("aws_instance.web[7]".to_string()) },
+            Unmanaged {
+                rtype: "aws_instance".to_string(),
+                id: "i-0stray".to_string(),
+                address: Some("aws_instance.web[7]".parse().unwrap()),
+            },
             Unmanaged { rtype: "docker_service".to_string(), id: "celery-old".to_string(), address: None },
         ],
         output_changes: vec![
@@ -307,7 +311,7 @@ fn odd_values_do_not_panic() {
     let mut odd = change("aws_instance.odd", Action::Update, Some(json!("just a string")), Some(json!([1, null, {"a": 1}])));
     odd.after_unknown = json!([true, "x", {"a": [true]}]);
     odd.replace_paths = vec!["[".to_string(), "a[\"x".to_string(), "".to_string(), "value[0]".to_string()];
-    odd.reason = Some("weird\nreason|".to_string());
+    odd.reason = Some(ChangeReason::from_text("weird\nreason|"));
     let mut nested = change(
         "aws_instance.nested[\"a`b|c\"]",
         Action::DeleteThenCreate,

@@ -1,0 +1,150 @@
+//! Turning a step into a provider request. The planned value is the plan's
+//! own; the configuration is evaluated again only when that value has
+//! unknowns or a dependency was applied in this run, with the provider's
+//! plan-time adjustments laid over it. Computed attributes still unknown
+//! are sent as null; anything else still unknown fails the step.
+
+use super::Applier;
+use super::steps::{Kind, Step};
+use crate::addr::InstanceAddr;
+use crate::diag::{Diag, Diags};
+use crate::engine::plan::diff_instance;
+use crate::engine::world::Expansion;
+use crate::provider::{ApplyAction, ApplyRequest, ResourceType};
+use crate::state::{new_id, redact};
+use crate::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl Applier<'_> {
+    /// Builds the request of a create, update or delete step of item `item`.
+    pub(super) fn request_for(&mut self, item: usize, step: &Step) -> Result<ApplyRequest, Diags> {
+        let change = &self.items[item].change;
+        let prior_json = if step.keep_state {
+            change.before.clone()
+        } else {
+            self.state.resources.get(&change.addr).map(|e| e.attributes.clone()).or(change.before.clone())
+        };
+        let prior = prior_json.as_ref().map(Value::from_json).unwrap_or(Value::Null);
+        if step.kind == Kind::Delete {
+            return Ok(ApplyRequest {
+                rollout: Default::default(),
+                rtype: change.rtype.clone(),
+                addr: change.addr.clone(),
+                action: ApplyAction::Delete,
+                prior,
+                planned: Value::Null,
+                changed: vec![],
+                lineage: self.salt.clone(),
+                token: None,
+            });
+        }
+        let record = self.items[item].record.as_ref();
+        let mut value = record.map(|r| r.value.clone()).unwrap_or(Value::Null);
+        let deps_applied = change.depends_on.iter().any(|d| self.applied_resources.contains(&d.resource));
+        if value.has_unknown() || deps_applied {
+            value = self.reevaluate(item, step.kind == Kind::Update, &prior)?;
+        }
+        let change = &self.items[item].change;
+        let value = match self.registry.resource_type(&change.rtype) {
+            Some((_, rt)) => strip_unknown_computed(value, rt),
+            None => value,
+        };
+        if value.has_unknown() {
+            return Err(Diag::error(format!("{}: some values are still unknown after their dependencies were applied", change.addr)).into());
+        }
+        let changed = changed_attributes(&prior, &value, &self.salt);
+        let create = step.kind == Kind::Create;
+        let rollout = self.items[item].record.as_ref().map(|r| r.rollout.rollout).unwrap_or_default();
+        Ok(ApplyRequest {
+            rollout,
+            rtype: change.rtype.clone(),
+            addr: change.addr.clone(),
+            action: if create { ApplyAction::Create } else { ApplyAction::Update },
+            prior: if create { Value::Null } else { prior },
+            planned: value,
+            changed,
+            lineage: self.salt.clone(),
+            token: create.then(new_id),
+        })
+    }
+
+    /// The planned value of item `item` from its configuration evaluated
+    /// against the real values of what it depends on.
+    fn reevaluate(&mut self, item: usize, update: bool, prior: &Value) -> Result<Value, Diags> {
+        let change = &self.items[item].change;
+        let config = self.world.config.clone();
+        let Some(resource) = config.resource(&change.addr.resource) else {
+            return Err(Diag::error(format!("{} is no longer in the configuration", change.addr)).into());
+        };
+        self.world.refresh_ancestors(&change.addr.resource)?;
+        let record = self.items[item].record.as_ref();
+        let expansion = record.map(|r| r.expansion.clone()).unwrap_or(Expansion { key: change.addr.key.clone(), each_value: None });
+        let config_value = self.world.eval_instance(resource, &expansion)?;
+        let config_value = overlay(record.map(|r| &r.adjusted), config_value);
+        let (provider_name, rt) = self.registry.resource_type(&change.rtype).expect("registered");
+        let provider = self.registry.provider(provider_name).expect("registered");
+        let existing = if update { Some(prior) } else { None };
+        Ok(diff_instance(rt, provider.as_ref(), existing, config_value, resource, false, &self.salt).planned)
+    }
+
+    /// The request re-applying a listing instance `u` with `excluded` left out.
+    pub(super) fn drain_request(&mut self, u: &InstanceAddr, excluded: &BTreeSet<InstanceAddr>) -> Result<ApplyRequest, Diags> {
+        let config = self.world.config.clone();
+        let gone = || -> Diags { Diag::error(format!("{u} is no longer in the configuration")).into() };
+        let resource = config.resource(&u.resource).ok_or_else(gone)?;
+        let expansion = self.world.expansion_of(resource, u)?.ok_or_else(gone)?;
+        let config_value = self.world.eval_instance_excluding(resource, &expansion, excluded)?;
+        // A listing instance that changes in this plan has a record; one
+        // that does not was not adjusted either.
+        let adjusted = self.items.iter().find(|i| &i.change.addr == u && !i.change.is_duplicate_delete()).and_then(|i| i.record.as_ref());
+        let config_value = overlay(adjusted.map(|r| &r.adjusted), config_value);
+        let prior = self.state.resources.get(u).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+        let (provider_name, rt) = self.registry.resource_type(&u.resource.rtype).expect("registered");
+        let provider = self.registry.provider(provider_name).expect("registered");
+        let value = diff_instance(rt, provider.as_ref(), Some(&prior), config_value, resource, false, &self.salt).planned;
+        let value = strip_unknown_computed(value, rt);
+        let changed = changed_attributes(&prior, &value, &self.salt);
+        Ok(ApplyRequest {
+            rollout: Default::default(),
+            rtype: u.resource.rtype.clone(),
+            addr: u.clone(),
+            action: ApplyAction::Update,
+            prior,
+            planned: value,
+            changed,
+            lineage: self.salt.clone(),
+            token: None,
+        })
+    }
+}
+
+/// Lays the provider's plan-time adjustments over a re-evaluated configuration.
+fn overlay(adjusted: Option<&BTreeMap<String, Value>>, mut config: Value) -> Value {
+    if let (Some(overlay), Value::Map(map)) = (adjusted, &mut config) {
+        for (k, v) in overlay {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    config
+}
+
+/// Computed attributes are unknown until the provider answers: send null.
+fn strip_unknown_computed(value: Value, rt: &ResourceType) -> Value {
+    let computed = |k: &str| rt.schema.attribute(k).is_some_and(|a| a.computed || a.optional_computed);
+    match value {
+        Value::Map(map) => {
+            Value::Map(map.into_iter().map(|(k, v)| if computed(&k) && v.has_unknown() { (k, Value::Null) } else { (k, v) }).collect())
+        }
+        other => other,
+    }
+}
+
+/// Names of the attributes whose (redacted) value differs from `prior`.
+fn changed_attributes(prior: &Value, value: &Value, salt: &str) -> Vec<String> {
+    match (prior, value) {
+        (Value::Map(p), Value::Map(v)) => {
+            v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
+        }
+        _ => vec![],
+    }
+}

@@ -1,0 +1,284 @@
+//! The apply step graph, built from the plan (never the configuration) by
+//! an ordered list of small named builders, as OpenTofu's graph builders
+//! do:
+//! 1. [`StepGraph::action_steps`] — one step per create/update/delete,
+//!    replacements as two steps holding one rollout slot between them;
+//! 2. [`StepGraph::rollout_groups`] — per disruptive change with drains, the
+//!    batch's group: drain → disrupt → restore, the slot held from the first
+//!    drain to the last restore;
+//! 3. [`StepGraph::replacement_order`] — delete/create order within a
+//!    replacement;
+//! 4. [`StepGraph::dependency_order`] — between resources, through one
+//!    barrier step per (dependency, rule) instead of an edge per pair.
+//!
+//! No I/O; the steps refer to the apply's items by index.
+
+use super::Item;
+use crate::addr::{InstanceAddr, ResourceAddr};
+use crate::plan::Action;
+use crate::state::State;
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Create,
+    Update,
+    Delete,
+    /// Re-apply `subject` without the change's instance.
+    Drain,
+    /// Re-apply `subject` with the change's instance again.
+    Restore,
+    /// No action: joins the steps of one resource so that the steps of
+    /// another can wait for all of them through one edge each (pairwise
+    /// edges between two counted resources are quadratic). Never sent;
+    /// passed as soon as what it waits for has finished.
+    Barrier,
+}
+
+#[derive(Debug)]
+pub(super) struct Step {
+    /// The item (change and its record) the step belongs to.
+    pub item: usize,
+    pub kind: Kind,
+    /// For drain/restore: the instance that lists the change's instance.
+    pub subject: Option<InstanceAddr>,
+    /// Takes one of its resource's rollout slots (`max_unavailable`) when it
+    /// starts; the step disrupts the object.
+    pub acquires: bool,
+    /// Gives the slot back when it ends. A replacement's delete acquires
+    /// and its create releases, so the slot is held while the object is down.
+    pub releases: bool,
+    /// Delete of an object that is not (or no longer) the one in state.
+    pub keep_state: bool,
+}
+
+impl Step {
+    fn new(item: usize, kind: Kind) -> Step {
+        Step { item, kind, subject: None, acquires: false, releases: false, keep_state: false }
+    }
+}
+
+/// The pairwise ordering rules between the changes of a resource and those
+/// of a resource it depends on, each carried by one barrier step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Rule {
+    /// Non-update dependents wait for every create/update of the dependency.
+    UpAll,
+    /// Updated dependents wait for the creates/updates that do not shrink.
+    UpNotShrinking,
+    /// The updates of dependents, which a shrinking update and the
+    /// destroys (other than destroy-then-create) of the dependency wait for.
+    UpdatedDependents,
+    /// The destroys of dependents, which destroys of the dependency wait for.
+    DestroyedDependents,
+}
+
+/// Steps and, per step, the steps that must finish first.
+#[derive(Default)]
+pub(super) struct StepGraph {
+    pub steps: Vec<Step>,
+    pub deps: Vec<BTreeSet<usize>>,
+    /// Per item: its create/update step.
+    up: HashMap<usize, usize>,
+    /// Per item: its delete step.
+    down: HashMap<usize, usize>,
+}
+
+impl StepGraph {
+    /// Builds the whole graph of `items` on top of `state`.
+    pub fn build(items: &[Item], state: &State) -> StepGraph {
+        let mut g = StepGraph::default();
+        g.action_steps(items);
+        g.rollout_groups(items);
+        g.replacement_order(items);
+        g.dependency_order(items, state);
+        g
+    }
+
+    fn push(&mut self, step: Step) -> usize {
+        self.steps.push(step);
+        self.deps.push(BTreeSet::new());
+        self.steps.len() - 1
+    }
+
+    /// One step per action; a replacement is two, holding one slot.
+    fn action_steps(&mut self, items: &[Item]) {
+        for (ci, item) in items.iter().enumerate() {
+            let c = &item.change;
+            let disruptive = c.disruption.is_some();
+            match c.action {
+                Action::NoOp => {}
+                Action::Create => {
+                    let s = self.push(Step::new(ci, Kind::Create));
+                    self.up.insert(ci, s);
+                }
+                Action::Update => {
+                    let s = self.push(Step { acquires: disruptive, releases: disruptive, ..Step::new(ci, Kind::Update) });
+                    self.up.insert(ci, s);
+                }
+                Action::Delete => {
+                    let s = self.push(Step { keep_state: c.is_duplicate_delete(), ..Step::new(ci, Kind::Delete) });
+                    self.down.insert(ci, s);
+                }
+                Action::DeleteThenCreate => {
+                    let d = self.push(Step { acquires: true, ..Step::new(ci, Kind::Delete) });
+                    self.down.insert(ci, d);
+                    let u = self.push(Step { releases: true, ..Step::new(ci, Kind::Create) });
+                    self.up.insert(ci, u);
+                }
+                Action::CreateThenDelete => {
+                    let u = self.push(Step { acquires: true, releases: true, ..Step::new(ci, Kind::Create) });
+                    self.up.insert(ci, u);
+                    let d = self.push(Step { keep_state: true, ..Step::new(ci, Kind::Delete) });
+                    self.down.insert(ci, d);
+                }
+            }
+        }
+    }
+
+    /// The rollout group of each disruptive change the plan found drains
+    /// for: drain → disrupt → restore, the slot held from the first drain
+    /// to the last restore, the listing instances' own changes after the
+    /// restores.
+    fn rollout_groups(&mut self, items: &[Item]) {
+        let mut restores_of: HashMap<InstanceAddr, Vec<usize>> = HashMap::new();
+        for (ci, item) in items.iter().enumerate() {
+            let Some(listing) = item.record.as_ref().map(|r| &r.drains).filter(|l| !l.is_empty()) else { continue };
+            let Some(&x) = self.up.get(&ci) else { continue };
+            self.steps[x].acquires = false;
+            self.steps[x].releases = false;
+            let mut previous: Option<usize> = None;
+            for (j, u) in listing.iter().enumerate() {
+                let d = self.push(Step { subject: Some(u.clone()), acquires: j == 0, ..Step::new(ci, Kind::Drain) });
+                if let Some(p) = previous {
+                    self.deps[d].insert(p);
+                }
+                previous = Some(d);
+            }
+            if let Some(p) = previous {
+                self.deps[x].insert(p);
+            }
+            let mut previous = x;
+            for (j, u) in listing.iter().enumerate() {
+                let r = self.push(Step { subject: Some(u.clone()), releases: j + 1 == listing.len(), ..Step::new(ci, Kind::Restore) });
+                self.deps[r].insert(previous);
+                previous = r;
+                restores_of.entry(u.clone()).or_default().push(r);
+            }
+        }
+        for (ci, item) in items.iter().enumerate() {
+            if let (Some(&u), Some(rs)) = (self.up.get(&ci), restores_of.get(&item.change.addr)) {
+                self.deps[u].extend(rs.iter().copied());
+            }
+        }
+    }
+
+    /// Within a replacement: destroy first, or create first.
+    fn replacement_order(&mut self, items: &[Item]) {
+        for (ci, item) in items.iter().enumerate() {
+            if let (Some(&u), Some(&d)) = (self.up.get(&ci), self.down.get(&ci)) {
+                match item.change.action {
+                    Action::DeleteThenCreate => {
+                        self.deps[u].insert(d);
+                    }
+                    Action::CreateThenDelete => {
+                        self.deps[d].insert(u);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Orders the changes of each resource against those of the resources
+    /// it depends on (after the change, per the plan, or before it, per
+    /// state). Each pairwise rule (x a change of a resource that depends on
+    /// resource S, y a change of S) is carried by a barrier per S and rule:
+    /// one edge per step instead of one per pair, the same order.
+    fn dependency_order(&mut self, items: &[Item], state: &State) {
+        let mut by_resource: HashMap<&ResourceAddr, Vec<usize>> = HashMap::new();
+        for (ci, item) in items.iter().enumerate() {
+            by_resource.entry(&item.change.addr.resource).or_default().push(ci);
+        }
+        let mut barriers: HashMap<(&ResourceAddr, Rule), usize> = HashMap::new();
+        for (ci, item) in items.iter().enumerate() {
+            let c = &item.change;
+            let mut dep_resources: BTreeSet<&ResourceAddr> = c.depends_on.iter().map(|a| &a.resource).collect();
+            if let Some(entry) = state.resources.get(&c.addr) {
+                dep_resources.extend(entry.dependencies.iter().filter_map(|r| by_resource.get_key_value(r).map(|(k, _)| *k)));
+            }
+            dep_resources.remove(&c.addr.resource);
+            for r in dep_resources {
+                if !by_resource.contains_key(r) {
+                    continue;
+                }
+                // Create/update after what it depends on is created/updated;
+                // but a dependency that only sheds members (scale-down) goes
+                // after its dependents stopped listing them.
+                if let Some(&xu) = self.up.get(&ci) {
+                    let rule = if c.action == Action::Update { Rule::UpNotShrinking } else { Rule::UpAll };
+                    let b = self.barrier(&mut barriers, r, rule);
+                    self.deps[xu].insert(b);
+                    if c.action == Action::Update {
+                        let b = self.barrier(&mut barriers, r, Rule::UpdatedDependents);
+                        self.deps[b].insert(xu);
+                    }
+                }
+                // A dependency is destroyed only after its dependents were
+                // destroyed, or updated when they stay.
+                if let Some(&xd) = self.down.get(&ci) {
+                    let b = self.barrier(&mut barriers, r, Rule::DestroyedDependents);
+                    self.deps[b].insert(xd);
+                }
+            }
+        }
+        for (&(r, rule), &b) in &barriers {
+            for &yi in by_resource.get(r).map(Vec::as_slice).unwrap_or(&[]) {
+                let y = &items[yi].change;
+                if y.is_duplicate_delete() {
+                    continue;
+                }
+                let (yu, yd) = (self.up.get(&yi).copied(), self.down.get(&yi).copied());
+                match rule {
+                    Rule::UpAll => {
+                        if let Some(yu) = yu {
+                            self.deps[b].insert(yu);
+                        }
+                    }
+                    Rule::UpNotShrinking => {
+                        if let (Some(yu), false) = (yu, y.shrinks) {
+                            self.deps[b].insert(yu);
+                        }
+                    }
+                    Rule::UpdatedDependents => {
+                        if let (Some(yu), true) = (yu, y.shrinks) {
+                            self.deps[yu].insert(b);
+                        }
+                        // A dependency that is replaced (destroy, then create)
+                        // must exist again before the dependent's update can
+                        // use its new values: ordering the destroy after that
+                        // update would be a cycle.
+                        if let (Some(yd), false) = (yd, y.action == Action::DeleteThenCreate) {
+                            self.deps[yd].insert(b);
+                        }
+                    }
+                    Rule::DestroyedDependents => {
+                        if let Some(yd) = yd {
+                            self.deps[yd].insert(b);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The barrier of dependency `r` and `rule`, made on first use.
+    fn barrier<'c>(&mut self, barriers: &mut HashMap<(&'c ResourceAddr, Rule), usize>, r: &'c ResourceAddr, rule: Rule) -> usize {
+        if let Some(&b) = barriers.get(&(r, rule)) {
+            return b;
+        }
+        let b = self.push(Step::new(0, Kind::Barrier));
+        barriers.insert((r, rule), b);
+        b
+    }
+}

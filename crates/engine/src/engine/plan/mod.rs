@@ -1,0 +1,245 @@
+//! Planning: move state per `moved` blocks, refresh, evaluate the
+//! configuration in graph order and diff every resource instance against
+//! its refreshed state. The result is a [`Plan`] (plain data for reviewers
+//! and plan files) plus what apply needs to carry it out: one
+//! [`PlannedInstance`] record per changed instance ([`Planned`]).
+//!
+//! The pieces, in the order [`plan`] runs them: [`moves`], refresh,
+//! [`imports`] (import blocks), [`walk`] (evaluation and [`diff`] per
+//! instance), [`adjust`] (providers' cross-instance adjustments), adoption
+//! by identity ([`imports`]), deletes of what the configuration no longer
+//! has, `--target`, then [`rollout`] (batches, drains, review lines).
+//! [`fingerprint`] is what `apply PLANFILE` compares. No I/O here except
+//! through providers.
+
+pub mod adjust;
+pub mod diff;
+pub mod fingerprint;
+pub mod imports;
+pub mod moves;
+pub mod rollout;
+mod walk;
+
+pub use diff::{InstanceDiff, diff_instance, unknown_tree};
+pub use fingerprint::fingerprint;
+
+use super::refresh::{self, Refreshed};
+use super::world::{Expansion, World};
+use super::{Hooks, provider_error};
+use crate::addr::{InstanceAddr, ResourceAddr};
+use crate::config::Config;
+use crate::config::eval::{self, Scope};
+use crate::diag::Diags;
+use crate::graph::ConfigGraph;
+use crate::plan::{OutputChange, Plan, ResourceChange};
+use crate::provider::{Intent, Registry, Rollout};
+use crate::state::State;
+use crate::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Options of one plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub refresh: bool,
+    /// `--target`: an address without a key targets every instance.
+    pub targets: Vec<InstanceAddr>,
+    /// `--replace`: instances to replace even if unchanged.
+    pub replace: Vec<InstanceAddr>,
+    /// `--at`: the instant schedules are evaluated at.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { refresh: true, targets: Vec::new(), replace: Vec::new(), at: chrono::Utc::now() }
+    }
+}
+
+/// A resource's `rollout { max_unavailable }`: as written (providers
+/// resolve it against their own members) and resolved against the
+/// resource's instance count (the engine's slot limit).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ResolvedRollout {
+    pub rollout: Rollout,
+    pub max_unavailable: usize,
+}
+
+impl ResolvedRollout {
+    /// The engine's limit of disrupted instances at once, never below 1.
+    pub fn limit(&self) -> usize {
+        self.max_unavailable.max(1)
+    }
+}
+
+/// Everything plan decided for one changed instance besides its
+/// [`ResourceChange`] (which is plain data in [`Plan::changes`], with its
+/// fingerprint). Apply consumes these records and never re-decides them: it
+/// re-evaluates only values that were unknown at plan time.
+#[derive(Debug, Clone)]
+pub struct PlannedInstance {
+    /// How the instance was expanded (`count.index`, `each.*`), to
+    /// re-evaluate it in apply.
+    pub expansion: Expansion,
+    /// The planned value, secrets in plain text (never persisted; apply
+    /// sends it to the provider).
+    pub value: Value,
+    /// Attributes the provider's `adjust_desired` changed: laid over the
+    /// configuration whenever apply re-evaluates it.
+    pub adjusted: BTreeMap<String, Value>,
+    /// The resource's rollout.
+    pub rollout: ResolvedRollout,
+    /// For a disruptive update: the instances of other resources that list
+    /// this one and are drained around it, in address order.
+    pub drains: Vec<InstanceAddr>,
+}
+
+/// What plan hands to apply besides the plan itself.
+pub struct Planned {
+    pub plan: Plan,
+    /// State after moves, refresh and recovery: what apply starts from.
+    pub state: State,
+    /// Namespaces filled with planned values.
+    pub world: World,
+    /// One record per changed instance (duplicate deletes and deletes of
+    /// instances without configuration have none).
+    pub instances: BTreeMap<InstanceAddr, PlannedInstance>,
+    /// Whether refresh changed state (drift, adoption) or moves applied.
+    pub state_changed_by_refresh: bool,
+}
+
+/// Everything a plan is computed from.
+pub struct PlanInput {
+    pub config: Arc<Config>,
+    pub graph: Arc<ConfigGraph>,
+    pub registry: Registry,
+    pub root_vars: BTreeMap<String, Value>,
+    pub state: State,
+    pub intents: Vec<Intent>,
+    pub options: PlanOptions,
+}
+
+/// Configures every provider the configuration or state uses.
+pub async fn configure_providers(
+    config: &Config,
+    registry: &Registry,
+    root_vars: &BTreeMap<String, Value>,
+    state: &State,
+) -> Result<(), Diags> {
+    let mut names: BTreeSet<&'static str> = BTreeSet::new();
+    for rtype in config.resources().map(|r| r.addr.rtype.clone()).chain(state.resources.values().map(|r| r.rtype.clone())) {
+        if let Some((p, _)) = registry.resource_type(&rtype) {
+            names.insert(p);
+        }
+    }
+    let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
+    let mut diags = Diags::new();
+    for name in names {
+        let Some(provider) = registry.provider(name) else { continue };
+        let value = match config.providers.get(name) {
+            Some(block) => match eval::eval_body(&block.body, &provider.provider_schema(), &mut Scope::new(&base), &[], &block.location) {
+                Ok(v) => v,
+                Err(d) => {
+                    diags.extend(d);
+                    continue;
+                }
+            },
+            None => Value::Null,
+        };
+        if let Err(e) = provider.configure(&value).await {
+            let loc = config.providers.get(name).map(|b| b.location.clone());
+            diags.push(provider_error(&format!("configuring provider {name:?}"), &e).at_opt(loc));
+        }
+    }
+    diags.into_result().map(|_| ())
+}
+
+/// The planner's working set while one plan is computed.
+pub(crate) struct Planner {
+    pub config: Arc<Config>,
+    pub graph: Arc<ConfigGraph>,
+    pub registry: Registry,
+    pub options: PlanOptions,
+    /// The lineage: what redaction salts secrets with.
+    pub salt: String,
+    pub state: State,
+    pub world: World,
+    pub changes: Vec<ResourceChange>,
+    pub instances: BTreeMap<InstanceAddr, PlannedInstance>,
+    pub rollouts: BTreeMap<ResourceAddr, ResolvedRollout>,
+    pub adjustable: Vec<adjust::Adjustable>,
+    pub output_changes: Vec<OutputChange>,
+    pub imports: Vec<(InstanceAddr, String)>,
+    pub notes: Vec<String>,
+}
+
+impl Planner {
+    /// Records a change with its instance's record.
+    pub fn record(&mut self, change: ResourceChange, expansion: Expansion, value: Value) -> &mut PlannedInstance {
+        let rollout = self.rollouts.get(&change.addr.resource).copied().unwrap_or_default();
+        let addr = change.addr.clone();
+        self.changes.push(change);
+        let record = PlannedInstance { expansion, value, adjusted: BTreeMap::new(), rollout, drains: Vec::new() };
+        self.instances.insert(addr.clone(), record);
+        self.instances.get_mut(&addr).expect("inserted just above")
+    }
+}
+
+/// Computes a plan.
+pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags> {
+    let PlanInput { config, graph, registry, root_vars, mut state, intents, options } = input;
+    let mut notes = Vec::new();
+    let mut state_changed = moves::apply_moves(&config, &mut state, &mut notes)?;
+
+    let mut refreshed = Refreshed::default();
+    if options.refresh {
+        configure_providers(&config, &registry, &root_vars, &state).await?;
+        let types: BTreeSet<String> = config.resources().map(|r| r.addr.rtype.clone()).collect();
+        refreshed = refresh::refresh(&registry, &mut state, &intents, &types, hooks).await?;
+        state_changed |= !refreshed.drift.is_empty() || !refreshed.adopted.is_empty();
+    }
+    let imports = imports::plan_imports(&config, &registry, &root_vars, &mut state, options.refresh).await?;
+    for rtype in state.resources.values().map(|r| r.rtype.as_str()).collect::<BTreeSet<_>>() {
+        if registry.resource_type(rtype).is_none() {
+            return Err(refresh::unknown_type(rtype).into());
+        }
+    }
+
+    let world = World::new(config.clone(), graph.clone(), registry.clone(), root_vars);
+    let mut planner = Planner {
+        config,
+        graph,
+        registry,
+        salt: state.lineage.clone(),
+        options,
+        state,
+        world,
+        changes: Vec::new(),
+        instances: BTreeMap::new(),
+        rollouts: BTreeMap::new(),
+        adjustable: Vec::new(),
+        output_changes: Vec::new(),
+        imports,
+        notes,
+    };
+    let mut diags = planner.walk();
+    planner.removed_outputs();
+    if let Err(d) = planner.adjust_desired() {
+        diags.extend(d);
+    }
+    if planner.options.refresh && !diags.has_errors() {
+        planner.adopt_by_identity().await?;
+    }
+    planner.delete_unconfigured();
+    planner.delete_duplicates(&refreshed.duplicates);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    planner.apply_targets();
+    planner.changes.sort_by(|a, b| (&a.addr, a.is_duplicate_delete()).cmp(&(&b.addr, b.is_duplicate_delete())));
+    let steps = planner.rollout_steps()?;
+
+    let Planner { state, world, changes, instances, output_changes, imports, notes, .. } = planner;
+    let plan = Plan { changes, drift: refreshed.drift, unmanaged: refreshed.unmanaged, output_changes, steps, notes, imports };
+    Ok(Planned { plan, state, world, instances, state_changed_by_refresh: state_changed })
+}

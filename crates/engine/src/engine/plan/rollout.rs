@@ -1,0 +1,117 @@
+//! Rollouts as plan decides them: the resolved `max_unavailable` of each
+//! resource, `--target` selection, and the rollout batches with the drains
+//! around each disruptive change, recorded in the instances' records (apply
+//! reads them, never recomputes them) and described for reviewers.
+
+use super::Planner;
+use crate::addr::{InstanceAddr, ResourceAddr};
+use crate::config::Resource;
+use crate::config::eval::{self, Scope};
+use crate::diag::{Diag, Diags};
+use crate::engine::drain;
+use crate::engine::world::World;
+use crate::graph::Node;
+use crate::plan::{Action, ResourceChange};
+use crate::provider::Rollout;
+use crate::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `rollout { max_unavailable }` of a resource, evaluated in its module.
+pub(super) fn resolve_rollout(world: &World, resource: &Resource) -> Result<Rollout, Diags> {
+    let Some(expr) = &resource.max_unavailable else { return Ok(Rollout::default()) };
+    let value = eval::eval(expr, &mut Scope::new(world.namespace(&resource.addr.module)))?.deep_unmarked();
+    let bad = || -> Diags {
+        Diag::error(format!("Invalid rollout.max_unavailable: {value}"))
+            .at(expr.location())
+            .with_detail("Use a whole number of at least 1, or a percentage such as \"25%\".")
+            .into()
+    };
+    match &value {
+        Value::Number(_) => match value.as_i64() {
+            Some(n) if n >= 1 => Ok(Rollout::Count(n as usize)),
+            _ => Err(bad()),
+        },
+        Value::String(s) => match s.strip_suffix('%').and_then(|p| p.trim().parse::<f64>().ok()) {
+            Some(p) if p > 0.0 && p <= 100.0 => Ok(Rollout::Percent(p)),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+impl Planner {
+    /// Keeps only the targeted changes and the changes of what they depend on.
+    pub(super) fn apply_targets(&mut self) {
+        if self.options.targets.is_empty() {
+            return;
+        }
+        let targets = &self.options.targets;
+        let selected = |addr: &InstanceAddr| targets.iter().any(|t| t.matches(addr));
+        let mut wanted_resources: BTreeSet<ResourceAddr> = BTreeSet::new();
+        for c in self.changes.iter().filter(|c| selected(&c.addr)) {
+            wanted_resources.extend(self.graph.resource_deps(&Node::Resource(c.addr.resource.clone())));
+        }
+        let wanted: BTreeSet<InstanceAddr> = self
+            .changes
+            .iter()
+            .filter(|c| selected(&c.addr) || wanted_resources.contains(&c.addr.resource))
+            .map(|c| c.addr.clone())
+            .collect();
+        self.changes.retain(|c| wanted.contains(&c.addr));
+        self.instances.retain(|addr, _| wanted.contains(addr));
+        self.notes.push("Only targeted resources (and what they depend on) are planned: --target.".into());
+    }
+
+    /// Finds the drains of every disruptive change, records them, and
+    /// returns the reviewer-facing steps: batches, drains, scale-down order.
+    pub(super) fn rollout_steps(&mut self) -> Result<Vec<String>, Diags> {
+        let mut steps = batch_lines(&self.changes, &self.rollouts);
+        let drains = drain::find(&mut self.world, &self.state, &self.changes)?;
+        steps.extend(drain::describe(&self.changes, &drains));
+        for (ci, listing) in drains {
+            if let Some(record) = self.instances.get_mut(&self.changes[ci].addr) {
+                record.drains = listing;
+            }
+        }
+        steps.extend(shrink_lines(&self.changes));
+        Ok(steps)
+    }
+}
+
+/// Reviewer-facing lines describing disruptive rollouts batch by batch.
+fn batch_lines(changes: &[ResourceChange], rollouts: &BTreeMap<ResourceAddr, super::ResolvedRollout>) -> Vec<String> {
+    let mut by_resource: BTreeMap<&ResourceAddr, Vec<&ResourceChange>> = BTreeMap::new();
+    for c in changes.iter().filter(|c| c.disruption.is_some()) {
+        by_resource.entry(&c.addr.resource).or_default().push(c);
+    }
+    let mut steps = Vec::new();
+    for (resource, list) in by_resource {
+        let n = rollouts.get(resource).map(|r| r.limit()).unwrap_or(1);
+        let what = list[0].disruption.clone().unwrap_or_default();
+        for (i, batch) in list.chunks(n).enumerate() {
+            let names: Vec<String> = batch.iter().map(|c| c.addr.to_string()).collect();
+            steps.push(format!("{resource} batch {} ({what}, max_unavailable = {n}): {}", i + 1, names.join(", ")));
+        }
+    }
+    steps
+}
+
+/// A scale-down goes after the updates of the resources that list it.
+fn shrink_lines(changes: &[ResourceChange]) -> Vec<String> {
+    let mut steps = Vec::new();
+    for shrinking in changes.iter().filter(|c| c.shrinks) {
+        let listing: Vec<String> = changes
+            .iter()
+            .filter(|c| c.action == Action::Update && c.depends_on.iter().any(|d| d.resource == shrinking.addr.resource))
+            .map(|c| c.addr.to_string())
+            .collect();
+        if !listing.is_empty() {
+            steps.push(format!(
+                "update {} first (stop listing the removed members), then scale down {}",
+                listing.join(", "),
+                shrinking.addr
+            ));
+        }
+    }
+    steps
+}
