@@ -8,11 +8,12 @@
 //! for error messages); writing files belongs to the store.
 
 use super::{OutputState, ResourceState, STATE_VERSION, State, StateError};
-use crate::addr::InstanceAddr;
+use crate::addr::{InstanceAddr, ResourceAddr};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Prints `state` in canonical form. Linear in the size of the state.
 pub fn to_canonical_json(state: &State) -> String {
@@ -79,8 +80,9 @@ pub fn parse(text: &str, path: &Path) -> Result<State, StateError> {
     let mut state = State { serial, lineage, resources: BTreeMap::new(), outputs: BTreeMap::new() };
     // Where each address was first seen, to name both places of a duplicate.
     let mut seen: BTreeMap<InstanceAddr, usize> = BTreeMap::new();
+    let mut dependencies = Interned::new();
     for (index, item) in resources.into_iter().enumerate() {
-        let (addr, res) = parse_resource(index, item).map_err(invalid)?;
+        let (addr, res) = parse_resource(index, item, &mut dependencies).map_err(invalid)?;
         if let Some(first) = seen.get(&addr) {
             return Err(invalid(format!("resource #{index}: duplicate address {addr} (also resource #{first})")));
         }
@@ -115,7 +117,10 @@ fn output_json(out: &OutputState) -> Value {
 
 /// Reads one element of `resources`; errors name the index and, once it
 /// is known, the address.
-fn parse_resource(index: usize, item: Value) -> Result<(InstanceAddr, ResourceState), String> {
+/// One shared copy of each dependency address seen while parsing.
+type Interned = std::collections::HashMap<String, Arc<ResourceAddr>>;
+
+fn parse_resource(index: usize, item: Value, interned: &mut Interned) -> Result<(InstanceAddr, ResourceState), String> {
     let Value::Object(mut obj) = item else {
         return Err(format!("resource #{index} must be a JSON object"));
     };
@@ -137,7 +142,14 @@ fn parse_resource(index: usize, item: Value) -> Result<(InstanceAddr, ResourceSt
         Value::Array(items) => items
             .into_iter()
             .map(|d| match d {
-                Value::String(s) => s.parse().map_err(|e| format!("{where_}: \"dependencies\": {e}")),
+                Value::String(s) => match interned.get(&s) {
+                    Some(shared) => Ok(shared.clone()),
+                    None => {
+                        let addr: Arc<ResourceAddr> = Arc::new(s.parse().map_err(|e| format!("{where_}: \"dependencies\": {e}"))?);
+                        interned.insert(s, addr.clone());
+                        Ok(addr)
+                    }
+                },
                 _ => Err(format!("{where_}: \"dependencies\" must be an array of strings")),
             })
             .collect::<Result<Vec<_>, _>>()?,
@@ -231,7 +243,7 @@ pub(crate) mod tests {
                     provider: "aws".into(),
                     schema_version: 1,
                     attributes: json!({ "zeta": i, "id": format!("i-{i:08x}"), "tags": { "b": "2", "a": "1" } }),
-                    dependencies: vec!["aws_subnet.main".parse().unwrap()],
+                    dependencies: vec![Arc::new("aws_subnet.main".parse().unwrap())],
                 },
             );
         }

@@ -15,12 +15,13 @@ pub use journal::{JournalEntry, JournalWriter};
 pub use lock::{LockInfo, StateLock};
 pub use store::{LocalStore, Snapshot, StateLockGuard, StateStore};
 
-use crate::addr::InstanceAddr;
+use crate::addr::{InstanceAddr, ResourceAddr};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The state format version this build writes and reads.
 pub const STATE_VERSION: u32 = 1;
@@ -49,7 +50,9 @@ pub struct ResourceState {
     /// `{"sensitive": "sha256:…"}` (see [`redact`]).
     pub attributes: serde_json::Value,
     /// Resources this object depended on when it was last applied, sorted.
-    pub dependencies: Vec<crate::addr::ResourceAddr>,
+    /// Shared: the instances of one resource depend on the same resources,
+    /// and parse and apply hand out one copy of each address.
+    pub dependencies: Vec<Arc<ResourceAddr>>,
 }
 
 /// A create intent recorded in the journal before the create is sent: the

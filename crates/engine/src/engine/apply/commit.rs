@@ -14,6 +14,7 @@ use crate::state::journal::JournalEntry;
 use crate::state::{OutputState, ResourceState, State, StateStore, redact};
 use crate::value::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 impl Applier<'_> {
     /// Appends `entries` to the journal, opening the run's journal first.
@@ -67,8 +68,13 @@ impl Applier<'_> {
     }
 
     /// The state entry of an object a step created or updated.
-    pub(super) fn entry_for(&self, resource: &ResourceAddr, req: &ApplyRequest, value: &Value) -> ResourceState {
-        let dependencies = self.world.graph.resource_deps(&Node::Resource(resource.clone())).into_iter().collect();
+    pub(super) fn entry_for(&mut self, resource: &ResourceAddr, req: &ApplyRequest, value: &Value) -> ResourceState {
+        let graph = &self.world.graph;
+        let dependencies = self
+            .dependencies
+            .entry(resource.clone())
+            .or_insert_with(|| graph.resource_deps(&Node::Resource(resource.clone())).into_iter().map(Arc::new).collect())
+            .clone();
         let (provider_name, rt) = self.registry.resource_type(&req.rtype).expect("registered");
         ResourceState {
             rtype: req.rtype.clone(),

@@ -90,6 +90,9 @@ pub(crate) struct Applier<'a> {
     drained: HashMap<InstanceAddr, BTreeSet<InstanceAddr>>,
     /// Resources with at least one completed step (their values are real now).
     applied_resources: HashSet<ResourceAddr>,
+    /// Per resource: what its state entries record as dependencies (one
+    /// shared copy).
+    dependencies: HashMap<ResourceAddr, Vec<Arc<ResourceAddr>>>,
     errors: Diags,
     completed: usize,
     journal_begun: bool,
@@ -133,6 +136,7 @@ impl<'a> Applier<'a> {
             options,
             drained: HashMap::new(),
             applied_resources: HashSet::new(),
+            dependencies: HashMap::new(),
             errors: Diags::new(),
             completed: 0,
             journal_begun: false,

@@ -205,7 +205,7 @@ impl StepGraph {
             let c = &item.change;
             let mut dep_resources: BTreeSet<&ResourceAddr> = c.depends_on.iter().map(|a| &a.resource).collect();
             if let Some(entry) = state.resources.get(&c.addr) {
-                dep_resources.extend(entry.dependencies.iter().filter_map(|r| by_resource.get_key_value(r).map(|(k, _)| *k)));
+                dep_resources.extend(entry.dependencies.iter().filter_map(|r| by_resource.get_key_value(r.as_ref()).map(|(k, _)| *k)));
             }
             dep_resources.remove(&c.addr.resource);
             for r in dep_resources {
