@@ -12,7 +12,7 @@
 use himaplan::providers::nginx::NginxProvider;
 use himaplan::providers::nginx::control;
 use himaplan_engine::addr::InstanceAddr;
-use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest};
+use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -200,7 +200,7 @@ async fn rejected_configuration_restores_the_old_file() {
     let started = Instant::now();
     let err = apply(&p, ApplyAction::Update, &good, &planned(&s, &all, "abc")).await.expect_err("nginx rejects");
     eprintln!("nginx figures: rejected apply took {:?}: {err}", started.elapsed());
-    assert!(matches!(err, ProviderError::Permanent(_)));
+    assert_eq!(err.kind(), ProviderErrorKind::Invalid, "{err:?}");
     assert!(err.to_string().contains("fail_timeout") || err.to_string().contains("invalid"), "{err}");
     assert_eq!(std::fs::read_to_string(s.var("NGINX_UPSTREAM_FILE")).expect("include file"), before);
     let body = ureq::get(format!("http://127.0.0.1:{}/", s.var("NGINX_PORT")))

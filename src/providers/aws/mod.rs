@@ -43,7 +43,7 @@ impl AwsProvider {
     }
 
     fn clients(&self) -> Result<&Clients, ProviderError> {
-        self.clients.get().ok_or_else(|| ProviderError::Permanent("the aws provider was used before it was configured".into()))
+        self.clients.get().ok_or_else(|| ProviderError::other("the aws provider was used before it was configured"))
     }
 
     fn ec2(&self) -> Result<&aws_sdk_ec2::Client, ProviderError> {
@@ -67,7 +67,7 @@ fn service_of(rtype: &str) -> Result<Service, ProviderError> {
     } else if s3::serves(rtype) {
         Ok(Service::S3)
     } else {
-        Err(ProviderError::Permanent(format!("the aws provider has no resource type {rtype:?}")))
+        Err(ProviderError::other(format!("the aws provider has no resource type {rtype:?}")))
     }
 }
 

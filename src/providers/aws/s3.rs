@@ -58,7 +58,7 @@ pub fn lifecycle_attrs(bucket: &str, rules: Value) -> Value {
 /// Builds the SDK's rules from the `rule` blocks (a map from rule id to
 /// its body, as the engine passes labelled blocks).
 pub fn rules_to_sdk(rules: &Value) -> Result<Vec<LifecycleRule>, ProviderError> {
-    let bad = |m: String| ProviderError::Permanent(m);
+    let bad = |m: String| ProviderError::invalid(m);
     let Some(rules) = rules.as_map() else {
         return Err(bad("aws_s3_bucket_lifecycle: \"rule\" must be a map of rule blocks".into()));
     };
@@ -139,11 +139,16 @@ fn bucket_of(attrs: &Value) -> Option<&str> {
 }
 
 fn tag(key: &str, value: &str) -> Result<Tag, ProviderError> {
-    Tag::builder().key(key).value(value).build().map_err(|e| ProviderError::Permanent(e.to_string()))
+    Tag::builder().key(key).value(value).build().map_err(invalid_request)
 }
 
 fn missing(addr: &InstanceAddr, attr: &str) -> ProviderError {
-    ProviderError::Permanent(format!("{addr}: attribute {attr:?} is missing"))
+    ProviderError::invalid(format!("{addr}: attribute {attr:?} is missing"))
+}
+
+/// A request the SDK refused to build (a missing required field).
+fn invalid_request(e: aws_sdk_s3::error::BuildError) -> ProviderError {
+    ProviderError::invalid(e.to_string()).with_source(e)
 }
 
 // ---------------------------------------------------------------------------
@@ -180,7 +185,7 @@ pub async fn read_buckets(s3: &Client, req: &ReadRequest) -> Result<ReadResponse
                 Ok(tags) => tags,
                 // A bucket we may not read (another owner's policy, another
                 // region's redirect) cannot be ours.
-                Err(ProviderError::Permanent(_) | ProviderError::NotFound(_)) => return Ok(None),
+                Err(e) if !e.is_transient() => return Ok(None),
                 Err(e) => return Err(e),
             };
             if tags.get(LINEAGE_TAG).map(String::as_str) != Some(req.lineage.as_str()) {
@@ -209,7 +214,7 @@ pub async fn read_buckets(s3: &Client, req: &ReadRequest) -> Result<ReadResponse
 async fn head_bucket(s3: &Client, name: &str) -> Result<bool, ProviderError> {
     match s3.head_bucket().bucket(name).send().await.map_err(|e| s3_error("HeadBucket", e)) {
         Ok(_) => Ok(true),
-        Err(ProviderError::NotFound(_)) => Ok(false),
+        Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -228,7 +233,7 @@ async fn bucket_tags(s3: &Client, name: &str) -> Result<BTreeMap<String, String>
 /// Replaces the bucket's tag set (S3 has no "add tags" call).
 async fn put_tags(s3: &Client, name: &str, tags: &BTreeMap<String, String>) -> Result<(), ProviderError> {
     let set = tags.iter().map(|(k, v)| tag(k, v)).collect::<Result<Vec<_>, _>>()?;
-    let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(|e| ProviderError::Permanent(e.to_string()))?;
+    let tagging = Tagging::builder().set_tag_set(Some(set)).build().map_err(invalid_request)?;
     s3.put_bucket_tagging().bucket(name).tagging(tagging).send().await.map_err(|e| s3_error("PutBucketTagging", e))?;
     Ok(())
 }
@@ -242,7 +247,7 @@ pub async fn apply_bucket(s3: &Client, req: &ApplyRequest) -> Result<Value, Prov
             let planned = req.planned.deep_unmarked();
             let name = text(&planned, "bucket").ok_or_else(|| missing(&req.addr, "bucket"))?;
             if !head_bucket(s3, name).await? {
-                return Err(ProviderError::NotFound(format!("bucket {name} does not exist")));
+                return Err(ProviderError::not_found(format!("bucket {name} does not exist")));
             }
             Ok(bucket_attrs(name, planned.get("force_destroy").and_then(Value::as_bool).unwrap_or(false)))
         }
@@ -261,7 +266,7 @@ async fn create_bucket(s3: &Client, req: &ApplyRequest) -> Result<Value, Provide
         let tags = bucket_tags(s3, name).await?;
         let ours = tags.get(ADDRESS_TAG) == Some(&address) && tags.get(LINEAGE_TAG) == Some(&req.lineage);
         if !ours {
-            return Err(ProviderError::Permanent(format!(
+            return Err(ProviderError::conflict(format!(
                 "bucket {name} already exists and is not managed by this state; adopt it with `himaplan import {address} {name}` or choose another name"
             )));
         }
@@ -295,12 +300,13 @@ async fn delete_bucket(s3: &Client, req: &ApplyRequest) -> Result<Value, Provide
     match s3.delete_bucket().bucket(name).send().await {
         Ok(_) => Ok(Value::Null),
         Err(e) => match s3_error("DeleteBucket", e) {
-            ProviderError::NotFound(_) => Ok(Value::Null),
-            ProviderError::Permanent(m) if m.contains("BucketNotEmpty") => Err(ProviderError::Permanent(format!(
+            e if e.is_not_found() => Ok(Value::Null),
+            e if !e.is_transient() && e.message().contains("BucketNotEmpty") => Err(ProviderError::invalid(format!(
                 "bucket {name} is not empty, and deleting it would delete its objects: set force_destroy = true on {} and apply, \
                  then destroy it again (or empty the bucket yourself)",
                 req.addr
-            ))),
+            ))
+            .with_source(e)),
             other => Err(other),
         },
     }
@@ -312,7 +318,7 @@ async fn empty_bucket(s3: &Client, name: &str) -> Result<(), ProviderError> {
         let page = match s3.list_object_versions().bucket(name).send().await {
             Ok(page) => page,
             Err(e) => match s3_error("ListObjectVersions", e) {
-                ProviderError::NotFound(_) => return Ok(()),
+                e if e.is_not_found() => return Ok(()),
                 other => return Err(other),
             },
         };
@@ -326,10 +332,10 @@ async fn empty_bucket(s3: &Client, name: &str) -> Result<(), ProviderError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| ProviderError::Permanent(e.to_string()))?;
+        let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(invalid_request)?;
         let out = s3.delete_objects().bucket(name).delete(delete).send().await.map_err(|e| s3_error("DeleteObjects", e))?;
         if let Some(err) = out.errors().first() {
-            return Err(ProviderError::Permanent(format!(
+            return Err(ProviderError::other(format!(
                 "emptying bucket {name}: cannot delete {}: {}",
                 err.key().unwrap_or("?"),
                 err.message().or(err.code()).unwrap_or("unknown error")
@@ -342,7 +348,7 @@ async fn empty_bucket(s3: &Client, name: &str) -> Result<(), ProviderError> {
 /// returns its attributes.
 pub async fn import_bucket(s3: &Client, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
     if !head_bucket(s3, id).await? {
-        return Err(ProviderError::NotFound(format!("bucket {id} does not exist")));
+        return Err(ProviderError::not_found(format!("bucket {id} does not exist")));
     }
     let mut tags = bucket_tags(s3, id).await?;
     tags.insert(ADDRESS_TAG.to_string(), addr.to_string());
@@ -360,7 +366,7 @@ async fn get_rules(s3: &Client, bucket: &str) -> Result<Option<Value>, ProviderE
     match s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
         Ok(out) => Ok(Some(rules_from_sdk(out.rules()))),
         Err(e) => match s3_error("GetBucketLifecycleConfiguration", e) {
-            ProviderError::NotFound(_) => Ok(None),
+            e if e.is_not_found() => Ok(None),
             other => Err(other),
         },
     }
@@ -387,7 +393,8 @@ pub async fn apply_lifecycle(s3: &Client, req: &ApplyRequest) -> Result<Value, P
             return Ok(Value::Null);
         };
         return match s3.delete_bucket_lifecycle().bucket(bucket).send().await.map_err(|e| s3_error("DeleteBucketLifecycle", e)) {
-            Ok(_) | Err(ProviderError::NotFound(_)) => Ok(Value::Null),
+            Ok(_) => Ok(Value::Null),
+            Err(e) if e.is_not_found() => Ok(Value::Null),
             Err(e) => Err(e),
         };
     }
@@ -399,8 +406,7 @@ pub async fn apply_lifecycle(s3: &Client, req: &ApplyRequest) -> Result<Value, P
         // S3 refuses an empty configuration; no rules means none at all.
         s3.delete_bucket_lifecycle().bucket(bucket).send().await.map_err(|e| s3_error("DeleteBucketLifecycle", e))?;
     } else {
-        let config =
-            BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(|e| ProviderError::Permanent(e.to_string()))?;
+        let config = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(invalid_request)?;
         s3.put_bucket_lifecycle_configuration()
             .bucket(bucket)
             .lifecycle_configuration(config)
@@ -417,7 +423,7 @@ pub async fn apply_lifecycle(s3: &Client, req: &ApplyRequest) -> Result<Value, P
 pub async fn import_lifecycle(s3: &Client, id: &str) -> Result<Value, ProviderError> {
     match get_rules(s3, id).await? {
         Some(rules) => Ok(lifecycle_attrs(id, rules)),
-        None => Err(ProviderError::NotFound(format!("bucket {id} has no lifecycle configuration (or does not exist)"))),
+        None => Err(ProviderError::not_found(format!("bucket {id} has no lifecycle configuration (or does not exist)"))),
     }
 }
 

@@ -33,7 +33,7 @@ impl DockerProvider {
     }
 
     fn docker(&self) -> Result<&Docker, ProviderError> {
-        self.docker.get().ok_or_else(|| ProviderError::Permanent("the docker provider was used before it was configured".into()))
+        self.docker.get().ok_or_else(|| ProviderError::other("the docker provider was used before it was configured"))
     }
 }
 
@@ -41,7 +41,7 @@ fn check_type(rtype: &str) -> Result<(), ProviderError> {
     if rtype == schema::SERVICE_TYPE {
         Ok(())
     } else {
-        Err(ProviderError::Permanent(format!("the docker provider has no resource type {rtype:?}")))
+        Err(ProviderError::other(format!("the docker provider has no resource type {rtype:?}")))
     }
 }
 

@@ -70,7 +70,7 @@ impl KubernetesProvider {
 fn check_type(rtype: &str) -> Result<(), ProviderError> {
     match rtype {
         schema::DEPLOYMENT_TYPE | schema::HPA_TYPE | schema::SCHEDULE_TYPE => Ok(()),
-        _ => Err(ProviderError::Permanent(format!("the kubernetes provider has no resource type {rtype:?}"))),
+        _ => Err(ProviderError::other(format!("the kubernetes provider has no resource type {rtype:?}"))),
     }
 }
 

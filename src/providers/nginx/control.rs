@@ -55,9 +55,9 @@ impl Nginx {
     pub async fn reload_and_wait(&self) -> Result<(), ProviderError> {
         let pid_file = self.pid_file().await;
         let master = read_pid(&pid_file)
-            .map_err(|e| ProviderError::Permanent(format!("nginx: cannot read the master's pid from {}: {e}", pid_file.display())))?;
+            .map_err(|e| ProviderError::other(format!("nginx: cannot read the master's pid from {}: {e}", pid_file.display())))?;
         let old = children(master);
-        self.run(&["-s", "reload"], "the reload").await.map_err(|e| ProviderError::Permanent(format!("nginx: reload failed: {e}")))?;
+        self.run(&["-s", "reload"], "the reload").await.map_err(|e| ProviderError::other(format!("nginx: reload failed: {e}")))?;
         let deadline = Instant::now() + WORKER_TIMEOUT;
         loop {
             let now = children(master);
@@ -67,7 +67,7 @@ impl Nginx {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(ProviderError::Transient(format!(
+                return Err(ProviderError::transient(format!(
                     "nginx: old worker processes {:?} still run {} s after the reload (see nginx's error log)",
                     old.intersection(&now).collect::<Vec<_>>(),
                     WORKER_TIMEOUT.as_secs()

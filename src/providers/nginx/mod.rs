@@ -45,7 +45,7 @@ fn check_type(rtype: &str) -> Result<(), ProviderError> {
     if rtype == schema::UPSTREAM_TYPE {
         Ok(())
     } else {
-        Err(ProviderError::Permanent(format!("the nginx provider has no resource type {rtype:?}")))
+        Err(ProviderError::other(format!("the nginx provider has no resource type {rtype:?}")))
     }
 }
 
@@ -54,7 +54,12 @@ fn string<'a>(attrs: &'a Value, name: &str) -> Result<&'a str, ProviderError> {
         .get(name)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ProviderError::Permanent(format!("nginx_upstream: {name} is missing")))
+        .ok_or_else(|| ProviderError::invalid(format!("nginx_upstream: {name} is missing")))
+}
+
+/// A failed read or write of the include file, keeping the I/O error.
+fn io_error(doing: &str, path: &str, e: std::io::Error) -> ProviderError {
+    ProviderError::other(format!("nginx_upstream: {doing} {path}: {e}")).with_source(e)
 }
 
 fn nginx_of(attrs: &Value) -> Result<Nginx, ProviderError> {
@@ -100,9 +105,7 @@ fn servers_value(found: &[Server], prior: &Value) -> Value {
 fn read_one(prior: &Value) -> Result<Option<Value>, ProviderError> {
     let path = string(prior, "config_file")?;
     let name = string(prior, "name")?;
-    let Some(text) =
-        files::read_optional(Path::new(path)).map_err(|e| ProviderError::Permanent(format!("nginx_upstream: reading {path}: {e}")))?
-    else {
+    let Some(text) = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))? else {
         return Ok(None);
     };
     let Some(found) = render::parse(&text, name) else { return Ok(None) };
@@ -119,21 +122,20 @@ async fn apply_upstream(req: &ApplyRequest) -> Result<Value, ProviderError> {
     let upstream = Upstream {
         name: string(planned, "name")?.to_string(),
         method: planned.get("method").and_then(Value::as_str).unwrap_or("least_conn").to_string(),
-        servers: schema::servers(planned).map_err(|e| ProviderError::Permanent(format!("nginx_upstream: {e}")))?,
+        servers: schema::servers(planned).map_err(|e| ProviderError::invalid(format!("nginx_upstream: {e}")))?,
     };
     if upstream.servers.is_empty() {
-        return Err(ProviderError::Permanent("nginx_upstream: servers is empty, and nginx refuses an upstream without servers".into()));
+        return Err(ProviderError::invalid("nginx_upstream: servers is empty, and nginx refuses an upstream without servers"));
     }
     let nginx = nginx_of(planned)?;
     let text = render::render(&upstream);
-    let io = |doing: &str, e: std::io::Error| ProviderError::Permanent(format!("nginx_upstream: {doing} {path}: {e}"));
-    let previous = files::read_optional(Path::new(path)).map_err(|e| io("reading", e))?;
+    let previous = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))?;
     if previous.as_deref() != Some(text.as_str()) {
-        files::write_atomic(Path::new(path), text.as_bytes()).map_err(|e| io("writing", e))?;
+        files::write_atomic(Path::new(path), text.as_bytes()).map_err(|e| io_error("writing", path, e))?;
     }
     if let Err(message) = nginx.test().await {
-        files::restore(Path::new(path), previous.as_deref()).map_err(|e| io("restoring", e))?;
-        return Err(ProviderError::Permanent(format!("nginx_upstream: nginx rejected the configuration; {path} was restored: {message}")));
+        files::restore(Path::new(path), previous.as_deref()).map_err(|e| io_error("restoring", path, e))?;
+        return Err(ProviderError::invalid(format!("nginx_upstream: nginx rejected the configuration; {path} was restored: {message}")));
     }
     // Reload even when the file was unchanged: the file may have been
     // edited and never reloaded, and a reload of an identical file is cheap.
@@ -187,7 +189,7 @@ impl Provider for NginxProvider {
         let (file, name, conf) = match parts.as_slice() {
             [file, name, conf] | [file, name, conf, _] => (*file, *name, *conf),
             _ => {
-                return Err(ProviderError::Permanent(format!(
+                return Err(ProviderError::invalid(format!(
                     "nginx_upstream: import id must be CONFIG_FILE#NAME#NGINX_CONF[#PREFIX], not {id:?}"
                 )));
             }
@@ -201,6 +203,6 @@ impl Provider for NginxProvider {
             ("max_fails".to_string(), Value::Null),
             ("fail_timeout".to_string(), Value::Null),
         ]));
-        read_one(&prior)?.ok_or_else(|| ProviderError::NotFound(format!("nginx_upstream: no upstream {name} in {file}")))
+        read_one(&prior)?.ok_or_else(|| ProviderError::not_found(format!("nginx_upstream: no upstream {name} in {file}")))
     }
 }

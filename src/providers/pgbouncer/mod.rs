@@ -56,7 +56,7 @@ impl PgbouncerProvider {
             return Ok(url);
         }
         std::env::var(ADMIN_URL_ENV).map_err(|_| {
-            ProviderError::Permanent(format!(
+            ProviderError::invalid(format!(
                 "pgbouncer: state keeps only a hash of admin_url, so refreshing needs the admin console's URL: \
                  set admin_url in provider \"pgbouncer\" {{}} or {ADMIN_URL_ENV}"
             ))
@@ -68,7 +68,7 @@ fn check_type(rtype: &str) -> Result<(), ProviderError> {
     if rtype == schema::PGBOUNCER_TYPE {
         Ok(())
     } else {
-        Err(ProviderError::Permanent(format!("the pgbouncer provider has no resource type {rtype:?}")))
+        Err(ProviderError::other(format!("the pgbouncer provider has no resource type {rtype:?}")))
     }
 }
 
@@ -77,11 +77,11 @@ fn config_file(attrs: &Value) -> Result<&str, ProviderError> {
         .get("config_file")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ProviderError::Permanent("pgbouncer: config_file is missing".into()))
+        .ok_or_else(|| ProviderError::invalid("pgbouncer: config_file is missing"))
 }
 
 fn io_error(doing: &str, path: &str, e: std::io::Error) -> ProviderError {
-    ProviderError::Permanent(format!("pgbouncer: {doing} {path}: {e}"))
+    ProviderError::other(format!("pgbouncer: {doing} {path}: {e}")).with_source(e)
 }
 
 /// Reads one file and the console; `None` when the file is missing.
@@ -89,7 +89,7 @@ async fn read_one(path: &str, url: &str, admin_url: Value) -> Result<Option<Valu
     let Some(text) = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))? else {
         return Ok(None);
     };
-    let ini = config::parse(&text).map_err(|e| ProviderError::Permanent(format!("pgbouncer: {path}: {e}")))?;
+    let ini = config::parse(&text).map_err(|e| ProviderError::invalid(format!("pgbouncer: {path}: {e}")))?;
     let console = Console::connect(url).await?;
     let live = console.show_config().await?;
     let dbs = console.show_databases().await?;
@@ -99,11 +99,8 @@ async fn read_one(path: &str, url: &str, admin_url: Value) -> Result<Option<Valu
 async fn apply_config(req: &ApplyRequest) -> Result<Value, ProviderError> {
     let planned = &req.planned;
     let path = config_file(planned)?;
-    let url = planned
-        .get("admin_url")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ProviderError::Permanent("pgbouncer: admin_url is missing".into()))?;
-    let ini = schema::to_ini(planned).map_err(|e| ProviderError::Permanent(format!("pgbouncer: {e}")))?;
+    let url = planned.get("admin_url").and_then(Value::as_str).ok_or_else(|| ProviderError::invalid("pgbouncer: admin_url is missing"))?;
+    let ini = schema::to_ini(planned).map_err(|e| ProviderError::invalid(format!("pgbouncer: {e}")))?;
     let text = config::render(&ini);
     // Connect before touching the file: an unreachable console should fail
     // the apply with the file unchanged.
@@ -118,7 +115,7 @@ async fn apply_config(req: &ApplyRequest) -> Result<Value, ProviderError> {
     let live = console.show_config().await?;
     let dbs = console.show_databases().await?;
     if let Some((key, wanted, got)) = schema::first_mismatch(&ini, &live, &dbs) {
-        return Err(ProviderError::Permanent(format!(
+        return Err(ProviderError::invalid(format!(
             "pgbouncer: after RELOAD of {path}, {key} is {got:?} but the configuration wants {wanted:?} \
              (PgBouncer's log says why it kept the old value)"
         )));
@@ -165,7 +162,7 @@ impl Provider for PgbouncerProvider {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                return Err(ProviderError::Permanent(format!(
+                return Err(ProviderError::invalid(format!(
                     "provider \"pgbouncer\": admin_url must be a string, not {}",
                     other.type_name()
                 )));
@@ -214,6 +211,6 @@ impl Provider for PgbouncerProvider {
         let url = self.read_url(&Value::Null)?;
         read_one(id, &url, Value::from(url.as_str()).into_sensitive())
             .await?
-            .ok_or_else(|| ProviderError::NotFound(format!("pgbouncer: {id} does not exist")))
+            .ok_or_else(|| ProviderError::not_found(format!("pgbouncer: {id} does not exist")))
     }
 }
