@@ -10,7 +10,7 @@
 //! say why. Everything listens on and dials 127.0.0.1 only.
 
 use himaplan::providers::pgbouncer::PgbouncerProvider;
-use himaplan::providers::pgbouncer::admin::Console;
+use himaplan::providers::pgbouncer::client::Console;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest};
 use himaplan_engine::value::Value;

@@ -1,5 +1,8 @@
-//! Driving the running nginx: `nginx -t`, `nginx -s reload`, and waiting
-//! until the worker processes that served the old configuration are gone.
+//! The `nginx` provider's client: driving the running nginx with
+//! `nginx -t`, `nginx -s reload`, and waiting until the worker processes
+//! that served the old configuration are gone. nginx has no API, so its
+//! binary, its master's pid and `/proc` are the connection; failures are
+//! classified here (a reload whose old workers linger is transient).
 //!
 //! Owns process spawning and `/proc` inspection. Must not write
 //! configuration files, and must run nginx with the same `-p`/`-c` as the

@@ -1,5 +1,5 @@
-//! PgBouncer's admin console: the virtual `pgbouncer` database reached with
-//! a user listed in `admin_users`. It speaks the simple query protocol
+//! The `pgbouncer` provider's client, PgBouncer's admin console: the
+//! virtual `pgbouncer` database reached with a user listed in `admin_users`. It speaks the simple query protocol
 //! only, so every command here goes through `simple_query`.
 //!
 //! Owns the connection and the typed views of `SHOW CONFIG` and
