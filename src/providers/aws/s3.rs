@@ -13,7 +13,7 @@
 //! plans: it carries out what it is asked.
 
 use super::client::s3_error;
-use super::s3_schema::{self, days};
+use super::schema::days;
 use super::schema::{ADDRESS_TAG, LINEAGE_TAG, TOKEN_TAG};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
@@ -425,11 +425,6 @@ pub async fn import_lifecycle(s3: &Client, id: &str) -> Result<Value, ProviderEr
         Some(rules) => Ok(lifecycle_attrs(id, rules)),
         None => Err(ProviderError::not_found(format!("bucket {id} has no lifecycle configuration (or does not exist)"))),
     }
-}
-
-/// Whether `rtype` is one of this file's types.
-pub fn serves(rtype: &str) -> bool {
-    rtype == s3_schema::BUCKET_TYPE || rtype == s3_schema::LIFECYCLE_TYPE
 }
 
 #[cfg(test)]
