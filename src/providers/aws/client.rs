@@ -17,6 +17,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::ProviderError;
 use himaplan_engine::value::Value;
 use std::time::Duration;
@@ -152,6 +153,16 @@ pub fn classify(kind: FailureKind, code: Option<&str>, message: Option<&str>, st
             }
         }
     }
+}
+
+/// The error for a planned or prior value that lacks an attribute the call needs.
+pub fn missing(addr: &InstanceAddr, attr: &str) -> ProviderError {
+    ProviderError::invalid(format!("{addr}: attribute {attr:?} is missing"))
+}
+
+/// A request the SDK refused to build (a missing required field).
+pub fn invalid_request(e: aws_sdk_s3::error::BuildError) -> ProviderError {
+    ProviderError::invalid(e.to_string()).with_source(e)
 }
 
 /// Maps an SDK error of EC2 operation `op` to a [`ProviderError`].

@@ -8,7 +8,7 @@
 //! are instant. Must not touch tags under `himaplan:` except to label, and
 //! must not decide plans: it carries out what it is asked.
 
-use super::client::sdk_error;
+use super::client::{missing, sdk_error};
 use super::schema::{self, ADDRESS_TAG, LABEL_PREFIX, LINEAGE_TAG, RUNNING, STOPPED, TOKEN_TAG};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeValue, Filter, Instance, InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification};
@@ -372,10 +372,6 @@ pub async fn import(ec2: &Client, addr: &InstanceAddr, id: &str, lineage: &str) 
         .await
         .map_err(|e| sdk_error("CreateTags", e))?;
     Ok(instance_attrs(&instance))
-}
-
-fn missing(addr: &InstanceAddr, attr: &str) -> ProviderError {
-    ProviderError::invalid(format!("{addr}: attribute {attr:?} is missing"))
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@
 //! configuration, made by `configure`) and dispatches the engine's calls;
 //! this file is the `Provider` impl only. Files: [`schema`] (what all three
 //! resource types look like, offline judgements), [`client`] (connection and
-//! error classification), [`instance`] (`aws_instance`: EC2 calls), [`s3`]
-//! (`aws_s3_bucket` and `aws_s3_bucket_lifecycle`: S3 calls, in one file
-//! because a lifecycle is addressed by its bucket and shares its helpers).
-//! Must not print, keep state of its own between calls, or send traffic
-//! anywhere but the configured AWS endpoint.
+//! error classification), and one file per resource type: [`instance`]
+//! (`aws_instance`, EC2 calls), [`s3_bucket`] and [`s3_bucket_lifecycle`]
+//! (S3 calls). Must not print, keep state of its own between calls, or
+//! send traffic anywhere but the configured AWS endpoint.
 
 pub mod client;
 pub mod instance;
-pub mod s3;
+pub mod s3_bucket;
+pub mod s3_bucket_lifecycle;
 pub mod schema;
 
 use crate::providers::shared::ServedTypes;
@@ -113,24 +113,24 @@ impl Provider for AwsProvider {
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
         match (service_of(&req.rtype)?, req.rtype.as_str()) {
             (Service::Ec2, _) => instance::read(self.ec2()?, &req).await,
-            (Service::S3, schema::BUCKET_TYPE) => s3::read_buckets(self.s3()?, &req).await,
-            (Service::S3, _) => s3::read_lifecycles(self.s3()?, &req).await,
+            (Service::S3, schema::BUCKET_TYPE) => s3_bucket::read(self.s3()?, &req).await,
+            (Service::S3, _) => s3_bucket_lifecycle::read(self.s3()?, &req).await,
         }
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
         match (service_of(&req.rtype)?, req.rtype.as_str()) {
             (Service::Ec2, _) => instance::apply(self.ec2()?, &req).await,
-            (Service::S3, schema::BUCKET_TYPE) => s3::apply_bucket(self.s3()?, &req).await,
-            (Service::S3, _) => s3::apply_lifecycle(self.s3()?, &req).await,
+            (Service::S3, schema::BUCKET_TYPE) => s3_bucket::apply(self.s3()?, &req).await,
+            (Service::S3, _) => s3_bucket_lifecycle::apply(self.s3()?, &req).await,
         }
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
         match (service_of(rtype)?, rtype) {
             (Service::Ec2, _) => instance::import(self.ec2()?, addr, id, lineage).await,
-            (Service::S3, schema::BUCKET_TYPE) => s3::import_bucket(self.s3()?, addr, id, lineage).await,
-            (Service::S3, _) => s3::import_lifecycle(self.s3()?, id).await,
+            (Service::S3, schema::BUCKET_TYPE) => s3_bucket::import(self.s3()?, addr, id, lineage).await,
+            (Service::S3, _) => s3_bucket_lifecycle::import(self.s3()?, id).await,
         }
     }
 }
