@@ -64,7 +64,7 @@ impl Provider for NginxProvider {
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
         SERVED.check(&req.rtype)?;
-        let current = req.items.iter().map(|i| upstream::read_one(&i.prior)).collect::<Result<_, _>>()?;
+        let current = req.items.iter().map(|i| upstream::read(&i.prior)).collect::<Result<_, _>>()?;
         Ok(ReadResponse { current, others: Vec::new() })
     }
 

@@ -69,7 +69,7 @@ fn servers_value(found: &[Server], prior: &Value) -> Value {
 }
 
 /// Reads the upstream the prior names; `None` when the file or the block is gone.
-pub fn read_one(prior: &Value) -> Result<Option<Value>, ProviderError> {
+pub fn read(prior: &Value) -> Result<Option<Value>, ProviderError> {
     let path = string(prior, "config_file")?;
     let name = string(prior, "name")?;
     let Some(text) = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))? else {
@@ -135,5 +135,5 @@ pub fn import(id: &str) -> Result<Value, ProviderError> {
         ("max_fails".to_string(), Value::Null),
         ("fail_timeout".to_string(), Value::Null),
     ]));
-    read_one(&prior)?.ok_or_else(|| ProviderError::not_found(format!("nginx_upstream: no upstream {name} in {file}")))
+    read(&prior)?.ok_or_else(|| ProviderError::not_found(format!("nginx_upstream: no upstream {name} in {file}")))
 }

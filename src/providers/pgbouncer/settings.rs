@@ -16,7 +16,7 @@ use himaplan_engine::value::Value;
 use std::path::Path;
 
 /// The resource's `config_file`, its id.
-pub fn config_file(attrs: &Value) -> Result<&str, ProviderError> {
+fn config_file(attrs: &Value) -> Result<&str, ProviderError> {
     attrs
         .get("config_file")
         .and_then(Value::as_str)
@@ -29,7 +29,7 @@ fn io_error(doing: &str, path: &str, e: std::io::Error) -> ProviderError {
 }
 
 /// Reads one file and the console; `None` when the file is missing.
-pub async fn read_one(path: &str, url: &str, admin_url: Value) -> Result<Option<Value>, ProviderError> {
+async fn read_one(path: &str, url: &str, admin_url: Value) -> Result<Option<Value>, ProviderError> {
     let Some(text) = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))? else {
         return Ok(None);
     };
