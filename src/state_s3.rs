@@ -23,7 +23,7 @@
 use crate::providers::aws::client::{connect_s3, s3_error};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -175,12 +175,11 @@ impl S3Store {
         };
         let etag = out.e_tag().map(str::to_string);
         let checksum = out.metadata().and_then(|m| m.get(CHECKSUM_METADATA)).cloned();
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StateError::Other(format!("reading {}: the download broke off: {e}", self.url(key))))?
-            .into_bytes();
+        let url = self.url(key);
+        let bytes = match out.body.collect().await {
+            Ok(bytes) => bytes.into_bytes(),
+            Err(e) => return Err(StateError::backend_caused(&url, format!("reading {url}: the download broke off: {e}"), e)),
+        };
         // Not refused here: bytes that are not UTF-8 come out changed, so the
         // state's checksum check refuses them with the way out, and a lock or
         // journal body fails its own parse naming the object.
@@ -225,12 +224,11 @@ impl S3Store {
     }
 
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StateError> {
+        let unbuildable = |e: BuildError| StateError::backend_caused(self.url(&self.journal_prefix()), e.to_string(), e);
         for chunk in keys.chunks(DELETE_BATCH) {
-            let ids = chunk
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(k).build().map_err(|e| StateError::Other(e.to_string())))
-                .collect::<Result<Vec<_>, _>>()?;
-            let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| StateError::Other(e.to_string()))?;
+            let ids =
+                chunk.iter().map(|k| ObjectIdentifier::builder().key(k).build().map_err(unbuildable)).collect::<Result<Vec<_>, _>>()?;
+            let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(unbuildable)?;
             let out = self
                 .client
                 .delete_objects()
@@ -240,11 +238,9 @@ impl S3Store {
                 .await
                 .map_err(|e| self.failed("deleting the journal", &self.journal_prefix(), e))?;
             if let Some(err) = out.errors().first() {
-                return Err(StateError::Other(format!(
-                    "deleting journal object {}: {}",
-                    self.url(err.key().unwrap_or("?")),
-                    err.message().or(err.code()).unwrap_or("unknown error")
-                )));
+                let url = self.url(err.key().unwrap_or("?"));
+                let why = err.message().or(err.code()).unwrap_or("unknown error");
+                return Err(StateError::backend(&url, format!("deleting journal object {url}: {why}")));
             }
         }
         Ok(())
@@ -254,7 +250,7 @@ impl S3Store {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        StateError::Other(format!("{doing} {}: {}", self.url(key), s3_error("request", err)))
+        failed(self.url(key), doing, "request", err)
     }
 
     /// The way out offered whenever the state object cannot be used.
@@ -347,11 +343,17 @@ impl StateStore for S3Store {
         match delete.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Err(no_such()),
-            Err(e) if is_precondition_failed(&e) => Err(StateError::Other(format!(
-                "the lock {} changed while it was being removed (its holder released it, or another run took it); nothing was removed: \
-                 look at the lock error again",
-                self.url(&lock_key)
-            ))),
+            Err(e) if is_precondition_failed(&e) => {
+                let url = self.url(&lock_key);
+                Err(StateError::backend_caused(
+                    &url,
+                    format!(
+                        "the lock {url} changed while it was being removed (its holder released it, or another run took it); nothing was \
+                         removed: look at the lock error again"
+                    ),
+                    e,
+                ))
+            }
             Err(e) => Err(self.failed("removing the lock", &lock_key, e)),
         }
     }
@@ -403,13 +405,14 @@ impl StateStore for S3Store {
                 match self.get(&self.key).await? {
                     Some((_, etag, Some(sum))) if sum == sha256_hex(body.as_bytes()) => etag,
                     _ => {
-                        return Err(StateError::Other(format!(
+                        let message = format!(
                             "{} changed since this run read it (412 Precondition Failed): another run wrote it, so this run's lock \
                              must have been removed; nothing was overwritten. This run's journal is kept under {}; run `himaplan plan` \
                              to see what the other run left and what this one changed",
                             self.location(),
                             self.url(&self.journal_prefix())
-                        )));
+                        );
+                        return Err(StateError::backend_caused(self.location(), message, e));
                     }
                 }
             }
@@ -514,8 +517,20 @@ async fn delete_lock(client: &Client, bucket: &str, key: &str, etag: Option<&str
     match delete.send().await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) || is_precondition_failed(&e) => Ok(()),
-        Err(e) => Err(StateError::Other(format!("releasing the lock s3://{bucket}/{key}: {}", s3_error("DeleteObject", e)))),
+        Err(e) => Err(failed(format!("s3://{bucket}/{key}"), "releasing the lock", "DeleteObject", e)),
     }
+}
+
+/// A failed request of S3 operation `op` while `doing` something to the
+/// object at `url`: the message names both and S3's answer; the source is
+/// the classified error, which carries the SDK's.
+fn failed<E>(url: String, doing: &str, op: &str, err: SdkError<E, HttpResponse>) -> StateError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let error = s3_error(op, err);
+    let message = format!("{doing} {url}: {error}");
+    StateError::backend_caused(url, message, error)
 }
 
 /// Copies the state of `from` into `to` (`state push` / `state pull`).

@@ -15,7 +15,9 @@ mod moto;
 use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
 use himaplan::providers::aws::{AwsProvider, client};
 use himaplan_engine::addr::InstanceAddr;
-use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse};
+use himaplan_engine::provider::{
+    ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest, ReadResponse,
+};
 use himaplan_engine::value::Value;
 use moto::AMI;
 use std::collections::BTreeMap;
@@ -244,7 +246,7 @@ async fn import_labels_and_delete_terminates() {
     assert_eq!(label("himaplan:lineage").as_deref(), Some(LINEAGE));
 
     let missing = p.import("aws_instance", &addr("aws_instance.nope"), "i-0123456789abcdef0", LINEAGE).await;
-    assert!(matches!(missing, Err(ProviderError::NotFound(_))), "{missing:?}");
+    assert!(matches!(&missing, Err(e) if e.kind() == ProviderErrorKind::NotFound), "{missing:?}");
 
     let deleted = p
         .apply(ApplyRequest {
@@ -281,7 +283,7 @@ async fn unknown_ami_is_a_permanent_error_with_the_service_message() {
         m.insert("ami".into(), Value::from("ami-00000000"));
     }
     match create(&p, "aws_instance.bad", attrs).await {
-        Err(ProviderError::Permanent(m)) => assert!(m.starts_with("InvalidAMIID.NotFound: "), "{m}"),
+        Err(e) if e.kind() == ProviderErrorKind::Invalid => assert!(e.message().starts_with("InvalidAMIID.NotFound: "), "{e}"),
         other => panic!("expected a permanent error, got {other:?}"),
     }
 }

@@ -21,7 +21,9 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use himaplan::providers::docker::DockerProvider;
 use himaplan_engine::addr::InstanceAddr;
-use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse};
+use himaplan_engine::provider::{
+    ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest, ReadResponse,
+};
 use himaplan_engine::value::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -405,11 +407,8 @@ async fn unreachable_daemon_gives_a_clear_error() {
     let host = "unix:///tmp/himaplan-no-such-dockerd.sock";
     let p = DockerProvider::new();
     let err = p.configure(&Value::Map(BTreeMap::from([("host".to_string(), Value::from(host))]))).await.expect_err("no daemon there");
-    match err {
-        ProviderError::Permanent(m) => {
-            assert!(m.starts_with(&format!("cannot reach the Docker daemon at {host}")), "{m}");
-            assert!(m.contains("is dockerd running? set DOCKER_HOST or provider \"docker\" { host }"), "{m}");
-        }
-        other => panic!("expected a permanent error, got {other:?}"),
-    }
+    assert_eq!(err.kind(), ProviderErrorKind::Other, "expected a permanent error, got {err:?}");
+    let m = err.message();
+    assert!(m.starts_with(&format!("cannot reach the Docker daemon at {host}")), "{m}");
+    assert!(m.contains("is dockerd running? set DOCKER_HOST or provider \"docker\" { host }"), "{m}");
 }

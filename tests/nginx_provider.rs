@@ -10,9 +10,9 @@
 //! they fail and say why. Everything listens on and dials 127.0.0.1 only.
 
 use himaplan::providers::nginx::NginxProvider;
-use himaplan::providers::nginx::control;
+use himaplan::providers::nginx::client;
 use himaplan_engine::addr::InstanceAddr;
-use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest};
+use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -153,12 +153,12 @@ async fn upstream_grows_without_failed_requests() {
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed, handle) = request_loop(s.var("NGINX_PORT"), stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let workers_before = control::children(master_pid(&s));
+    let workers_before = client::children(master_pid(&s));
     let four = planned(&s, &all, "30s");
     let started = Instant::now();
     let updated = apply(&p, ApplyAction::Update, &created, &four).await.expect("update");
     let took = started.elapsed();
-    let workers_after = control::children(master_pid(&s));
+    let workers_after = client::children(master_pid(&s));
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let _ = handle.join();
@@ -200,7 +200,7 @@ async fn rejected_configuration_restores_the_old_file() {
     let started = Instant::now();
     let err = apply(&p, ApplyAction::Update, &good, &planned(&s, &all, "abc")).await.expect_err("nginx rejects");
     eprintln!("nginx figures: rejected apply took {:?}: {err}", started.elapsed());
-    assert!(matches!(err, ProviderError::Permanent(_)));
+    assert_eq!(err.kind(), ProviderErrorKind::Invalid, "{err:?}");
     assert!(err.to_string().contains("fail_timeout") || err.to_string().contains("invalid"), "{err}");
     assert_eq!(std::fs::read_to_string(s.var("NGINX_UPSTREAM_FILE")).expect("include file"), before);
     let body = ureq::get(format!("http://127.0.0.1:{}/", s.var("NGINX_PORT")))

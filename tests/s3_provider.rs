@@ -17,7 +17,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter};
 use himaplan::providers::aws::{AwsProvider, client};
 use himaplan_engine::addr::InstanceAddr;
-use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ReadItem, ReadRequest, ReadResponse};
+use himaplan_engine::provider::{
+    ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest, ReadResponse,
+};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 
@@ -287,7 +289,7 @@ async fn lifecycle_import_by_bucket() {
         .await
         .expect("bucket");
     let err = p.import("aws_s3_bucket_lifecycle", &addr("aws_s3_bucket_lifecycle.l"), "lc-bucket", LINEAGE).await.expect_err("none yet");
-    assert!(matches!(err, ProviderError::NotFound(_)), "{err:?}");
+    assert_eq!(err.kind(), ProviderErrorKind::NotFound, "{err:?}");
     let created = apply(
         &p,
         "aws_s3_bucket_lifecycle",

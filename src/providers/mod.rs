@@ -3,10 +3,10 @@
 
 pub mod aws;
 pub mod docker;
-pub mod files;
 pub mod kubernetes;
 pub mod nginx;
 pub mod pgbouncer;
+pub mod shared;
 
 use himaplan_engine::provider::Registry;
 use std::sync::Arc;

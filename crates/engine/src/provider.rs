@@ -265,23 +265,77 @@ pub struct DesiredItem {
     pub notes: Vec<String>,
 }
 
-/// Why a provider call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ProviderError {
+/// What kind of failure a [`ProviderError`] is: it decides whether the
+/// engine retries the call and what advice the diagnostic gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderErrorKind {
     /// Throttling, 5xx, timeouts, dropped connections: worth retrying.
-    #[error("{0}")]
-    Transient(String),
-    /// Bad configuration or a refused request: retrying will not help.
-    #[error("{0}")]
-    Permanent(String),
+    Transient,
     /// The object does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
+    NotFound,
+    /// The object changed under us or exists already (a 409, a failed
+    /// precondition, a name in use): planning again shows the current state.
+    Conflict,
+    /// Bad configuration or a request the service refused as invalid (a 4xx,
+    /// a failed validation): retrying will not help.
+    Invalid,
+    /// Any other permanent failure: retrying will not help.
+    Other,
+}
+
+/// Why a provider call failed: a [`ProviderErrorKind`], the text shown to
+/// the user, and the underlying SDK, I/O or protocol error when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{message}", if *.kind == ProviderErrorKind::NotFound { "not found: " } else { "" })]
+pub struct ProviderError {
+    kind: ProviderErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ProviderError {
+    /// An error of the given kind with no source.
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        ProviderError { kind, message: message.into(), source: None }
+    }
+    /// A failure worth retrying ([`ProviderErrorKind::Transient`]).
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ProviderErrorKind::Transient, message)
+    }
+    /// The object does not exist ([`ProviderErrorKind::NotFound`]).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ProviderErrorKind::NotFound, message)
+    }
+    /// The object changed or exists already ([`ProviderErrorKind::Conflict`]).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ProviderErrorKind::Conflict, message)
+    }
+    /// Bad configuration or a refused request ([`ProviderErrorKind::Invalid`]).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ProviderErrorKind::Invalid, message)
+    }
+    /// Any other permanent failure ([`ProviderErrorKind::Other`]).
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(ProviderErrorKind::Other, message)
+    }
+    /// Attaches the underlying error; the message shown stays the same.
+    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+    pub fn kind(&self) -> ProviderErrorKind {
+        self.kind
+    }
+    /// The message without the `not found: ` prefix of [`Display`](std::fmt::Display).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
     pub fn is_transient(&self) -> bool {
-        matches!(self, ProviderError::Transient(_))
+        self.kind == ProviderErrorKind::Transient
+    }
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ProviderErrorKind::NotFound
     }
 }
 
@@ -395,5 +449,22 @@ impl Registry {
 
     pub fn providers(&self) -> impl Iterator<Item = (&'static str, &std::sync::Arc<dyn Provider>)> {
         self.providers.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_print_their_message_and_keep_the_source() {
+        assert_eq!(ProviderError::not_found("instance i-1 does not exist").to_string(), "not found: instance i-1 does not exist");
+        assert_eq!(ProviderError::conflict("bucket b already exists").to_string(), "bucket b already exists");
+        let io = std::io::Error::other("disk full");
+        let e = ProviderError::other("writing /etc/x: disk full").with_source(io);
+        assert_eq!(e.to_string(), "writing /etc/x: disk full");
+        assert_eq!(e.kind(), ProviderErrorKind::Other);
+        assert_eq!(std::error::Error::source(&e).map(ToString::to_string).as_deref(), Some("disk full"));
+        assert!(ProviderError::transient("503").is_transient() && !ProviderError::invalid("400").is_transient());
     }
 }

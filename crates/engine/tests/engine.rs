@@ -103,11 +103,11 @@ impl Provider for TestProvider {
         self.running.fetch_sub(1, Ordering::SeqCst);
 
         if self.fail.lock().unwrap().contains(&addr) {
-            return Err(ProviderError::Permanent(format!("{addr} is refused by the test")));
+            return Err(ProviderError::invalid(format!("{addr} is refused by the test")));
         }
         if let Some(left) = self.transient.lock().unwrap().get_mut(&addr).filter(|n| **n > 0) {
             *left -= 1;
-            return Err(ProviderError::Transient("503 Slow Down".into()));
+            return Err(ProviderError::transient("503 Slow Down"));
         }
         self.calls.lock().unwrap().push(Call { action: req.action, addr: addr.clone(), planned: req.planned.clone() });
         match req.action {
@@ -125,7 +125,7 @@ impl Provider for TestProvider {
     }
 
     async fn import(&self, _rtype: &str, _addr: &InstanceAddr, _id: &str, _lineage: &str) -> Result<Value, ProviderError> {
-        Err(ProviderError::Permanent("import is not supported by the test provider".into()))
+        Err(ProviderError::other("import is not supported by the test provider"))
     }
 }
 

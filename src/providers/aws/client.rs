@@ -17,6 +17,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::ProviderError;
 use himaplan_engine::value::Value;
 use std::time::Duration;
@@ -83,9 +84,9 @@ pub fn configured_region(config: &Value) -> Result<Option<String>, ProviderError
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(r)) if r.is_empty() => Ok(None),
             Some(Value::String(r)) => Ok(Some(r.clone())),
-            Some(other) => Err(ProviderError::Permanent(format!("provider \"aws\": region must be a string, not {}", other.type_name()))),
+            Some(other) => Err(ProviderError::invalid(format!("provider \"aws\": region must be a string, not {}", other.type_name()))),
         },
-        other => Err(ProviderError::Permanent(format!("provider \"aws\": expected an object, not {}", other.type_name()))),
+        other => Err(ProviderError::invalid(format!("provider \"aws\": expected an object, not {}", other.type_name()))),
     }
 }
 
@@ -121,12 +122,17 @@ const TRANSIENT_CODES: &[&str] = &[
 const NOT_FOUND_CODES: &[&str] =
     &["InvalidInstanceID.NotFound", "NoSuchBucket", "NoSuchKey", "NoSuchLifecycleConfiguration", "NoSuchTagSet", "NotFound"];
 
+/// Service error codes that mean "the object exists already or changed
+/// under us" (S3 bucket names are global; a conflicting operation is in
+/// progress).
+const CONFLICT_CODES: &[&str] = &["BucketAlreadyExists", "BucketAlreadyOwnedByYou", "OperationAborted", "ConditionalRequestConflict"];
+
 /// Classifies a failure from its parts (pure, so it can be tested without a
 /// server). `detail` describes transport failures.
 pub fn classify(kind: FailureKind, code: Option<&str>, message: Option<&str>, status: Option<u16>, detail: &str) -> ProviderError {
     match kind {
-        FailureKind::Timeout | FailureKind::Dispatch | FailureKind::Response => ProviderError::Transient(detail.to_string()),
-        FailureKind::Construction => ProviderError::Permanent(detail.to_string()),
+        FailureKind::Timeout | FailureKind::Dispatch | FailureKind::Response => ProviderError::transient(detail),
+        FailureKind::Construction => ProviderError::other(detail),
         FailureKind::Service => {
             let text = match (code, message) {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
@@ -135,14 +141,28 @@ pub fn classify(kind: FailureKind, code: Option<&str>, message: Option<&str>, st
                 (None, None) => detail.to_string(),
             };
             if code.is_some_and(|c| TRANSIENT_CODES.contains(&c)) || status.is_some_and(|s| s >= 500) {
-                ProviderError::Transient(text)
+                ProviderError::transient(text)
             } else if code.is_some_and(|c| NOT_FOUND_CODES.contains(&c)) {
-                ProviderError::NotFound(text)
+                ProviderError::not_found(text)
+            } else if code.is_some_and(|c| CONFLICT_CODES.contains(&c)) || status.is_some_and(|s| s == 409 || s == 412) {
+                ProviderError::conflict(text)
+            } else if status.is_some_and(|s| (400..500).contains(&s)) {
+                ProviderError::invalid(text)
             } else {
-                ProviderError::Permanent(text)
+                ProviderError::other(text)
             }
         }
     }
+}
+
+/// The error for a planned or prior value that lacks an attribute the call needs.
+pub fn missing(addr: &InstanceAddr, attr: &str) -> ProviderError {
+    ProviderError::invalid(format!("{addr}: attribute {attr:?} is missing"))
+}
+
+/// A request the SDK refused to build (a missing required field).
+pub fn invalid_request(e: aws_sdk_s3::error::BuildError) -> ProviderError {
+    ProviderError::invalid(e.to_string()).with_source(e)
 }
 
 /// Maps an SDK error of EC2 operation `op` to a [`ProviderError`].
@@ -150,7 +170,7 @@ pub fn sdk_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    service_error("EC2", op, err)
+    service_error("EC2", op, err, false)
 }
 
 /// Maps an SDK error of S3 operation `op` to a [`ProviderError`]. A bare
@@ -159,14 +179,12 @@ pub fn s3_error<E>(op: &str, err: SdkError<E, HttpResponse>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let bare_404 = err.code().is_none() && err.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-    match service_error("S3", op, err) {
-        ProviderError::Permanent(m) if bare_404 => ProviderError::NotFound(m),
-        other => other,
-    }
+    service_error("S3", op, err, true)
 }
 
-fn service_error<E>(service: &str, op: &str, err: SdkError<E, HttpResponse>) -> ProviderError
+/// The classified error, with the SDK error as its source; `bare_404_gone`
+/// makes a 404 without an error code `NotFound`.
+fn service_error<E>(service: &str, op: &str, err: SdkError<E, HttpResponse>, bare_404_gone: bool) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -181,12 +199,17 @@ where
     };
     let status = err.raw_response().map(|r| r.status().as_u16());
     let detail = format!("{service} {op}: {}", DisplayErrorContext(&err));
-    classify(kind, err.code(), err.message(), status, &detail)
+    let mut error = classify(kind, err.code(), err.message(), status, &detail);
+    if bare_404_gone && err.code().is_none() && status == Some(404) && !error.is_transient() {
+        error = ProviderError::not_found(error.message());
+    }
+    error.with_source(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use himaplan_engine::provider::ProviderErrorKind;
 
     #[test]
     fn throttling_and_server_errors_are_transient() {
@@ -204,18 +227,14 @@ mod tests {
     #[test]
     fn missing_instance_is_not_found() {
         let e = classify(FailureKind::Service, Some("InvalidInstanceID.NotFound"), Some("gone"), Some(400), "");
-        assert!(matches!(e, ProviderError::NotFound(_)));
+        assert_eq!(e.kind(), ProviderErrorKind::NotFound);
     }
 
     #[test]
     fn refused_requests_keep_the_service_code_and_message() {
         let e = classify(FailureKind::Service, Some("InvalidAMIID.NotFound"), Some("The image id '[ami-x]' does not exist"), Some(400), "");
-        match e {
-            ProviderError::Permanent(m) => {
-                assert_eq!(m, "InvalidAMIID.NotFound: The image id '[ami-x]' does not exist")
-            }
-            other => panic!("expected permanent, got {other:?}"),
-        }
+        assert_eq!(e.kind(), ProviderErrorKind::Invalid, "{e:?}");
+        assert_eq!(e.message(), "InvalidAMIID.NotFound: The image id '[ami-x]' does not exist");
         assert!(!classify(FailureKind::Construction, None, None, None, "bad").is_transient());
     }
 

@@ -8,7 +8,7 @@
 //! are instant. Must not touch tags under `himaplan:` except to label, and
 //! must not decide plans: it carries out what it is asked.
 
-use super::client::sdk_error;
+use super::client::{missing, sdk_error};
 use super::schema::{self, ADDRESS_TAG, LABEL_PREFIX, LINEAGE_TAG, RUNNING, STOPPED, TOKEN_TAG};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{AttributeValue, Filter, Instance, InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification};
@@ -161,7 +161,7 @@ async fn describe_one(ec2: &Client, id: &str) -> Result<Instance, ProviderError>
         .flat_map(|r| r.instances())
         .find(|i| i.instance_id() == Some(id))
         .cloned()
-        .ok_or_else(|| ProviderError::NotFound(format!("instance {id} does not exist")))
+        .ok_or_else(|| ProviderError::not_found(format!("instance {id} does not exist")))
 }
 
 // ---------------------------------------------------------------------------
@@ -189,7 +189,7 @@ async fn wait_for(ec2: &Client, id: &str, target: Target) -> Result<Option<Insta
                     (Target::Stopped, Some(InstanceStateName::Stopped)) => true,
                     (Target::Gone, Some(InstanceStateName::Terminated)) => true,
                     (Target::Running | Target::Stopped, Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)) => {
-                        return Err(ProviderError::Permanent(format!(
+                        return Err(ProviderError::other(format!(
                             "instance {id} is {seen} while waiting for it to be {}",
                             target_name(target)
                         )));
@@ -201,15 +201,15 @@ async fn wait_for(ec2: &Client, id: &str, target: Target) -> Result<Option<Insta
                 }
                 seen
             }
-            Err(ProviderError::NotFound(_)) if target == Target::Gone => return Ok(None),
+            Err(e) if e.is_not_found() && target == Target::Gone => return Ok(None),
             // A just-created instance may not be visible yet (eventual
             // consistency), and transient errors were already retried by the
             // SDK: keep polling until the deadline.
-            Err(ProviderError::NotFound(m) | ProviderError::Transient(m)) => m,
+            Err(e) if e.is_not_found() || e.is_transient() => e.message().to_string(),
             Err(e) => return Err(e),
         };
         if tokio::time::Instant::now() + delay > deadline {
-            return Err(ProviderError::Transient(format!(
+            return Err(ProviderError::transient(format!(
                 "instance {id} did not become {} within {} s (last seen: {last})",
                 target_name(target),
                 WAIT_LIMIT.as_secs()
@@ -277,7 +277,7 @@ async fn create(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
         .instances()
         .first()
         .and_then(Instance::instance_id)
-        .ok_or_else(|| ProviderError::Permanent("EC2 RunInstances returned no instance".into()))?
+        .ok_or_else(|| ProviderError::other("EC2 RunInstances returned no instance"))?
         .to_string();
     wait_for(ec2, &id, Target::Running).await?;
     if schema::power_state(&planned) == STOPPED {
@@ -293,7 +293,7 @@ async fn update(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
     // stopped or retagged since the plan was made.
     let live = describe_one(ec2, &id).await?;
     let Some(live_state) = power_state(&live) else {
-        return Err(ProviderError::NotFound(format!("instance {id} is terminated")));
+        return Err(ProviderError::not_found(format!("instance {id} is terminated")));
     };
     let want_state = schema::power_state(&planned);
 
@@ -349,7 +349,8 @@ async fn delete(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
         return Ok(Value::Null);
     };
     match ec2.terminate_instances().instance_ids(id).send().await.map_err(|e| sdk_error("TerminateInstances", e)) {
-        Ok(_) | Err(ProviderError::NotFound(_)) => {}
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
     }
     wait_for(ec2, id, Target::Gone).await?;
@@ -361,7 +362,7 @@ async fn delete(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
 pub async fn import(ec2: &Client, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
     let instance = describe_one(ec2, id).await?;
     if power_state(&instance).is_none() {
-        return Err(ProviderError::NotFound(format!("instance {id} is terminated")));
+        return Err(ProviderError::not_found(format!("instance {id} is terminated")));
     }
     ec2.create_tags()
         .resources(id)
@@ -371,10 +372,6 @@ pub async fn import(ec2: &Client, addr: &InstanceAddr, id: &str, lineage: &str) 
         .await
         .map_err(|e| sdk_error("CreateTags", e))?;
     Ok(instance_attrs(&instance))
-}
-
-fn missing(addr: &InstanceAddr, attr: &str) -> ProviderError {
-    ProviderError::Permanent(format!("{addr}: attribute {attr:?} is missing"))
 }
 
 #[cfg(test)]

@@ -3,19 +3,21 @@
 //! AWS SDK.
 //!
 //! Owns the provider's connection (one EC2 and one S3 client over one SDK
-//! configuration, made by `configure`) and dispatches the engine's calls to
-//! [`instance`] and [`s3`]. Files: [`schema`] and [`s3_schema`] (what the
-//! resources look like, offline judgements), [`client`] (connection and
-//! error classification), [`instance`] (EC2 calls), [`s3`] (S3 calls). Must not print, keep
-//! state of its own between calls, or send traffic anywhere but the
-//! configured AWS endpoint.
+//! configuration, made by `configure`) and dispatches the engine's calls;
+//! this file is the `Provider` impl only. Files: [`schema`] (what all three
+//! resource types look like, offline judgements), [`client`] (connection and
+//! error classification), and one file per resource type: [`instance`]
+//! (`aws_instance`, EC2 calls), [`s3_bucket`] and [`s3_bucket_lifecycle`]
+//! (S3 calls). Must not print, keep state of its own between calls, or
+//! send traffic anywhere but the configured AWS endpoint.
 
 pub mod client;
 pub mod instance;
-pub mod s3;
-pub mod s3_schema;
+pub mod s3_bucket;
+pub mod s3_bucket_lifecycle;
 pub mod schema;
 
+use crate::providers::shared::ServedTypes;
 use async_trait::async_trait;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
@@ -43,7 +45,7 @@ impl AwsProvider {
     }
 
     fn clients(&self) -> Result<&Clients, ProviderError> {
-        self.clients.get().ok_or_else(|| ProviderError::Permanent("the aws provider was used before it was configured".into()))
+        self.clients.get().ok_or_else(|| ProviderError::other("the aws provider was used before it was configured"))
     }
 
     fn ec2(&self) -> Result<&aws_sdk_ec2::Client, ProviderError> {
@@ -55,6 +57,9 @@ impl AwsProvider {
     }
 }
 
+/// The resource types this provider serves.
+const SERVED: ServedTypes = ServedTypes { provider: "aws", types: &[schema::INSTANCE_TYPE, schema::BUCKET_TYPE, schema::LIFECYCLE_TYPE] };
+
 /// Which service serves a resource type.
 enum Service {
     Ec2,
@@ -62,13 +67,8 @@ enum Service {
 }
 
 fn service_of(rtype: &str) -> Result<Service, ProviderError> {
-    if rtype == schema::INSTANCE_TYPE {
-        Ok(Service::Ec2)
-    } else if s3::serves(rtype) {
-        Ok(Service::S3)
-    } else {
-        Err(ProviderError::Permanent(format!("the aws provider has no resource type {rtype:?}")))
-    }
+    SERVED.check(rtype)?;
+    Ok(if rtype == schema::INSTANCE_TYPE { Service::Ec2 } else { Service::S3 })
 }
 
 #[async_trait]
@@ -78,9 +78,7 @@ impl Provider for AwsProvider {
     }
 
     fn resource_types(&self) -> Vec<ResourceType> {
-        let mut types = schema::resource_types();
-        types.extend(s3_schema::resource_types());
-        types
+        schema::resource_types()
     }
 
     fn provider_schema(&self) -> Schema {
@@ -90,8 +88,8 @@ impl Provider for AwsProvider {
     fn validate(&self, rtype: &str, config: &Value) -> Vec<ConfigProblem> {
         match rtype {
             schema::INSTANCE_TYPE => schema::validate_instance(config),
-            s3_schema::BUCKET_TYPE => s3_schema::validate_bucket(config),
-            s3_schema::LIFECYCLE_TYPE => s3_schema::validate_lifecycle(config),
+            schema::BUCKET_TYPE => schema::validate_bucket(config),
+            schema::LIFECYCLE_TYPE => schema::validate_lifecycle(config),
             _ => Vec::new(),
         }
     }
@@ -115,24 +113,24 @@ impl Provider for AwsProvider {
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
         match (service_of(&req.rtype)?, req.rtype.as_str()) {
             (Service::Ec2, _) => instance::read(self.ec2()?, &req).await,
-            (Service::S3, s3_schema::BUCKET_TYPE) => s3::read_buckets(self.s3()?, &req).await,
-            (Service::S3, _) => s3::read_lifecycles(self.s3()?, &req).await,
+            (Service::S3, schema::BUCKET_TYPE) => s3_bucket::read(self.s3()?, &req).await,
+            (Service::S3, _) => s3_bucket_lifecycle::read(self.s3()?, &req).await,
         }
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
         match (service_of(&req.rtype)?, req.rtype.as_str()) {
             (Service::Ec2, _) => instance::apply(self.ec2()?, &req).await,
-            (Service::S3, s3_schema::BUCKET_TYPE) => s3::apply_bucket(self.s3()?, &req).await,
-            (Service::S3, _) => s3::apply_lifecycle(self.s3()?, &req).await,
+            (Service::S3, schema::BUCKET_TYPE) => s3_bucket::apply(self.s3()?, &req).await,
+            (Service::S3, _) => s3_bucket_lifecycle::apply(self.s3()?, &req).await,
         }
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
         match (service_of(rtype)?, rtype) {
             (Service::Ec2, _) => instance::import(self.ec2()?, addr, id, lineage).await,
-            (Service::S3, s3_schema::BUCKET_TYPE) => s3::import_bucket(self.s3()?, addr, id, lineage).await,
-            (Service::S3, _) => s3::import_lifecycle(self.s3()?, id).await,
+            (Service::S3, schema::BUCKET_TYPE) => s3_bucket::import(self.s3()?, addr, id, lineage).await,
+            (Service::S3, _) => s3_bucket_lifecycle::import(self.s3()?, id).await,
         }
     }
 }

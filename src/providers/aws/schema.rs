@@ -1,16 +1,25 @@
 //! The `aws` provider's schemas and its pure, network-free judgements:
-//! the `aws_instance` attribute set (SPEC §4), configuration checks beyond
-//! types, and how disruptive a planned update is.
+//! the attribute sets of `aws_instance`, `aws_s3_bucket` and
+//! `aws_s3_bucket_lifecycle` (SPEC §4), configuration checks beyond types
+//! (instance types and tags; bucket names, whole days, storage classes, a
+//! rule that does something), and how disruptive a planned update is.
 //!
 //! Must not talk to AWS or depend on the SDK: everything here is decided
 //! from values alone, so `validate` and `plan` work offline.
 
-use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema};
+use himaplan_engine::provider::{AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, ResourceType, Schema};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 
 /// The EC2 instance resource type.
 pub const INSTANCE_TYPE: &str = "aws_instance";
+/// The S3 bucket resource type.
+pub const BUCKET_TYPE: &str = "aws_s3_bucket";
+/// The S3 bucket lifecycle configuration resource type.
+pub const LIFECYCLE_TYPE: &str = "aws_s3_bucket_lifecycle";
+
+/// Storage classes a lifecycle transition may move objects to.
+pub const STORAGE_CLASSES: &[&str] = &["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "GLACIER_IR", "DEEP_ARCHIVE"];
 
 /// Tag prefix reserved for himaplan's own labels; users may not set it.
 pub const LABEL_PREFIX: &str = "himaplan:";
@@ -39,7 +48,11 @@ pub fn provider_schema() -> Schema {
 
 /// The resource types the `aws` provider offers.
 pub fn resource_types() -> Vec<ResourceType> {
-    vec![ResourceType { name: INSTANCE_TYPE, schema_version: 0, schema: instance_schema() }]
+    vec![
+        ResourceType { name: INSTANCE_TYPE, schema_version: 0, schema: instance_schema() },
+        ResourceType { name: BUCKET_TYPE, schema_version: 0, schema: bucket_schema() },
+        ResourceType { name: LIFECYCLE_TYPE, schema_version: 0, schema: lifecycle_schema() },
+    ]
 }
 
 fn instance_schema() -> Schema {
@@ -115,6 +128,158 @@ pub fn shape_instance_change(prior: &Value, planned: &Value, changed: &[String])
     shape
 }
 
+// ---------------------------------------------------------------------------
+// aws_s3_bucket and aws_s3_bucket_lifecycle
+
+fn bucket_schema() -> Schema {
+    Schema {
+        attributes: vec![
+            AttrSchema::new("bucket", AttrType::String).required().replace().describe("bucket name; a change replaces"),
+            AttrSchema::new("force_destroy", AttrType::Bool)
+                .default(false)
+                .describe("delete every object and version when the bucket is destroyed"),
+            AttrSchema::new("id", AttrType::String).computed().describe("the bucket name"),
+            AttrSchema::new("arn", AttrType::String).computed(),
+        ],
+        blocks: vec![],
+    }
+}
+
+fn lifecycle_schema() -> Schema {
+    let transition = Schema {
+        attributes: vec![
+            AttrSchema::new("days", AttrType::Number).required().describe("days after creation"),
+            AttrSchema::new("storage_class", AttrType::String).required().describe("e.g. GLACIER, STANDARD_IA"),
+        ],
+        blocks: vec![],
+    };
+    let rule = Schema {
+        attributes: vec![
+            AttrSchema::new("prefix", AttrType::String).default("").describe("key prefix the rule applies to"),
+            AttrSchema::new("enabled", AttrType::Bool).default(true),
+            AttrSchema::new("expiration_days", AttrType::Number).describe("delete current objects after this many days"),
+            AttrSchema::new("noncurrent_expiration_days", AttrType::Number).describe("delete non-current versions after this many days"),
+        ],
+        blocks: vec![BlockSchema { name: "transition", nesting: BlockNesting::List, body: transition }],
+    };
+    Schema {
+        attributes: vec![
+            AttrSchema::new("bucket", AttrType::String).required().replace().describe("the bucket whose lifecycle this is"),
+            AttrSchema::new("id", AttrType::String).computed().describe("the bucket name"),
+        ],
+        blocks: vec![BlockSchema { name: "rule", nesting: BlockNesting::Labelled, body: rule }],
+    }
+}
+
+/// Checks an `aws_s3_bucket` configuration beyond types.
+pub fn validate_bucket(config: &Value) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    if let Some(name) = config.get("bucket").and_then(Value::as_str)
+        && let Err(why) = check_bucket_name(name)
+    {
+        problems.push(problem("bucket", format!("bucket name {name:?} is not valid: {why}")));
+    }
+    problems
+}
+
+/// Checks an `aws_s3_bucket_lifecycle` configuration beyond types: whole,
+/// positive day counts, known storage classes, and at least one action per
+/// rule (S3 refuses a rule that does nothing). Unknown values are left alone.
+pub fn validate_lifecycle(config: &Value) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let Some(rules) = config.get("rule").and_then(Value::as_map) else {
+        return problems;
+    };
+    if rules.len() > 1000 {
+        problems.push(problem("rule", format!("S3 allows at most 1000 lifecycle rules, not {}", rules.len())));
+    }
+    for (id, rule) in rules {
+        if id.is_empty() || id.len() > 255 {
+            problems.push(problem("rule", format!("rule id {id:?} must be 1 to 255 characters long")));
+        }
+        let mut actions = 0;
+        for name in ["expiration_days", "noncurrent_expiration_days"] {
+            match rule.get(name).map(Value::unmarked) {
+                None | Some(Value::Null) => {}
+                // Not known until apply: it may well be set then.
+                Some(Value::Unknown) => actions += 1,
+                Some(v) => {
+                    actions += 1;
+                    if let Err(why) = check_days(v) {
+                        problems.push(problem("rule", format!("rule {id:?}: {name} {why}")));
+                    }
+                }
+            }
+        }
+        for (i, t) in rule.get("transition").and_then(Value::as_list).unwrap_or_default().iter().enumerate() {
+            actions += 1;
+            if let Some(Err(why)) =
+                t.get("days").map(|v| v.unmarked()).filter(|v| !matches!(v, Value::Unknown | Value::Null)).map(check_days)
+            {
+                problems.push(problem("rule", format!("rule {id:?}: transition {}: days {why}", i + 1)));
+            }
+            if let Some(class) = t.get("storage_class").and_then(Value::as_str)
+                && !STORAGE_CLASSES.contains(&class)
+            {
+                problems.push(problem(
+                    "rule",
+                    format!("rule {id:?}: transition {}: storage_class {class:?} is not one of {}", i + 1, STORAGE_CLASSES.join(", ")),
+                ));
+            }
+        }
+        let unknown_transitions = matches!(rule.get("transition"), Some(Value::Unknown));
+        if actions == 0 && !unknown_transitions {
+            problems.push(problem(
+                "rule",
+                format!("rule {id:?} does nothing: set expiration_days, noncurrent_expiration_days or a transition block"),
+            ));
+        }
+    }
+    problems
+}
+
+fn problem(attribute: &str, message: String) -> ConfigProblem {
+    ConfigProblem { attribute: Some(attribute.into()), message }
+}
+
+/// A day count must be a whole number of at least one.
+fn check_days(v: &Value) -> Result<i32, String> {
+    match v.as_f64() {
+        Some(n) if n.fract() == 0.0 && (1.0..=i32::MAX as f64).contains(&n) => Ok(n as i32),
+        Some(n) => Err(format!("must be a whole number of days, at least 1 (got {n})")),
+        None => Err(format!("must be a number, not {}", v.type_name())),
+    }
+}
+
+/// A day count as S3 takes it; `Ok(None)` when unset.
+pub fn days(v: Option<&Value>) -> Result<Option<i32>, String> {
+    match v.map(Value::unmarked) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => check_days(v).map(Some),
+    }
+}
+
+/// S3's bucket naming rules (the subset that matters for new buckets).
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    if !(3..=63).contains(&name.len()) {
+        return Err("it must be 3 to 63 characters long".into());
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
+        return Err("it may hold only lower-case letters, digits, '-' and '.'".into());
+    }
+    let edge_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !edge_ok(name.bytes().next()) || !edge_ok(name.bytes().last()) {
+        return Err("it must begin and end with a letter or digit".into());
+    }
+    if name.contains("..") {
+        return Err("it must not contain two adjacent periods".into());
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return Err("it must not look like an IP address".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +336,54 @@ mod tests {
         assert_eq!(problems[1].attribute.as_deref(), Some("tags"));
         assert!(validate_instance(&attrs(&[("state", "stopped")])).is_empty());
         assert!(validate_instance(&Value::Map(BTreeMap::from([("state".to_string(), Value::Unknown)]))).is_empty());
+    }
+
+    // S3
+
+    fn map(pairs: Vec<(&str, Value)>) -> Value {
+        Value::Map(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    fn lifecycle(rule: Value) -> Value {
+        map(vec![("bucket", Value::from("b")), ("rule", Value::Map(BTreeMap::from([("r1".to_string(), rule)])))])
+    }
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert!(check_bucket_name("himalytix-backups").is_ok());
+        assert!(check_bucket_name("a.b-c1").is_ok());
+        for bad in ["ab", "Upper", "-lead", "trail-", "a..b", "192.168.1.1", "under_score"] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+        let problems = validate_bucket(&map(vec![("bucket", Value::from("Bad_Name"))]));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].attribute.as_deref(), Some("bucket"));
+    }
+
+    #[test]
+    fn lifecycle_rules_need_an_action_and_whole_days() {
+        let ok = lifecycle(map(vec![("expiration_days", Value::from(30i64)), ("transition", Value::List(vec![]))]));
+        assert!(validate_lifecycle(&ok).is_empty());
+        let idle = lifecycle(map(vec![("prefix", Value::from("x/")), ("transition", Value::List(vec![]))]));
+        assert!(validate_lifecycle(&idle)[0].message.contains("does nothing"));
+        let half = lifecycle(map(vec![("expiration_days", Value::Number(1.5))]));
+        assert!(validate_lifecycle(&half)[0].message.contains("whole number"));
+        let zero = lifecycle(map(vec![("noncurrent_expiration_days", Value::from(0i64))]));
+        assert!(validate_lifecycle(&zero)[0].message.contains("at least 1"));
+        let class = lifecycle(map(vec![(
+            "transition",
+            Value::List(vec![map(vec![("days", Value::from(30i64)), ("storage_class", Value::from("COLD"))])]),
+        )]));
+        assert!(validate_lifecycle(&class)[0].message.contains("storage_class \"COLD\""));
+        let unknown = lifecycle(map(vec![("expiration_days", Value::Unknown)]));
+        assert!(validate_lifecycle(&unknown).is_empty());
+    }
+
+    #[test]
+    fn day_counts_convert_for_the_api() {
+        assert_eq!(days(None), Ok(None));
+        assert_eq!(days(Some(&Value::Null)), Ok(None));
+        assert_eq!(days(Some(&Value::from(14i64))), Ok(Some(14)));
+        assert!(days(Some(&Value::from("14"))).is_err());
     }
 }

@@ -28,11 +28,11 @@ pub fn resolve_host(config: &Value, env_host: Option<String>) -> Result<String, 
             Some(Value::String(h)) if h.is_empty() => None,
             Some(Value::String(h)) => Some(h.clone()),
             Some(other) => {
-                return Err(ProviderError::Permanent(format!("provider \"docker\": host must be a string, not {}", other.type_name())));
+                return Err(ProviderError::invalid(format!("provider \"docker\": host must be a string, not {}", other.type_name())));
             }
         },
         other => {
-            return Err(ProviderError::Permanent(format!("provider \"docker\": expected an object, not {}", other.type_name())));
+            return Err(ProviderError::invalid(format!("provider \"docker\": expected an object, not {}", other.type_name())));
         }
     };
     Ok(configured.or(env_host.filter(|h| !h.is_empty())).unwrap_or_else(|| DEFAULT_HOST.to_string()))
@@ -42,45 +42,52 @@ pub fn resolve_host(config: &Value, env_host: Option<String>) -> Result<String, 
 /// daemon is a permanent error naming the host and what to do.
 pub async fn connect(config: &Value) -> Result<Docker, ProviderError> {
     let host = resolve_host(config, std::env::var("DOCKER_HOST").ok())?;
-    let unreachable = |why: String| {
-        ProviderError::Permanent(format!(
+    let unreachable = |why: DockerError| {
+        ProviderError::other(format!(
             "cannot reach the Docker daemon at {host}: {why}: is dockerd running? set DOCKER_HOST or provider \"docker\" {{ host }}"
         ))
+        .with_source(why)
     };
-    let docker = Docker::connect_with_host(&host).map_err(|e| unreachable(e.to_string()))?.with_timeout(REQUEST_TIMEOUT);
+    let docker = Docker::connect_with_host(&host).map_err(unreachable)?.with_timeout(REQUEST_TIMEOUT);
     // Without negotiation bollard speaks its own (newer) default version,
     // which an older daemon refuses.
-    docker.negotiate_version().await.map_err(|e| unreachable(e.to_string()))
+    docker.negotiate_version().await.map_err(unreachable)
 }
 
-/// Maps a bollard error of operation `op` to a [`ProviderError`]: 404 is
-/// `NotFound`, 5xx and transport failures are transient, the rest permanent
-/// with the daemon's message.
+/// Maps a bollard error of operation `op` to a [`ProviderError`] carrying
+/// it as the source: a daemon answer is classified by its status, transport
+/// failures are transient, the rest permanent with the daemon's message.
 pub fn docker_error(op: &str, err: DockerError) -> ProviderError {
-    match err {
-        DockerError::DockerResponseServerError { status_code, message } => classify_status(op, status_code, &message),
+    let error = match &err {
+        DockerError::DockerResponseServerError { status_code, message } => classify_status(op, *status_code, message),
         DockerError::RequestTimeoutError
         | DockerError::IOError { .. }
         | DockerError::HyperResponseError { .. }
         | DockerError::HyperLegacyError { .. }
-        | DockerError::SocketNotFoundError(_) => ProviderError::Transient(format!("Docker {op}: {err}")),
-        other => ProviderError::Permanent(format!("Docker {op}: {other}")),
-    }
+        | DockerError::SocketNotFoundError(_) => ProviderError::transient(format!("Docker {op}: {err}")),
+        other => ProviderError::other(format!("Docker {op}: {other}")),
+    };
+    error.with_source(err)
 }
 
-/// Classifies a daemon answer by status (pure, testable without a daemon).
+/// Classifies a daemon answer by status (pure, testable without a daemon):
+/// 404 is `NotFound`, 409 (a name in use, a container in the wrong state)
+/// `Conflict`, other 4xx `Invalid`, 5xx transient.
 pub fn classify_status(op: &str, status: u16, message: &str) -> ProviderError {
     let text = format!("Docker {op}: {message}");
     match status {
-        404 => ProviderError::NotFound(text),
-        s if s >= 500 => ProviderError::Transient(text),
-        _ => ProviderError::Permanent(text),
+        404 => ProviderError::not_found(text),
+        409 => ProviderError::conflict(text),
+        s if s >= 500 => ProviderError::transient(text),
+        400..=499 => ProviderError::invalid(text),
+        _ => ProviderError::other(text),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use himaplan_engine::provider::ProviderErrorKind;
 
     #[test]
     fn host_comes_from_block_then_environment_then_default() {
@@ -94,11 +101,11 @@ mod tests {
 
     #[test]
     fn statuses_map_to_not_found_transient_and_permanent() {
-        assert!(matches!(classify_status("inspect", 404, "no such container"), ProviderError::NotFound(_)));
+        assert_eq!(classify_status("inspect", 404, "no such container").kind(), ProviderErrorKind::NotFound);
         assert!(classify_status("create", 500, "boom").is_transient());
-        match classify_status("create", 409, "name in use") {
-            ProviderError::Permanent(m) => assert_eq!(m, "Docker create: name in use"),
-            other => panic!("expected permanent, got {other:?}"),
-        }
+        let e = classify_status("create", 409, "name in use");
+        assert_eq!(e.kind(), ProviderErrorKind::Conflict, "{e:?}");
+        assert_eq!(e.message(), "Docker create: name in use");
+        assert_eq!(classify_status("create", 400, "bad parameter").kind(), ProviderErrorKind::Invalid);
     }
 }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod schema;
 pub mod service;
 
+use crate::providers::shared::ServedTypes;
 use async_trait::async_trait;
 use bollard::Docker;
 use himaplan_engine::addr::InstanceAddr;
@@ -33,17 +34,12 @@ impl DockerProvider {
     }
 
     fn docker(&self) -> Result<&Docker, ProviderError> {
-        self.docker.get().ok_or_else(|| ProviderError::Permanent("the docker provider was used before it was configured".into()))
+        self.docker.get().ok_or_else(|| ProviderError::other("the docker provider was used before it was configured"))
     }
 }
 
-fn check_type(rtype: &str) -> Result<(), ProviderError> {
-    if rtype == schema::SERVICE_TYPE {
-        Ok(())
-    } else {
-        Err(ProviderError::Permanent(format!("the docker provider has no resource type {rtype:?}")))
-    }
-}
+/// The resource types this provider serves.
+const SERVED: ServedTypes = ServedTypes { provider: "docker", types: &[schema::SERVICE_TYPE] };
 
 #[async_trait]
 impl Provider for DockerProvider {
@@ -83,17 +79,17 @@ impl Provider for DockerProvider {
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        check_type(&req.rtype)?;
+        SERVED.check(&req.rtype)?;
         service::read(self.docker()?, &req).await
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
-        check_type(&req.rtype)?;
+        SERVED.check(&req.rtype)?;
         service::apply(self.docker()?, &req).await
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
-        check_type(rtype)?;
+        SERVED.check(rtype)?;
         service::import(self.docker()?, addr, id, lineage).await
     }
 }

@@ -327,7 +327,7 @@ async fn inspect_all(docker: &Docker, summaries: &[ContainerSummary]) -> Result<
         let Some(id) = s.id.as_deref() else { return Ok(None) };
         match docker.inspect_container(id, None).await.map_err(|e| docker_error("inspect container", e)) {
             Ok(i) => Ok(Some(observed(s, &i))),
-            Err(ProviderError::NotFound(_)) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }))
@@ -349,7 +349,7 @@ async fn image_defaults(docker: &Docker, containers: &[&Observed]) -> Result<Has
                     ImageDefaults { env: config.env.unwrap_or_default(), labels: config.labels.unwrap_or_default().into_iter().collect() };
                 Ok((id.to_string(), defaults))
             }
-            Err(ProviderError::NotFound(_)) => Ok((id.to_string(), ImageDefaults::default())),
+            Err(e) if e.is_not_found() => Ok((id.to_string(), ImageDefaults::default())),
             Err(e) => Err(e),
         }
     }))
@@ -495,7 +495,7 @@ pub async fn apply(docker: &Docker, req: &ApplyRequest) -> Result<Value, Provide
     match req.action {
         ApplyAction::Delete => delete(docker, req).await,
         ApplyAction::Create | ApplyAction::Update => {
-            let spec = ServiceSpec::from_value(&req.planned).map_err(|e| ProviderError::Permanent(format!("{}: {e}", req.addr)))?;
+            let spec = ServiceSpec::from_value(&req.planned).map_err(|e| ProviderError::invalid(format!("{}: {e}", req.addr)))?;
             converge(docker, &spec, req).await?;
             let found = list(docker, &[(PROJECT_LABEL, &spec.project), (SERVICE_LABEL, &spec.service)]).await?;
             observe_service(docker, &spec.project, &spec.service, &found, &req.planned).await
@@ -534,7 +534,7 @@ async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Re
         match docker.inspect_image(&spec.image).await {
             Ok(_) => {}
             Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
-                return Err(ProviderError::Permanent(format!(
+                return Err(ProviderError::invalid(format!(
                     "{}: image {:?} is not present on the Docker daemon (himaplan does not pull images; pull or build it first)",
                     req.addr, spec.image
                 )));
@@ -583,11 +583,11 @@ async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderEr
 pub async fn import(docker: &Docker, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
     let id_value = Value::Map(BTreeMap::from([("id".to_string(), Value::from(id))]));
     let Some((project, service)) = identity(&id_value) else {
-        return Err(ProviderError::Permanent(format!("docker_service import id must be PROJECT/SERVICE, not {id:?}")));
+        return Err(ProviderError::invalid(format!("docker_service import id must be PROJECT/SERVICE, not {id:?}")));
     };
     let found = list(docker, &[(PROJECT_LABEL, &project), (SERVICE_LABEL, &service)]).await?;
     if found.is_empty() {
-        return Err(ProviderError::NotFound(format!("no containers carry the compose labels of {id}")));
+        return Err(ProviderError::not_found(format!("no containers carry the compose labels of {id}")));
     }
     observe_service(docker, &project, &service, &found, &Value::Null).await
 }

@@ -9,7 +9,7 @@
 //! Must not know any resource type's fields: those live in the resource
 //! files. Never connects anywhere but the configured API server.
 
-use himaplan_engine::provider::{FoundObject, ProviderError, ReadRequest};
+use himaplan_engine::provider::{FoundObject, ProviderError, ProviderErrorKind, ReadRequest};
 use himaplan_engine::value::Value;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, DeleteParams, ListParams, PatchParams};
@@ -50,13 +50,13 @@ impl Connection {
                 Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(other) => {
-                    Err(ProviderError::Permanent(format!("provider \"kubernetes\": {name} must be a string, not {}", other.type_name())))
+                    Err(ProviderError::invalid(format!("provider \"kubernetes\": {name} must be a string, not {}", other.type_name())))
                 }
             }
         };
         match config.unmarked() {
             Value::Null | Value::Map(_) => Ok(Connection { config_path: text("config_path")?, context: text("context")? }),
-            other => Err(ProviderError::Permanent(format!("provider \"kubernetes\": expected an object, not {}", other.type_name()))),
+            other => Err(ProviderError::invalid(format!("provider \"kubernetes\": expected an object, not {}", other.type_name()))),
         }
     }
 
@@ -66,32 +66,35 @@ impl Connection {
         let options = KubeConfigOptions { context: self.context.clone(), ..Default::default() };
         let config = match (&self.config_path, &self.context) {
             (Some(path), _) => {
-                let kubeconfig =
-                    Kubeconfig::read_from(path).map_err(|e| ProviderError::Permanent(format!("cannot read kubeconfig {path}: {e}")))?;
+                let kubeconfig = Kubeconfig::read_from(path)
+                    .map_err(|e| ProviderError::invalid(format!("cannot read kubeconfig {path}: {e}")).with_source(e))?;
                 Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
-                    .map_err(|e| ProviderError::Permanent(format!("kubeconfig {path}: {e}")))?
+                    .map_err(|e| ProviderError::invalid(format!("kubeconfig {path}: {e}")).with_source(e))?
             }
             (None, Some(context)) => Config::from_kubeconfig(&options)
                 .await
-                .map_err(|e| ProviderError::Permanent(format!("kubeconfig context {context:?}: {e}")))?,
+                .map_err(|e| ProviderError::invalid(format!("kubeconfig context {context:?}: {e}")).with_source(e))?,
             (None, None) => Config::infer().await.map_err(|e| {
-                ProviderError::Permanent(format!(
+                ProviderError::invalid(format!(
                     "no Kubernetes connection configured: {e}; set KUBECONFIG, or provider \"kubernetes\" {{ config_path, context }}"
                 ))
+                .with_source(e)
             })?,
         };
         let url = config.cluster_url.to_string();
-        Client::try_from(config).map_err(|e| ProviderError::Permanent(format!("cannot make a Kubernetes client for {url}: {e}")))
+        Client::try_from(config)
+            .map_err(|e| ProviderError::invalid(format!("cannot make a Kubernetes client for {url}: {e}")).with_source(e))
     }
 }
 
-/// Maps a kube-rs error of `what` (e.g. "apply Deployment default/web").
+/// Maps a kube-rs error of `what` (e.g. "apply Deployment default/web"),
+/// keeping it as the source.
 pub fn kube_error(what: &str, err: kube::Error) -> ProviderError {
-    match err {
+    let error = match &err {
         kube::Error::Api(status) => classify_status(what, status.code, &status.reason, &status.message),
         other => {
-            let chain = error_chain(&other);
+            let chain = error_chain(other);
             let lower = chain.to_ascii_lowercase();
             // A refused or unresolvable connection will not heal by
             // retrying within one run: say where and what to do.
@@ -100,28 +103,38 @@ pub fn kube_error(what: &str, err: kube::Error) -> ProviderError {
                 || lower.contains("no route to host")
                 || lower.contains("certificate")
             {
-                ProviderError::Permanent(format!(
+                ProviderError::other(format!(
                     "{what}: cannot reach the Kubernetes API server: {chain}; is it running, and do KUBECONFIG / provider \"kubernetes\" {{ config_path, context }} point at it?"
                 ))
             } else {
-                ProviderError::Transient(format!("{what}: {chain}"))
+                ProviderError::transient(format!("{what}: {chain}"))
             }
         }
-    }
+    };
+    error.with_source(err)
 }
 
-/// Classifies an API server answer by status (pure, testable offline).
+/// Classifies an API server answer by status (pure, testable offline):
+/// 409 (AlreadyExists, a stale resourceVersion) is a conflict, other 4xx
+/// refusals are invalid requests.
 pub fn classify_status(what: &str, code: u16, reason: &str, message: &str) -> ProviderError {
-    match code {
-        404 => ProviderError::NotFound(format!("{what}: {message}")),
-        401 => ProviderError::Permanent(format!("{what}: unauthorized: {message}; check the credentials of the kubeconfig context")),
-        403 => ProviderError::Permanent(format!("{what}: forbidden: {message}")),
-        422 => ProviderError::Permanent(format!("{what}: the API server rejected the object: {message}")),
-        429 => ProviderError::Transient(format!("{what}: throttled: {message}")),
-        c if c >= 500 => ProviderError::Transient(format!("{what}: {message}")),
-        _ if reason.is_empty() => ProviderError::Permanent(format!("{what}: {message}")),
-        _ => ProviderError::Permanent(format!("{what}: {reason}: {message}")),
-    }
+    use ProviderErrorKind::{Conflict, Invalid, NotFound, Other, Transient};
+    let (kind, text) = match code {
+        404 => (NotFound, format!("{what}: {message}")),
+        401 => (Invalid, format!("{what}: unauthorized: {message}; check the credentials of the kubeconfig context")),
+        403 => (Invalid, format!("{what}: forbidden: {message}")),
+        422 => (Invalid, format!("{what}: the API server rejected the object: {message}")),
+        429 => (Transient, format!("{what}: throttled: {message}")),
+        c if c >= 500 => (Transient, format!("{what}: {message}")),
+        409 => (Conflict, reason_and_message(what, reason, message)),
+        400..=499 => (Invalid, reason_and_message(what, reason, message)),
+        _ => (Other, reason_and_message(what, reason, message)),
+    };
+    ProviderError::new(kind, text)
+}
+
+fn reason_and_message(what: &str, reason: &str, message: &str) -> String {
+    if reason.is_empty() { format!("{what}: {message}") } else { format!("{what}: {reason}: {message}") }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -352,7 +365,7 @@ where
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(ProviderError::Transient(format!(
+            return Err(ProviderError::transient(format!(
                 "delete {what}: still present after {} s (finalizers?)",
                 DELETE_TIMEOUT.as_secs()
             )));
@@ -372,7 +385,7 @@ pub fn split_id(id: &str) -> Result<(String, String), ProviderError> {
     match id.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => Ok((ns.to_string(), name.to_string())),
         None if !id.is_empty() => Ok(("default".to_string(), id.to_string())),
-        _ => Err(ProviderError::Permanent(format!("import id {id:?}: expected NAMESPACE/NAME"))),
+        _ => Err(ProviderError::invalid(format!("import id {id:?}: expected NAMESPACE/NAME"))),
     }
 }
 
@@ -382,17 +395,18 @@ mod tests {
 
     #[test]
     fn statuses_map_to_not_found_transient_and_permanent() {
-        assert!(matches!(classify_status("get x", 404, "NotFound", "gone"), ProviderError::NotFound(_)));
+        assert_eq!(classify_status("get x", 404, "NotFound", "gone").kind(), ProviderErrorKind::NotFound);
         assert!(classify_status("apply x", 503, "", "busy").is_transient());
         assert!(classify_status("apply x", 429, "", "slow down").is_transient());
-        match classify_status("apply Deployment default/web", 422, "Invalid", "metadata.labels: Invalid value: \"a b\"") {
-            ProviderError::Permanent(m) => assert!(m.contains("rejected") && m.contains("Invalid value"), "{m}"),
-            other => panic!("expected permanent, got {other:?}"),
-        }
-        match classify_status("list deployments", 403, "Forbidden", "user cannot list") {
-            ProviderError::Permanent(m) => assert!(m.contains("forbidden"), "{m}"),
-            other => panic!("expected permanent, got {other:?}"),
-        }
+        let e = classify_status("apply Deployment default/web", 422, "Invalid", "metadata.labels: Invalid value: \"a b\"");
+        assert_eq!(e.kind(), ProviderErrorKind::Invalid, "{e:?}");
+        assert!(e.message().contains("rejected") && e.message().contains("Invalid value"), "{e}");
+        let e = classify_status("list deployments", 403, "Forbidden", "user cannot list");
+        assert_eq!(e.kind(), ProviderErrorKind::Invalid, "{e:?}");
+        assert!(e.message().contains("forbidden"), "{e}");
+        let e = classify_status("create Deployment default/web", 409, "AlreadyExists", "deployments \"web\" already exists");
+        assert_eq!(e.kind(), ProviderErrorKind::Conflict, "{e:?}");
+        assert_eq!(e.message(), "create Deployment default/web: AlreadyExists: deployments \"web\" already exists");
     }
 
     #[test]

@@ -227,7 +227,7 @@ pub async fn import(client: &Client, addr: &InstanceAddr, id: &str, lineage: &st
     let what = format!("Deployment {ns}/{name}");
     let api: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let Some(_) = client::get_opt(&api, &name, &what).await? else {
-        return Err(ProviderError::NotFound(format!("{what} does not exist")));
+        return Err(ProviderError::not_found(format!("{what} does not exist")));
     };
     let body = json!({
         "apiVersion": "apps/v1",

@@ -108,7 +108,7 @@ pub async fn import(client: &Client, addr: &InstanceAddr, id: &str, lineage: &st
     let what = format!("HorizontalPodAutoscaler {ns}/{name}");
     let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
     if client::get_opt(&api, &name, &what).await?.is_none() {
-        return Err(ProviderError::NotFound(format!("{what} does not exist")));
+        return Err(ProviderError::not_found(format!("{what} does not exist")));
     }
     let body = json!({
         "apiVersion": "autoscaling/v2",

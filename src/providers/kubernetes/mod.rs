@@ -20,6 +20,7 @@ pub mod scale_schedule;
 pub mod schedule;
 pub mod schema;
 
+use crate::providers::shared::ServedTypes;
 use async_trait::async_trait;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
@@ -67,12 +68,9 @@ impl KubernetesProvider {
     }
 }
 
-fn check_type(rtype: &str) -> Result<(), ProviderError> {
-    match rtype {
-        schema::DEPLOYMENT_TYPE | schema::HPA_TYPE | schema::SCHEDULE_TYPE => Ok(()),
-        _ => Err(ProviderError::Permanent(format!("the kubernetes provider has no resource type {rtype:?}"))),
-    }
-}
+/// The resource types this provider serves.
+const SERVED: ServedTypes =
+    ServedTypes { provider: "kubernetes", types: &[schema::DEPLOYMENT_TYPE, schema::HPA_TYPE, schema::SCHEDULE_TYPE] };
 
 #[async_trait]
 impl Provider for KubernetesProvider {
@@ -129,7 +127,7 @@ impl Provider for KubernetesProvider {
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        check_type(&req.rtype)?;
+        SERVED.check(&req.rtype)?;
         // Nothing requested: look for objects of the lineage only where a
         // cluster is configured and answering; a configuration without
         // Kubernetes objects must not need one.
@@ -151,7 +149,7 @@ impl Provider for KubernetesProvider {
     }
 
     async fn apply(&self, mut req: ApplyRequest) -> Result<Value, ProviderError> {
-        check_type(&req.rtype)?;
+        SERVED.check(&req.rtype)?;
         let client = self.client().await?;
         if let (Value::Map(planned), Ok(adjusted)) = (&mut req.planned, self.adjusted.lock()) {
             for (name, value) in adjusted.get(&req.addr.to_string()).into_iter().flatten() {
@@ -167,7 +165,7 @@ impl Provider for KubernetesProvider {
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
-        check_type(rtype)?;
+        SERVED.check(rtype)?;
         let client = self.client().await?;
         match rtype {
             schema::DEPLOYMENT_TYPE => deployment::import(client, addr, id, lineage).await,

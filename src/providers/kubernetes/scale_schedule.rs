@@ -257,7 +257,7 @@ pub async fn import(client: &Client, addr: &InstanceAddr, id: &str, lineage: &st
     let what = format!("CronJob {ns}/{name}");
     let api: Api<CronJob> = Api::namespaced(client.clone(), &ns);
     if client::get_opt(&api, &name, &what).await?.is_none() {
-        return Err(ProviderError::NotFound(format!("{what} does not exist")));
+        return Err(ProviderError::not_found(format!("{what} does not exist")));
     }
     let body = json!({ "apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata(&name, &ns, &addr.to_string(), lineage, None, &BTreeMap::new()) });
     let cj = api.patch(&name, &apply_params(), &Patch::Apply(&body)).await.map_err(|e| kube_error(&format!("annotate {what}"), e))?;

@@ -1,9 +1,10 @@
 //! The `nginx` provider: one `upstream` block in an include file of a
 //! running nginx (`nginx_upstream`, SPEC §4).
 //!
-//! Files: [`schema`] (attributes, servers normalisation, offline checks),
-//! [`render`] (include-file text), [`control`] (`nginx -t`, reload, worker
-//! wait). Apply writes the include file atomically (keeping owner and
+//! This file is the `Provider` impl only. Files: [`schema`] (attributes,
+//! servers normalisation, offline checks), [`client`] (`nginx -t`, reload,
+//! worker wait), [`upstream`] (the resource's read, apply and import), and
+//! [`render`] (the include file's text format). Apply writes the include file atomically (keeping owner and
 //! mode), tests the whole configuration, restores the previous file and
 //! fails with nginx's message when nginx rejects it, else reloads and waits
 //! until the old workers are gone — so a server removed from the upstream
@@ -14,22 +15,18 @@
 //! so there is nothing safe to write. `others` is always empty: an include
 //! file carries no labels. Must not start or stop nginx.
 
-pub mod control;
+pub mod client;
 pub mod render;
 pub mod schema;
+pub mod upstream;
 
-use crate::providers::files;
+use crate::providers::shared::ServedTypes;
 use async_trait::async_trait;
-use control::Nginx;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, ConfigProblem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType,
 };
 use himaplan_engine::value::Value;
-use render::Upstream;
-use schema::Server;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 /// The `nginx` provider.
 #[derive(Debug, Default)]
@@ -41,107 +38,8 @@ impl NginxProvider {
     }
 }
 
-fn check_type(rtype: &str) -> Result<(), ProviderError> {
-    if rtype == schema::UPSTREAM_TYPE {
-        Ok(())
-    } else {
-        Err(ProviderError::Permanent(format!("the nginx provider has no resource type {rtype:?}")))
-    }
-}
-
-fn string<'a>(attrs: &'a Value, name: &str) -> Result<&'a str, ProviderError> {
-    attrs
-        .get(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ProviderError::Permanent(format!("nginx_upstream: {name} is missing")))
-}
-
-fn nginx_of(attrs: &Value) -> Result<Nginx, ProviderError> {
-    Ok(Nginx {
-        bin: attrs.get("nginx_bin").and_then(Value::as_str).unwrap_or("nginx").to_string(),
-        conf: PathBuf::from(string(attrs, "nginx_conf")?),
-        prefix: attrs.get("nginx_prefix").and_then(Value::as_str).filter(|s| !s.is_empty()).map(PathBuf::from),
-    })
-}
-
-/// The value of `servers` to report for what the file holds: the prior's
-/// own value when it normalises to the same servers (so strings stay
-/// strings and no drift appears), else a string per server that only
-/// carries the defaults and an object per other server.
-fn servers_value(found: &[Server], prior: &Value) -> Value {
-    if schema::servers(prior).is_ok_and(|declared| declared == found)
-        && let Some(v) = prior.get("servers")
-    {
-        return v.clone();
-    }
-    let default_fails = prior.get("max_fails").and_then(Value::as_i64);
-    let default_timeout = prior.get("fail_timeout").and_then(Value::to_template_string);
-    let items = found
-        .iter()
-        .map(|s| {
-            if s.weight.is_none() && !s.backup && s.max_fails == default_fails && s.fail_timeout == default_timeout {
-                return Value::from(s.address.as_str());
-            }
-            let mut obj = BTreeMap::from([("address".to_string(), Value::from(s.address.as_str()))]);
-            let mut put = |k: &str, v: Value| {
-                obj.insert(k.to_string(), v);
-            };
-            put("weight", s.weight.map_or(Value::Null, Value::from));
-            put("max_fails", s.max_fails.map_or(Value::Null, Value::from));
-            put("fail_timeout", s.fail_timeout.clone().map_or(Value::Null, Value::from));
-            put("backup", Value::from(s.backup));
-            Value::Map(obj)
-        })
-        .collect();
-    Value::List(items)
-}
-
-fn read_one(prior: &Value) -> Result<Option<Value>, ProviderError> {
-    let path = string(prior, "config_file")?;
-    let name = string(prior, "name")?;
-    let Some(text) =
-        files::read_optional(Path::new(path)).map_err(|e| ProviderError::Permanent(format!("nginx_upstream: reading {path}: {e}")))?
-    else {
-        return Ok(None);
-    };
-    let Some(found) = render::parse(&text, name) else { return Ok(None) };
-    let mut attrs = prior.as_map().cloned().unwrap_or_default();
-    attrs.insert("method".into(), Value::from(found.method.as_str()));
-    attrs.insert("servers".into(), servers_value(&found.servers, prior));
-    attrs.insert("id".into(), Value::from(path));
-    Ok(Some(Value::Map(attrs)))
-}
-
-async fn apply_upstream(req: &ApplyRequest) -> Result<Value, ProviderError> {
-    let planned = &req.planned;
-    let path = string(planned, "config_file")?;
-    let upstream = Upstream {
-        name: string(planned, "name")?.to_string(),
-        method: planned.get("method").and_then(Value::as_str).unwrap_or("least_conn").to_string(),
-        servers: schema::servers(planned).map_err(|e| ProviderError::Permanent(format!("nginx_upstream: {e}")))?,
-    };
-    if upstream.servers.is_empty() {
-        return Err(ProviderError::Permanent("nginx_upstream: servers is empty, and nginx refuses an upstream without servers".into()));
-    }
-    let nginx = nginx_of(planned)?;
-    let text = render::render(&upstream);
-    let io = |doing: &str, e: std::io::Error| ProviderError::Permanent(format!("nginx_upstream: {doing} {path}: {e}"));
-    let previous = files::read_optional(Path::new(path)).map_err(|e| io("reading", e))?;
-    if previous.as_deref() != Some(text.as_str()) {
-        files::write_atomic(Path::new(path), text.as_bytes()).map_err(|e| io("writing", e))?;
-    }
-    if let Err(message) = nginx.test().await {
-        files::restore(Path::new(path), previous.as_deref()).map_err(|e| io("restoring", e))?;
-        return Err(ProviderError::Permanent(format!("nginx_upstream: nginx rejected the configuration; {path} was restored: {message}")));
-    }
-    // Reload even when the file was unchanged: the file may have been
-    // edited and never reloaded, and a reload of an identical file is cheap.
-    nginx.reload_and_wait().await?;
-    let mut attrs = planned.as_map().cloned().unwrap_or_default();
-    attrs.insert("id".into(), Value::from(path));
-    Ok(Value::Map(attrs))
-}
+/// The resource types this provider serves.
+const SERVED: ServedTypes = ServedTypes { provider: "nginx", types: &[schema::UPSTREAM_TYPE] };
 
 #[async_trait]
 impl Provider for NginxProvider {
@@ -165,42 +63,23 @@ impl Provider for NginxProvider {
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        check_type(&req.rtype)?;
-        let current = req.items.iter().map(|i| read_one(&i.prior)).collect::<Result<_, _>>()?;
+        SERVED.check(&req.rtype)?;
+        let current = req.items.iter().map(|i| upstream::read(&i.prior)).collect::<Result<_, _>>()?;
         Ok(ReadResponse { current, others: Vec::new() })
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
-        check_type(&req.rtype)?;
+        SERVED.check(&req.rtype)?;
         match req.action {
             // Forget only: see the module documentation.
             ApplyAction::Delete => Ok(Value::Null),
-            ApplyAction::Create | ApplyAction::Update => apply_upstream(&req).await,
+            ApplyAction::Create | ApplyAction::Update => upstream::apply(&req).await,
         }
     }
 
-    /// Import takes `CONFIG_FILE#NAME#NGINX_CONF[#PREFIX]`: an include file
-    /// alone does not say which daemon runs it.
+    /// Import takes `CONFIG_FILE#NAME#NGINX_CONF[#PREFIX]` (see [`upstream::import`]).
     async fn import(&self, rtype: &str, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
-        check_type(rtype)?;
-        let parts: Vec<&str> = id.split('#').collect();
-        let (file, name, conf) = match parts.as_slice() {
-            [file, name, conf] | [file, name, conf, _] => (*file, *name, *conf),
-            _ => {
-                return Err(ProviderError::Permanent(format!(
-                    "nginx_upstream: import id must be CONFIG_FILE#NAME#NGINX_CONF[#PREFIX], not {id:?}"
-                )));
-            }
-        };
-        let prior = Value::Map(BTreeMap::from([
-            ("config_file".to_string(), Value::from(file)),
-            ("name".to_string(), Value::from(name)),
-            ("nginx_conf".to_string(), Value::from(conf)),
-            ("nginx_prefix".to_string(), parts.get(3).map_or(Value::Null, |p| Value::from(*p))),
-            ("nginx_bin".to_string(), Value::from("nginx")),
-            ("max_fails".to_string(), Value::Null),
-            ("fail_timeout".to_string(), Value::Null),
-        ]));
-        read_one(&prior)?.ok_or_else(|| ProviderError::NotFound(format!("nginx_upstream: no upstream {name} in {file}")))
+        SERVED.check(rtype)?;
+        upstream::import(id)
     }
 }

@@ -1,8 +1,11 @@
 //! The `pgbouncer` provider: one PgBouncer's ini file and live settings
 //! (`pgbouncer` resource, SPEC §4).
 //!
-//! Files: [`schema`] (attributes, offline judgements, attrs ↔ ini),
-//! [`config`] (ini text), [`admin`] (admin console). Apply renders the ini
+//! This file is the `Provider` impl only. Files: [`schema`] (attributes,
+//! offline judgements, attrs ↔ ini), [`client`] (the admin console:
+//! connection and error classification), [`settings`] (the resource's
+//! read, apply and import), and [`config`] (the ini file's text format).
+//! Apply renders the ini
 //! atomically (keeping owner and mode), sends `RELOAD`, then checks that
 //! `SHOW CONFIG` / `SHOW DATABASES` report the declared values. Read
 //! overlays the console's live values on the file, so a runtime `SET` is
@@ -14,19 +17,18 @@
 //! carries no labels. Must not restart or signal PgBouncer, and must not
 //! put the admin URL in an error or a plain-text attribute.
 
-pub mod admin;
+pub mod client;
 pub mod config;
 pub mod schema;
+pub mod settings;
 
-use crate::providers::files;
-use admin::Console;
+use crate::providers::shared::ServedTypes;
 use async_trait::async_trait;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, ChangeShape, ConfigProblem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
 };
 use himaplan_engine::value::Value;
-use std::path::Path;
 use std::sync::Mutex;
 
 /// Environment variable naming the admin console when neither state nor
@@ -56,7 +58,7 @@ impl PgbouncerProvider {
             return Ok(url);
         }
         std::env::var(ADMIN_URL_ENV).map_err(|_| {
-            ProviderError::Permanent(format!(
+            ProviderError::invalid(format!(
                 "pgbouncer: state keeps only a hash of admin_url, so refreshing needs the admin console's URL: \
                  set admin_url in provider \"pgbouncer\" {{}} or {ADMIN_URL_ENV}"
             ))
@@ -64,73 +66,8 @@ impl PgbouncerProvider {
     }
 }
 
-fn check_type(rtype: &str) -> Result<(), ProviderError> {
-    if rtype == schema::PGBOUNCER_TYPE {
-        Ok(())
-    } else {
-        Err(ProviderError::Permanent(format!("the pgbouncer provider has no resource type {rtype:?}")))
-    }
-}
-
-fn config_file(attrs: &Value) -> Result<&str, ProviderError> {
-    attrs
-        .get("config_file")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ProviderError::Permanent("pgbouncer: config_file is missing".into()))
-}
-
-fn io_error(doing: &str, path: &str, e: std::io::Error) -> ProviderError {
-    ProviderError::Permanent(format!("pgbouncer: {doing} {path}: {e}"))
-}
-
-/// Reads one file and the console; `None` when the file is missing.
-async fn read_one(path: &str, url: &str, admin_url: Value) -> Result<Option<Value>, ProviderError> {
-    let Some(text) = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))? else {
-        return Ok(None);
-    };
-    let ini = config::parse(&text).map_err(|e| ProviderError::Permanent(format!("pgbouncer: {path}: {e}")))?;
-    let console = Console::connect(url).await?;
-    let live = console.show_config().await?;
-    let dbs = console.show_databases().await?;
-    Ok(Some(schema::to_attrs(&ini, &live, &dbs, path, admin_url)))
-}
-
-async fn apply_config(req: &ApplyRequest) -> Result<Value, ProviderError> {
-    let planned = &req.planned;
-    let path = config_file(planned)?;
-    let url = planned
-        .get("admin_url")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ProviderError::Permanent("pgbouncer: admin_url is missing".into()))?;
-    let ini = schema::to_ini(planned).map_err(|e| ProviderError::Permanent(format!("pgbouncer: {e}")))?;
-    let text = config::render(&ini);
-    // Connect before touching the file: an unreachable console should fail
-    // the apply with the file unchanged.
-    let console = Console::connect(url).await?;
-    let previous = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))?;
-    if previous.as_deref() != Some(text.as_str()) {
-        files::write_atomic(Path::new(path), text.as_bytes()).map_err(|e| io_error("writing", path, e))?;
-    }
-    // Always reload, even with an unchanged file: that is what undoes a
-    // runtime SET found as drift.
-    console.reload().await?;
-    let live = console.show_config().await?;
-    let dbs = console.show_databases().await?;
-    if let Some((key, wanted, got)) = schema::first_mismatch(&ini, &live, &dbs) {
-        return Err(ProviderError::Permanent(format!(
-            "pgbouncer: after RELOAD of {path}, {key} is {got:?} but the configuration wants {wanted:?} \
-             (PgBouncer's log says why it kept the old value)"
-        )));
-    }
-    let mut attrs = planned.as_map().cloned().unwrap_or_default();
-    attrs.insert("id".into(), Value::from(path));
-    // Keep the mark: the returned attributes go to state, which hashes it.
-    if let Some(url) = attrs.remove("admin_url") {
-        attrs.insert("admin_url".into(), url.into_sensitive());
-    }
-    Ok(Value::Map(attrs))
-}
+/// The resource types this provider serves.
+const SERVED: ServedTypes = ServedTypes { provider: "pgbouncer", types: &[schema::PGBOUNCER_TYPE] };
 
 #[async_trait]
 impl Provider for PgbouncerProvider {
@@ -165,7 +102,7 @@ impl Provider for PgbouncerProvider {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                return Err(ProviderError::Permanent(format!(
+                return Err(ProviderError::invalid(format!(
                     "provider \"pgbouncer\": admin_url must be a string, not {}",
                     other.type_name()
                 )));
@@ -178,42 +115,25 @@ impl Provider for PgbouncerProvider {
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        check_type(&req.rtype)?;
+        SERVED.check(&req.rtype)?;
         let mut current = Vec::with_capacity(req.items.len());
         for item in &req.items {
-            let path = config_file(&item.prior)?;
-            // A missing file is a gone object, whatever the console says.
-            if !Path::new(path).exists() {
-                current.push(None);
-                continue;
-            }
-            let url = self.read_url(&item.prior)?;
-            // Report the prior admin_url (plain-marked or the state's hash):
-            // the secret cannot be read back from PgBouncer.
-            let admin_url = match item.prior.get("admin_url") {
-                Some(v @ Value::String(_)) => v.clone().into_sensitive(),
-                Some(v) => v.clone(),
-                None => Value::Null,
-            };
-            current.push(read_one(path, &url, admin_url).await?);
+            current.push(settings::read(&item.prior, || self.read_url(&item.prior)).await?);
         }
         Ok(ReadResponse { current, others: Vec::new() })
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
-        check_type(&req.rtype)?;
+        SERVED.check(&req.rtype)?;
         match req.action {
             // Forget only: see the module documentation.
             ApplyAction::Delete => Ok(Value::Null),
-            ApplyAction::Create | ApplyAction::Update => apply_config(&req).await,
+            ApplyAction::Create | ApplyAction::Update => settings::apply(&req).await,
         }
     }
 
     async fn import(&self, rtype: &str, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
-        check_type(rtype)?;
-        let url = self.read_url(&Value::Null)?;
-        read_one(id, &url, Value::from(url.as_str()).into_sensitive())
-            .await?
-            .ok_or_else(|| ProviderError::NotFound(format!("pgbouncer: {id} does not exist")))
+        SERVED.check(rtype)?;
+        settings::import(id, &self.read_url(&Value::Null)?).await
     }
 }

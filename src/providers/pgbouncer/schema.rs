@@ -6,7 +6,7 @@
 //! Must not do I/O: everything here is decided from values, so `validate`
 //! and `plan` work offline.
 
-use super::admin::{ConfigRow, DatabaseRow};
+use super::client::{ConfigRow, DatabaseRow};
 use super::config::{self, IniConfig};
 use himaplan_engine::provider::{AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, ResourceType, Schema};
 use himaplan_engine::value::{Value, format_number};

@@ -17,7 +17,7 @@ pub mod world;
 
 use crate::addr::InstanceAddr;
 use crate::diag::Diag;
-use crate::provider::ProviderError;
+use crate::provider::{ProviderError, ProviderErrorKind};
 use std::time::Duration;
 
 /// Progress events for the UI.
@@ -70,9 +70,10 @@ where
 
 /// A diagnostic for a failed provider call.
 pub fn provider_error(what: &str, error: &ProviderError) -> Diag {
-    Diag::error(format!("{what} failed: {error}")).with_detail(match error {
-        ProviderError::Transient(_) => "The service kept failing after retries; run the command again.",
-        ProviderError::NotFound(_) => "The object no longer exists; run plan again to see the current state.",
-        ProviderError::Permanent(_) => "The service refused the request; fix the configuration and run again.",
+    Diag::error(format!("{what} failed: {error}")).with_detail(match error.kind() {
+        ProviderErrorKind::Transient => "The service kept failing after retries; run the command again.",
+        ProviderErrorKind::NotFound => "The object no longer exists; run plan again to see the current state.",
+        ProviderErrorKind::Conflict => "The object changed or exists already; run plan again to see the current state.",
+        ProviderErrorKind::Invalid | ProviderErrorKind::Other => "The service refused the request; fix the configuration and run again.",
     })
 }

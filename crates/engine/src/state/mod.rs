@@ -109,7 +109,19 @@ pub enum StateError {
     /// `force-unlock` was given an id that is not the current lock's.
     #[error("no state lock with id {id} is held (check the id in the lock error message)")]
     NoSuchLock { id: String },
-    /// Anything else, e.g. a backend failure described in words.
+    /// A remote store (e.g. S3) failed or refused a request on the object
+    /// at `location`; `message` says what was being done, where, and why.
+    #[error("{message}")]
+    Backend {
+        /// The object concerned, as a URL (`s3://bucket/key`).
+        location: String,
+        message: String,
+        /// The client's error, when a request failed.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+    /// Anything else, described in words (a refused `state push`, an
+    /// invalid backend block, a broken invariant).
     #[error("{0}")]
     Other(String),
 }
@@ -118,6 +130,20 @@ impl StateError {
     /// An [`StateError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> StateError {
         StateError::Io { path: path.into(), source }
+    }
+
+    /// A [`StateError::Backend`] failure at `location` without a source.
+    pub fn backend(location: impl Into<String>, message: impl Into<String>) -> StateError {
+        StateError::Backend { location: location.into(), message: message.into(), source: None }
+    }
+
+    /// A [`StateError::Backend`] failure at `location` caused by `source`.
+    pub fn backend_caused(
+        location: impl Into<String>,
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> StateError {
+        StateError::Backend { location: location.into(), message: message.into(), source: Some(source.into()) }
     }
 }
 

@@ -1,5 +1,8 @@
-//! Driving the running nginx: `nginx -t`, `nginx -s reload`, and waiting
-//! until the worker processes that served the old configuration are gone.
+//! The `nginx` provider's client: driving the running nginx with
+//! `nginx -t`, `nginx -s reload`, and waiting until the worker processes
+//! that served the old configuration are gone. nginx has no API, so its
+//! binary, its master's pid and `/proc` are the connection; failures are
+//! classified here (a reload whose old workers linger is transient).
 //!
 //! Owns process spawning and `/proc` inspection. Must not write
 //! configuration files, and must run nginx with the same `-p`/`-c` as the
@@ -55,9 +58,9 @@ impl Nginx {
     pub async fn reload_and_wait(&self) -> Result<(), ProviderError> {
         let pid_file = self.pid_file().await;
         let master = read_pid(&pid_file)
-            .map_err(|e| ProviderError::Permanent(format!("nginx: cannot read the master's pid from {}: {e}", pid_file.display())))?;
+            .map_err(|e| ProviderError::other(format!("nginx: cannot read the master's pid from {}: {e}", pid_file.display())))?;
         let old = children(master);
-        self.run(&["-s", "reload"], "the reload").await.map_err(|e| ProviderError::Permanent(format!("nginx: reload failed: {e}")))?;
+        self.run(&["-s", "reload"], "the reload").await.map_err(|e| ProviderError::other(format!("nginx: reload failed: {e}")))?;
         let deadline = Instant::now() + WORKER_TIMEOUT;
         loop {
             let now = children(master);
@@ -67,7 +70,7 @@ impl Nginx {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(ProviderError::Transient(format!(
+                return Err(ProviderError::transient(format!(
                     "nginx: old worker processes {:?} still run {} s after the reload (see nginx's error log)",
                     old.intersection(&now).collect::<Vec<_>>(),
                     WORKER_TIMEOUT.as_secs()

@@ -1,5 +1,5 @@
-//! PgBouncer's admin console: the virtual `pgbouncer` database reached with
-//! a user listed in `admin_users`. It speaks the simple query protocol
+//! The `pgbouncer` provider's client, PgBouncer's admin console: the
+//! virtual `pgbouncer` database reached with a user listed in `admin_users`. It speaks the simple query protocol
 //! only, so every command here goes through `simple_query`.
 //!
 //! Owns the connection and the typed views of `SHOW CONFIG` and
@@ -45,21 +45,22 @@ impl Console {
     /// `pgbouncer` database).
     pub async fn connect(url: &str) -> Result<Console, ProviderError> {
         let config: tokio_postgres::Config = url.parse().map_err(|_| {
-            // tokio-postgres's message may quote the URL, password included.
-            ProviderError::Permanent("pgbouncer: admin_url is not a valid postgres:// URL".into())
+            // tokio-postgres's message may quote the URL, password included,
+            // so the parse error is not kept as the source either.
+            ProviderError::invalid("pgbouncer: admin_url is not a valid postgres:// URL")
         })?;
         if config.get_dbname() != Some("pgbouncer") {
-            return Err(ProviderError::Permanent("pgbouncer: admin_url must name the admin console's database \"pgbouncer\"".into()));
+            return Err(ProviderError::invalid("pgbouncer: admin_url must name the admin console's database \"pgbouncer\""));
         }
         let connecting = config.connect(NoTls);
         let (client, connection) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => {
-                return Err(ProviderError::Transient(format!(
+                return Err(ProviderError::transient(format!(
                     "pgbouncer: the admin console did not answer within {} s",
                     CONNECT_TIMEOUT.as_secs()
                 )));
             }
-            Ok(Err(e)) => return Err(classify("connecting to the admin console", &e)),
+            Ok(Err(e)) => return Err(classify("connecting to the admin console", e)),
             Ok(Ok(pair)) => pair,
         };
         let task = tokio::spawn(async move {
@@ -97,14 +98,14 @@ impl Console {
     /// `SET key = value`: changes a setting live, without touching the file.
     pub async fn set(&self, key: &str, value: &str) -> Result<(), ProviderError> {
         if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ProviderError::Permanent(format!("pgbouncer: {key:?} is not a setting name")));
+            return Err(ProviderError::invalid(format!("pgbouncer: {key:?} is not a setting name")));
         }
         let quoted = value.replace('\'', "''");
         self.rows(&format!("SET {key} = '{quoted}'")).await.map(drop)
     }
 
     async fn rows(&self, command: &str) -> Result<Vec<BTreeMap<String, String>>, ProviderError> {
-        let messages = self.client.simple_query(command).await.map_err(|e| classify(command, &e))?;
+        let messages = self.client.simple_query(command).await.map_err(|e| classify(command, e))?;
         let mut rows = Vec::new();
         for message in messages {
             if let SimpleQueryMessage::Row(row) = message {
@@ -119,15 +120,17 @@ impl Console {
     }
 }
 
-/// Maps a client error: a refusal by the server (bad password, unknown
-/// command) is permanent; a broken or refused connection is transient.
-fn classify(doing: &str, e: &tokio_postgres::Error) -> ProviderError {
-    match e.as_db_error() {
-        Some(db) => ProviderError::Permanent(format!("pgbouncer: {doing}: {}", db.message())),
-        None if e.is_closed() => ProviderError::Transient(format!("pgbouncer: {doing}: the connection closed")),
+/// Maps a client error, keeping it as the source: a refusal by the server
+/// (bad password, unknown command, a refused value) is invalid; a broken or
+/// refused connection is transient.
+fn classify(doing: &str, e: tokio_postgres::Error) -> ProviderError {
+    let error = match e.as_db_error() {
+        Some(db) => ProviderError::invalid(format!("pgbouncer: {doing}: {}", db.message())),
+        None if e.is_closed() => ProviderError::transient(format!("pgbouncer: {doing}: the connection closed")),
         None => {
-            let source = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default();
-            ProviderError::Transient(format!("pgbouncer: {doing}: {e} {source}").trim_end().to_string())
+            let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+            ProviderError::transient(format!("pgbouncer: {doing}: {e} {source}").trim_end().to_string())
         }
-    }
+    };
+    error.with_source(e)
 }
