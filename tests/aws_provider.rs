@@ -224,7 +224,7 @@ async fn unrequested_lineage_instance_is_reported_in_others() {
     assert!(resp.current[2].is_none());
     assert_eq!(resp.others.len(), 1, "{:?}", resp.others);
     assert_eq!(resp.others[0].id, id_of(&stray));
-    assert_eq!(resp.others[0].address.as_deref(), Some("aws_instance.web[7]"));
+    assert_eq!(resp.others[0].address.as_ref().map(ToString::to_string).as_deref(), Some("aws_instance.web[7]"));
     assert_eq!(resp.others[0].token.as_deref(), Some("tok-aws_instance.web[7]"));
     assert!(resp.others[0].created.ends_with('Z'), "{}", resp.others[0].created);
 }

@@ -376,7 +376,7 @@ async fn out_of_band_removal_is_drift_and_strays_are_others() {
     assert_eq!(replicas(&now), 2);
     assert_eq!(containers(&now).iter().map(|c| c.0).collect::<Vec<_>>(), vec![1, 3]);
     let other = resp.others.iter().find(|o| o.id == format!("{stray_proj}/worker")).expect("stray reported");
-    assert_eq!(other.address.as_deref(), Some("docker_service.worker"));
+    assert_eq!(other.address.as_ref().map(ToString::to_string).as_deref(), Some("docker_service.worker"));
     assert_eq!(other.token.as_deref(), Some("tok-1"));
     assert!(other.created.ends_with('Z'), "{}", other.created);
 

@@ -193,8 +193,9 @@ async fn bucket_labels_refresh_and_others() {
     let resp = read(&p, "aws_s3_bucket", &[("aws_s3_bucket.a", &a), ("aws_s3_bucket.gone", &gone)]).await;
     assert_eq!(resp.current[0].as_ref(), Some(&a));
     assert!(resp.current[1].is_none());
-    let others: Vec<(&str, Option<&str>)> = resp.others.iter().map(|o| (o.id.as_str(), o.address.as_deref())).collect();
-    assert_eq!(others, vec![("bucket-orphan", Some("aws_s3_bucket.orphan"))]);
+    let others: Vec<(&str, Option<String>)> =
+        resp.others.iter().map(|o| (o.id.as_str(), o.address.as_ref().map(ToString::to_string))).collect();
+    assert_eq!(others, vec![("bucket-orphan", Some("aws_s3_bucket.orphan".to_string()))]);
     assert_eq!(resp.others[0].token.as_deref(), Some("tok-aws_s3_bucket.orphan"));
 
     // Creating over an existing bucket that is not this state's is refused with the import advice.

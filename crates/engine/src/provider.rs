@@ -167,8 +167,9 @@ pub struct ReadRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundObject {
     pub id: String,
-    /// The `himaplan:address` label, if any.
-    pub address: Option<String>,
+    /// The `himaplan:address` label, if any (a label that is not an
+    /// address counts as none: the object is then reported unmanaged).
+    pub address: Option<InstanceAddr>,
     /// The create token label, if any.
     pub token: Option<String>,
     /// Sortable creation time (RFC 3339); the oldest is kept among duplicates.

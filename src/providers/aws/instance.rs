@@ -76,7 +76,7 @@ pub fn found_object(instance: &Instance) -> FoundObject {
     let tags = instance.tags();
     FoundObject {
         id: instance.instance_id().unwrap_or_default().to_string(),
-        address: tag(tags, ADDRESS_TAG).map(str::to_string),
+        address: tag(tags, ADDRESS_TAG).and_then(|a| a.parse().ok()),
         token: tag(tags, TOKEN_TAG).map(str::to_string),
         created: instance.launch_time().and_then(|t| t.fmt(Format::DateTime).ok()).unwrap_or_default(),
         attrs: instance_attrs(instance),
@@ -429,7 +429,7 @@ mod tests {
         assert!(resp.current[3].is_none());
         let order: Vec<&str> = resp.others.iter().map(|o| o.id.as_str()).collect();
         assert_eq!(order, vec!["i-old", "i-a", "i-b"]);
-        assert_eq!(resp.others[2].address.as_deref(), Some("aws_instance.x[1]"));
+        assert_eq!(resp.others[2].address.as_ref().map(ToString::to_string).as_deref(), Some("aws_instance.x[1]"));
         assert_eq!(resp.others[2].token.as_deref(), Some("t1"));
         assert_eq!(resp.others[0].created, "1970-01-01T00:00:10Z");
     }

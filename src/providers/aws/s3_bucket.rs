@@ -87,7 +87,7 @@ pub async fn read(s3: &Client, req: &ReadRequest) -> Result<ReadResponse, Provid
             }
             Ok(Some(FoundObject {
                 id: name.clone(),
-                address: tags.get(ADDRESS_TAG).cloned(),
+                address: tags.get(ADDRESS_TAG).and_then(|a| a.parse().ok()),
                 token: tags.get(TOKEN_TAG).cloned(),
                 created,
                 attrs: bucket_attrs(&name, false),

@@ -478,7 +478,7 @@ async fn found_object(docker: &Docker, project: &str, service: &str, summaries: 
     let oldest = summaries.iter().filter_map(|s| s.created).min().unwrap_or(0);
     Ok(FoundObject {
         id: schema::service_id(project, service),
-        address: label(ADDRESS_LABEL),
+        address: label(ADDRESS_LABEL).and_then(|a| a.parse().ok()),
         token: label(TOKEN_LABEL),
         created: chrono::DateTime::from_timestamp(oldest, 0)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -308,7 +308,7 @@ pub fn found<K: Resource>(obj: &K, attrs: Value) -> FoundObject {
     let meta = obj.meta();
     FoundObject {
         id: object_id(meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default()),
-        address: m.address,
+        address: m.address.and_then(|a| a.parse().ok()),
         token: m.token,
         created: m.created,
         attrs,

@@ -27,7 +27,6 @@ use himaplan_engine::provider::{
     ApplyRequest, ChangeShape, ConfigProblem, DesiredItem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
 };
 use himaplan_engine::value::Value;
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use tokio::sync::OnceCell;
 
@@ -36,12 +35,6 @@ use tokio::sync::OnceCell;
 pub struct KubernetesProvider {
     connection: Mutex<Option<client::Connection>>,
     client: OnceCell<kube::Client>,
-    /// The values `adjust_desired` decided, by instance address. The engine
-    /// re-evaluates an instance's configuration at apply time when it has
-    /// unknowns (every create) or a dependency was just applied, and that
-    /// re-evaluation does not run `adjust_desired` again; `apply` lays these
-    /// values back over the request so that it applies what the plan showed.
-    adjusted: Mutex<HashMap<String, BTreeMap<String, Value>>>,
 }
 
 impl std::fmt::Debug for KubernetesProvider {
@@ -99,23 +92,9 @@ impl Provider for KubernetesProvider {
     }
 
     fn adjust_desired(&self, at: chrono::DateTime<chrono::Utc>, items: &mut [DesiredItem]) -> Vec<(usize, ConfigProblem)> {
-        let before: Vec<Value> = items.iter().map(|i| i.config.clone()).collect();
-        let problems = desired::adjust(at, items);
-        if let Ok(mut adjusted) = self.adjusted.lock() {
-            adjusted.clear();
-            for (item, before) in items.iter().zip(before) {
-                // Only what adjust changed, and never a null: a null would
-                // drop a field the engine fills from state.
-                let values: BTreeMap<String, Value> = desired::ADJUSTED_ATTRS
-                    .iter()
-                    .filter_map(|name| item.config.get(name).map(|v| (*name, v)))
-                    .filter(|(name, v)| !v.is_null() && !v.has_unknown() && before.get(name) != Some(v))
-                    .map(|(name, v)| (name.to_string(), v.clone()))
-                    .collect();
-                adjusted.insert(item.addr.to_string(), values);
-            }
-        }
-        problems
+        // The engine keeps what this changed in each instance's plan record
+        // and lays it over every apply-time re-evaluation.
+        desired::adjust(at, items)
     }
 
     async fn configure(&self, config: &Value) -> Result<(), ProviderError> {
@@ -148,15 +127,9 @@ impl Provider for KubernetesProvider {
         }
     }
 
-    async fn apply(&self, mut req: ApplyRequest) -> Result<Value, ProviderError> {
+    async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
         SERVED.check(&req.rtype)?;
         let client = self.client().await?;
-        if let (Value::Map(planned), Ok(adjusted)) = (&mut req.planned, self.adjusted.lock()) {
-            for (name, value) in adjusted.get(&req.addr.to_string()).into_iter().flatten() {
-                planned.insert(name.clone(), value.clone());
-            }
-            req.changed = planned.iter().filter(|(k, v)| req.prior.get(k) != Some(*v)).map(|(k, _)| k.clone()).collect();
-        }
         match req.rtype.as_str() {
             schema::DEPLOYMENT_TYPE => deployment::apply(client, &req).await,
             schema::HPA_TYPE => hpa::apply(client, &req).await,

@@ -99,7 +99,7 @@ pub async fn refresh(
         // Objects of this lineage that state does not hold.
         let mut by_addr: BTreeMap<InstanceAddr, Vec<FoundObject>> = BTreeMap::new();
         for obj in resp.others {
-            match obj.address.as_deref().and_then(|a| a.parse::<InstanceAddr>().ok()) {
+            match obj.address.clone() {
                 Some(addr) => by_addr.entry(addr).or_default().push(obj),
                 None => out.unmanaged.push(Unmanaged { rtype: rtype.clone(), id: obj.id.clone(), address: None }),
             }
