@@ -359,6 +359,29 @@ fn saved_plan_for_other_resources_still_applies() {
     }
 }
 
+/// A saved resize of `worker` commits nothing beyond itself: a web instance
+/// stopped out of band after the plan is not recorded as stopped by
+/// `apply W.plan` (state keeps what it knew), and the next plan still
+/// shows that drift and restores it.
+#[test]
+fn saved_plan_commits_no_drift_of_resources_it_does_not_change() {
+    let Some(moto) = moto::turn() else { return };
+    let stack = Stack::new(&moto, &config(&[fleet("web", 2, "t3.micro", 1), fleet("worker", 1, "t3.micro", 1)]));
+    stack.ok(&["apply", "--auto-approve"]);
+    stack.ok(&["plan", "--var", "worker_type=t3.small", "--out", "W.plan"]);
+    let web = stack.id("aws_instance.web[1]");
+    let web_entry = stack.dir.state_attrs("aws_instance.web[1]");
+    moto.stop_instance(&web);
+
+    stack.ok(&["apply", "W.plan"]);
+    assert_eq!(moto.instance(&stack.id("aws_instance.worker[0]")).instance_type, "t3.small");
+    assert_eq!(stack.dir.state_attrs("aws_instance.web[1]"), web_entry, "drift of a resource the plan does not change is not committed");
+    assert_eq!(moto.instance(&web).state, "stopped", "nothing beyond the plan was carried out");
+    stack.run(&["plan", "--detailed-exitcode"]).assert_code(2);
+    stack.ok(&["apply", "--auto-approve"]);
+    assert_eq!(moto.instance(&web).state, "running");
+}
+
 // ---------------------------------------------------------------------------
 // Locking
 

@@ -33,12 +33,35 @@ impl VarInputs {
 
 /// Values of the root module's variables, checked and marked.
 pub fn root_values(config: &Config, inputs: &VarInputs) -> Result<BTreeMap<String, Value>, Diags> {
+    let (mut raw, mut diags) = collect_given(config, inputs, &config.root_dir);
+    let mut out = BTreeMap::new();
+    for (name, var) in &config.root().variables {
+        match finalize(var, raw.remove(name)) {
+            Ok(v) => {
+                out.insert(name.clone(), v);
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    if diags.has_errors() { Err(diags) } else { Ok(out) }
+}
+
+/// The values given for root variables, before defaults, types and
+/// validation: `*.auto.hvars` in `auto_dir` (in name order), `--var-file`,
+/// `HIMAPLAN_VAR_*`, `--var`, later ones winning.
+pub fn given_values(config: &Config, inputs: &VarInputs, auto_dir: &Path) -> Result<BTreeMap<String, Value>, Diags> {
+    let (raw, diags) = collect_given(config, inputs, auto_dir);
+    if diags.has_errors() { Err(diags) } else { Ok(raw) }
+}
+
+/// The given values that could be read, and the problems with the others.
+fn collect_given(config: &Config, inputs: &VarInputs, auto_dir: &Path) -> (BTreeMap<String, Value>, Diags) {
     let root = config.root();
     let mut diags = Diags::new();
     let mut raw: BTreeMap<String, (Value, Option<Location>)> = BTreeMap::new();
 
     // *.auto.hvars, in name order, then --var-file.
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&config.root_dir)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(auto_dir)
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().ends_with(".auto.hvars")).collect())
         .unwrap_or_default();
     files.sort();
@@ -89,17 +112,7 @@ pub fn root_values(config: &Config, inputs: &VarInputs) -> Result<BTreeMap<Strin
             },
         }
     }
-    let mut out = BTreeMap::new();
-    for (name, var) in &root.variables {
-        let given = raw.remove(name).map(|(v, _)| v);
-        match finalize(var, given) {
-            Ok(v) => {
-                out.insert(name.clone(), v);
-            }
-            Err(d) => diags.extend(d),
-        }
-    }
-    if diags.has_errors() { Err(diags) } else { Ok(out) }
+    (raw.into_iter().map(|(k, (v, _))| (k, v)).collect(), diags)
 }
 
 /// Applies a variable's default, type constraint, validations and

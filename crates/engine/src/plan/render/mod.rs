@@ -100,7 +100,7 @@ fn reason_text(change: &ResourceChange) -> Option<String> {
 }
 
 /// What a change does, as a short verb for tables (`update`, `replace`).
-fn action_word(action: Action) -> &'static str {
+pub fn action_word(action: Action) -> &'static str {
     match action {
         Action::NoOp => "no-op",
         Action::Create => "create",
