@@ -83,7 +83,7 @@ async fn read(p: &AwsProvider, items: &[(&str, &Value)]) -> ReadResponse {
     p.read(ReadRequest {
         rtype: "aws_instance".into(),
         lineage: LINEAGE.into(),
-        items: items.iter().map(|(a, prior)| ReadItem { addr: addr(a), prior: (*prior).clone() }).collect(),
+        items: items.iter().map(|(a, prior)| ReadItem::new(addr(a), (*prior).clone())).collect(),
     })
     .await
     .expect("read")

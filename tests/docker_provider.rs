@@ -104,7 +104,7 @@ async fn read(p: &DockerProvider, priors: &[&Value]) -> ReadResponse {
     p.read(ReadRequest {
         rtype: "docker_service".into(),
         lineage: LINEAGE.into(),
-        items: priors.iter().map(|prior| ReadItem { addr: addr("docker_service.worker"), prior: (*prior).clone() }).collect(),
+        items: priors.iter().map(|prior| ReadItem::new(addr("docker_service.worker"), (*prior).clone())).collect(),
     })
     .await
     .expect("read")

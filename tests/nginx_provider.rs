@@ -179,7 +179,7 @@ async fn upstream_grows_without_failed_requests() {
         .read(ReadRequest {
             rtype: "nginx_upstream".into(),
             lineage: "lineage-nginx".into(),
-            items: vec![ReadItem { addr: addr(), prior: updated.clone() }],
+            items: vec![ReadItem::new(addr(), updated.clone())],
         })
         .await
         .expect("read");

@@ -160,11 +160,7 @@ async fn apply(p: &PgbouncerProvider, action: ApplyAction, prior: &Value, planne
 
 async fn read(p: &PgbouncerProvider, prior: &Value) -> Option<Value> {
     let resp = p
-        .read(ReadRequest {
-            rtype: "pgbouncer".into(),
-            lineage: "lineage-pgb".into(),
-            items: vec![ReadItem { addr: addr(), prior: prior.clone() }],
-        })
+        .read(ReadRequest { rtype: "pgbouncer".into(), lineage: "lineage-pgb".into(), items: vec![ReadItem::new(addr(), prior.clone())] })
         .await
         .expect("read");
     assert!(resp.others.is_empty());

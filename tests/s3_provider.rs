@@ -96,7 +96,7 @@ async fn read(p: &AwsProvider, rtype: &str, items: &[(&str, &Value)]) -> ReadRes
     p.read(ReadRequest {
         rtype: rtype.into(),
         lineage: LINEAGE.into(),
-        items: items.iter().map(|(a, prior)| ReadItem { addr: addr(a), prior: (*prior).clone() }).collect(),
+        items: items.iter().map(|(a, prior)| ReadItem::new(addr(a), (*prior).clone())).collect(),
     })
     .await
     .expect("read")

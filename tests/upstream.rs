@@ -393,6 +393,32 @@ fn changed_paths(before: &serde_json::Value, after: &serde_json::Value, prefix: 
     }
 }
 
+/// A `pgbouncer` whose admin URL (with its password) comes only from a
+/// sensitive variable — no provider block, no PGBOUNCER_ADMIN_URL — keeps
+/// working after its first apply: refresh takes the URL from the resource's
+/// own configuration, known before refresh, while state keeps its hash.
+#[test]
+fn a_pgbouncer_whose_admin_url_is_only_in_its_configuration_refreshes_after_apply() {
+    let Some(s) = Pgbouncer::start("own-url") else { return };
+    let provider_block = "provider \"pgbouncer\" {\n  admin_url = var.pgbouncer_admin_url\n}\n";
+    let example = example_pgbouncer();
+    assert!(example.contains(provider_block), "the example's provider block moved");
+    let dir = TestDir::new(&example.replace(provider_block, ""));
+    let vars = pgbouncer_vars(&s);
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = |args: &[&str], expect: i32| {
+        let r = dir.run_with(args, &env, None);
+        r.assert_code(expect);
+        r
+    };
+    run(&["apply", "--auto-approve"], 0);
+    assert!(dir.state_text().contains("sha256:"), "state keeps only the URL's hash");
+    run(&["plan", "--detailed-exitcode"], 0);
+    run(&["drift", "--detailed-exitcode"], 0);
+    run(&["apply", "--auto-approve", "--var", "pgbouncer_default_pool_size=26"], 0);
+    assert_eq!(Console::connect(&s.var("PGBOUNCER_ADMIN_URL")).config("default_pool_size"), "26");
+}
+
 /// The example's `pgbouncer`: default_pool_size 20 → 25 and appdb's
 /// pool_size 20 → 30 plan as exactly those two attributes, are live after
 /// apply, a runtime `SET default_pool_size = 7` is drift (exit 2) that

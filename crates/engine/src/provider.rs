@@ -154,6 +154,20 @@ pub struct ReadItem {
     pub addr: InstanceAddr,
     /// Attributes from state (sensitive ones are hashes).
     pub prior: Value,
+    /// The instance's own sensitive configuration attributes whose values
+    /// are known before refresh (they read only variables), in plain text
+    /// and in memory only: what a provider needs to connect when state
+    /// keeps only their hash (e.g. an admin console's URL with a password).
+    /// Empty when they read other resources or the resource is no longer
+    /// configured.
+    pub known: BTreeMap<String, Value>,
+}
+
+impl ReadItem {
+    /// An item with no known configuration values.
+    pub fn new(addr: InstanceAddr, prior: Value) -> ReadItem {
+        ReadItem { addr, prior, known: BTreeMap::new() }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -29,6 +29,7 @@ use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, ChangeShape, ConfigProblem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
 };
 use himaplan_engine::value::Value;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// Environment variable naming the admin console when neither state nor
@@ -48,10 +49,14 @@ impl PgbouncerProvider {
     }
 
     /// The admin URL a refresh uses: the prior's when it is still plain
-    /// text (e.g. just applied), else the provider block's, else the
-    /// environment's.
-    fn read_url(&self, prior: &Value) -> Result<String, ProviderError> {
+    /// text (e.g. just applied), else the resource's own configuration when
+    /// it is known before refresh (it reads only variables), else the
+    /// provider block's, else the environment's.
+    fn read_url(&self, prior: &Value, known: &BTreeMap<String, Value>) -> Result<String, ProviderError> {
         if let Some(url) = prior.get("admin_url").and_then(Value::as_str) {
+            return Ok(url.to_string());
+        }
+        if let Some(url) = known.get("admin_url").map(Value::unmarked).and_then(Value::as_str) {
             return Ok(url.to_string());
         }
         if let Some(url) = self.admin_url.lock().ok().and_then(|g| g.clone()) {
@@ -59,7 +64,8 @@ impl PgbouncerProvider {
         }
         std::env::var(ADMIN_URL_ENV).map_err(|_| {
             ProviderError::invalid(format!(
-                "pgbouncer: state keeps only a hash of admin_url, so refreshing needs the admin console's URL: \
+                "pgbouncer: state keeps only a hash of admin_url, and the resource's own admin_url is not known before refresh \
+                 (it reads other resources, or the resource is no longer configured), so refreshing needs the admin console's URL: \
                  set admin_url in provider \"pgbouncer\" {{}} or {ADMIN_URL_ENV}"
             ))
         })
@@ -118,7 +124,7 @@ impl Provider for PgbouncerProvider {
         SERVED.check(&req.rtype)?;
         let mut current = Vec::with_capacity(req.items.len());
         for item in &req.items {
-            current.push(settings::read(&item.prior, || self.read_url(&item.prior)).await?);
+            current.push(settings::read(&item.prior, || self.read_url(&item.prior, &item.known)).await?);
         }
         Ok(ReadResponse { current, others: Vec::new() })
     }
@@ -134,6 +140,6 @@ impl Provider for PgbouncerProvider {
 
     async fn import(&self, rtype: &str, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
         SERVED.check(rtype)?;
-        settings::import(id, &self.read_url(&Value::Null)?).await
+        settings::import(id, &self.read_url(&Value::Null, &BTreeMap::new())?).await
     }
 }

@@ -25,7 +25,8 @@ pub async fn drift(
     let mut state = snapshot.state.clone();
     configure_providers(config, registry, root_vars, &state).await?;
     let types = config.resources().map(|r| r.addr.rtype.clone()).collect();
-    let found = refresh::refresh(registry, &mut state, &snapshot.unfinished_intents, &types, hooks).await?;
+    let known = refresh::known_before_refresh(config, registry, root_vars, &state);
+    let found = refresh::refresh(registry, &mut state, &snapshot.unfinished_intents, &types, &known, hooks).await?;
     let mut unmanaged = found.unmanaged;
     for (addr, obj) in found.duplicates {
         unmanaged.push(Unmanaged { rtype: addr.resource.rtype.clone(), id: obj.id, address: Some(addr) });

@@ -5,7 +5,9 @@
 //! objects of one address for deletion, report the rest as unmanaged.
 
 use super::{Event, Hooks, provider_error};
-use crate::addr::InstanceAddr;
+use crate::addr::{InstanceAddr, InstanceKey};
+use crate::config::eval::{self, Scope};
+use crate::config::{Config, Expr};
 use crate::diag::{Diag, Diags};
 use crate::plan::{Drift, Unmanaged};
 use crate::provider::{FoundObject, Intent, ReadItem, ReadRequest, Registry};
@@ -24,13 +26,51 @@ pub struct Refreshed {
     pub adopted: Vec<InstanceAddr>,
 }
 
+/// Per instance in state: its sensitive configuration attributes whose
+/// values are known before refresh, i.e. that read only root variables
+/// (and `count.index`). Root-module resources only: a module's inputs are
+/// evaluated by the walk, after refresh.
+pub type Known = BTreeMap<InstanceAddr, BTreeMap<String, Value>>;
+
+/// The [`Known`] values of `state`'s instances under `config`.
+pub fn known_before_refresh(config: &Config, registry: &Registry, root_vars: &BTreeMap<String, Value>, state: &State) -> Known {
+    let mut out = Known::new();
+    for addr in state.resources.keys() {
+        let Some(resource) = config.resource(&addr.resource).filter(|r| r.addr.module.is_root()) else { continue };
+        let Some((_, rt)) = registry.resource_type(&addr.resource.rtype) else { continue };
+        let mut base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
+        if let Some(InstanceKey::Int(i)) = &addr.key {
+            base.insert("count".to_string(), Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i as i64))])));
+        }
+        let mut values = BTreeMap::new();
+        for attr in rt.schema.attributes.iter().filter(|a| a.sensitive) {
+            let Some(expr) = resource.body.body.get_attribute(attr.name) else { continue };
+            let expr = Expr { expr: expr.value.clone(), file: resource.body.file.clone() };
+            // A reference to anything but a variable fails here: not known.
+            if let Ok(value) = eval::eval(&expr, &mut Scope::new(&base))
+                && !value.has_unknown()
+                && !value.is_null()
+            {
+                values.insert(attr.name.to_string(), value);
+            }
+        }
+        if !values.is_empty() {
+            out.insert(addr.clone(), values);
+        }
+    }
+    out
+}
+
 /// Refreshes `state` in place. `types` are the resource types to read even
-/// when state holds none of them (the configuration's, the intents').
+/// when state holds none of them (the configuration's, the intents');
+/// `known` hands providers the configuration values they may need to
+/// connect.
 pub async fn refresh(
     registry: &Registry,
     state: &mut State,
     intents: &[Intent],
     types: &BTreeSet<String>,
+    known: &Known,
     hooks: &dyn Hooks,
 ) -> Result<Refreshed, Diags> {
     let mut out = Refreshed::default();
@@ -50,7 +90,11 @@ pub async fn refresh(
             .resources
             .iter()
             .filter(|(_, r)| &r.rtype == rtype)
-            .map(|(addr, r)| ReadItem { addr: addr.clone(), prior: Value::from_json(&r.attributes) })
+            .map(|(addr, r)| ReadItem {
+                addr: addr.clone(),
+                prior: Value::from_json(&r.attributes),
+                known: known.get(addr).cloned().unwrap_or_default(),
+            })
             .collect();
         let req = ReadRequest { rtype: rtype.clone(), lineage: state.lineage.clone(), items: items.clone() };
         hooks.event(Event::Refreshing { rtype: rtype.clone(), count: items.len() });

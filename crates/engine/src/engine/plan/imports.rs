@@ -83,7 +83,7 @@ pub(super) async fn plan_imports(
             let req = ReadRequest {
                 rtype: addr.resource.rtype.clone(),
                 lineage: state.lineage.clone(),
-                items: vec![ReadItem { addr: addr.clone(), prior }],
+                items: vec![ReadItem::new(addr.clone(), prior)],
             };
             match provider.read(req).await {
                 Ok(resp) => match resp.current.into_iter().next().flatten() {
@@ -121,9 +121,10 @@ impl Planner {
             let provider = registry.provider(provider_name).expect("registered").clone();
             let items: Vec<ReadItem> = indexes
                 .iter()
-                .map(|&i| ReadItem {
-                    addr: self.changes[i].addr.clone(),
-                    prior: self.instances.get(&self.changes[i].addr).map(|r| r.value.clone()).unwrap_or(Value::Null),
+                .map(|&i| {
+                    let addr = self.changes[i].addr.clone();
+                    let prior = self.instances.get(&addr).map(|r| r.value.clone()).unwrap_or(Value::Null);
+                    ReadItem::new(addr, prior)
                 })
                 .collect();
             let resp = provider

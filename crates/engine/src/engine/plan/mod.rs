@@ -195,7 +195,8 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     if options.refresh {
         configure_providers(&config, &registry, &root_vars, &state).await?;
         let types: BTreeSet<String> = config.resources().map(|r| r.addr.rtype.clone()).collect();
-        refreshed = refresh::refresh(&registry, &mut state, &intents, &types, hooks).await?;
+        let known = refresh::known_before_refresh(&config, &registry, &root_vars, &state);
+        refreshed = refresh::refresh(&registry, &mut state, &intents, &types, &known, hooks).await?;
         state_changed |= !refreshed.drift.is_empty() || !refreshed.adopted.is_empty();
     }
     let imports = imports::plan_imports(&config, &registry, &root_vars, &mut state, options.refresh).await?;
