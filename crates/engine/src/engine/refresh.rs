@@ -40,7 +40,7 @@ pub fn known_before_refresh(config: &Config, registry: &Registry, root_vars: &BT
         let Some((_, rt)) = registry.resource_type(&addr.resource.rtype) else { continue };
         let mut base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
         if let Some(InstanceKey::Int(i)) = &addr.key {
-            base.insert("count".to_string(), Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i as i64))])));
+            base.insert("count".to_string(), Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i))])));
         }
         let mut values = BTreeMap::new();
         for attr in rt.schema.attributes.iter().filter(|a| a.sensitive) {
