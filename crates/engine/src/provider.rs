@@ -224,6 +224,20 @@ pub struct ApplyRequest {
     pub rollout: Rollout,
 }
 
+/// Taking members out of a listing before they are disrupted (an
+/// `nginx_upstream` listing an instance about to be stopped), or putting
+/// them back once they run again: one step of a rollout group.
+#[derive(Debug, Clone)]
+pub struct DrainRequest {
+    /// The listing re-applied with every member still drained left out:
+    /// what the default [`Provider::drain`] sends.
+    pub request: ApplyRequest,
+    /// The members this step takes out, or puts back.
+    pub members: Vec<InstanceAddr>,
+    /// `false` to drain, `true` to restore.
+    pub restore: bool,
+}
+
 /// `rollout { max_unavailable = N | "P%" }` as written.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rollout {
@@ -424,6 +438,14 @@ pub trait Provider: Send + Sync {
     /// Creates, updates or deletes one object; returns its new attributes
     /// (`Null` after a delete).
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError>;
+
+    /// Drains members out of (or restores them into) a listing object of
+    /// this provider; returns the listing's new attributes. The default
+    /// re-applies the listing without the drained members; a provider with
+    /// a native way (mark a server `down`, `PAUSE` a database) overrides it.
+    async fn drain(&self, req: DrainRequest) -> Result<Value, ProviderError> {
+        self.apply(req.request).await
+    }
 
     /// Reads an existing object by its id for `import`, and labels it.
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError>;

@@ -42,7 +42,9 @@ impl Applier<'_> {
         let mut value = record.map(|r| r.value.clone()).unwrap_or(Value::Null);
         let deps_applied = change.depends_on.iter().any(|d| self.applied_resources.contains(&d.resource));
         if value.has_unknown() || deps_applied {
-            value = self.reevaluate(item, step.kind == Kind::Update, &prior)?;
+            let now = self.reevaluate(item, step.kind == Kind::Update, &prior)?;
+            self.check_known_unchanged(item, &value, &now)?;
+            value = now;
         }
         let change = &self.items[item].change;
         let value = match self.registry.resource_type(&change.rtype) {
@@ -85,6 +87,29 @@ impl Applier<'_> {
         let provider = self.registry.provider(provider_name).expect("registered");
         let existing = if update { Some(prior) } else { None };
         Ok(diff_instance(rt, provider.as_ref(), existing, config_value, resource, false, &self.salt).planned)
+    }
+
+    /// Apply resolves only what plan did not know: a configured value the
+    /// plan showed as known must come out of the re-evaluation unchanged.
+    fn check_known_unchanged(&self, item: usize, planned: &Value, now: &Value) -> Result<(), Diags> {
+        let change = &self.items[item].change;
+        let (Some((_, rt)), Value::Map(planned), Value::Map(now)) = (self.registry.resource_type(&change.rtype), planned, now) else {
+            return Ok(());
+        };
+        let mut moved = Vec::new();
+        for (name, was) in planned {
+            // Computed attributes are the provider's, not the plan's promise.
+            if rt.schema.attribute(name).is_none_or(|a| a.computed || a.optional_computed) {
+                continue;
+            }
+            known_differences(name, was, now.get(name).unwrap_or(&Value::Null), &mut moved);
+        }
+        if moved.is_empty() {
+            return Ok(());
+        }
+        Err(Diag::error(format!("{}: values the plan showed changed before apply: {}", change.addr, moved.join(", ")))
+            .with_detail("Nothing was sent for it. Run plan again to review the new values.")
+            .into())
     }
 
     /// The request re-applying a listing instance `u` with `excluded` left out.
@@ -146,5 +171,30 @@ fn changed_attributes(prior: &Value, value: &Value, salt: &str) -> Vec<String> {
             v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
         }
         _ => vec![],
+    }
+}
+
+/// Paths under `path` where `was` (the plan's value) is known and `now`
+/// differs; unknown parts of `was` may resolve to anything.
+fn known_differences(path: &str, was: &Value, now: &Value, out: &mut Vec<String>) {
+    match (was, now) {
+        (Value::Unknown, _) => {}
+        (Value::Sensitive(a), b) => known_differences(path, a, b.unmarked(), out),
+        (a, Value::Sensitive(b)) => known_differences(path, a, b, out),
+        (Value::Map(a), Value::Map(b)) if was.has_unknown() => {
+            for (k, v) in a {
+                known_differences(&format!("{path}.{k}"), v, b.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (Value::List(a), Value::List(b)) if was.has_unknown() && a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                known_differences(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
+        (a, b) => {
+            if a.deep_unmarked() != b.deep_unmarked() {
+                out.push(path.to_string());
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@ use super::steps::{Kind, Step, StepGraph};
 use crate::addr::{InstanceAddr, ResourceAddr};
 use crate::diag::{Diag, Diags};
 use crate::engine::{Event, provider_error, with_retries};
-use crate::provider::{ApplyAction, ApplyRequest, ProviderError};
+use crate::provider::{ApplyAction, ApplyRequest, DrainRequest, ProviderError};
 use crate::state::journal::JournalEntry;
 use crate::value::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -168,11 +168,20 @@ impl Applier<'_> {
                 for (i, req) in starting {
                     let Some((provider_name, _)) = self.registry.resource_type(&req.rtype) else { continue };
                     let provider = self.registry.provider(provider_name).expect("registered").clone();
-                    let what = self.describe(schedule.step(i), &req);
+                    let step = schedule.step(i);
+                    let what = self.describe(step, &req);
+                    let drain = matches!(step.kind, Kind::Drain | Kind::Restore).then(|| DrainRequest {
+                        request: req.clone(),
+                        members: vec![self.items[step.item].change.addr.clone()],
+                        restore: step.kind == Kind::Restore,
+                    });
                     self.hooks.event(Event::ActionStarted { addr: req.addr.clone(), what: what.clone() });
                     running.spawn(async move {
                         let started = Instant::now();
-                        let result = with_retries(|| provider.apply(req.clone()), &crate::engine::NoHooks, &what).await;
+                        let result = match drain {
+                            Some(d) => with_retries(|| provider.drain(d.clone()), &crate::engine::NoHooks, &what).await,
+                            None => with_retries(|| provider.apply(req.clone()), &crate::engine::NoHooks, &what).await,
+                        };
                         (i, req, result, started.elapsed())
                     });
                 }
