@@ -307,7 +307,7 @@ fn edit_state(text: &str, edit: StateEdit) -> String {
             let cut = text.find("\"lineage\": \"").expect("lineage") + 20;
             text[..cut].to_string()
         }
-        StateEdit::FutureVersion => text.replace("\"version\": 1", "\"version\": 99"),
+        StateEdit::FutureVersion => text.replace(&format!("\"version\": {}", himaplan_engine::state::STATE_VERSION), "\"version\": 99"),
         StateEdit::UnknownType => {
             let mut json: serde_json::Value = serde_json::from_str(text).expect("state JSON");
             json["resources"].as_array_mut().expect("resources").push(serde_json::json!({

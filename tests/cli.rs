@@ -145,7 +145,10 @@ fn a_sensitive_variable_never_appears_yet_its_change_is_detected() {
         assert!(!text.contains(SECRET), "the secret appears in the {what}");
     }
     let stored = &dir.state_attrs("himaplan_data.s")["input"];
-    assert!(stored["sensitive"].as_str().is_some_and(|h| h.starts_with("sha256:")), "stored as a hash: {stored}");
+    assert!(
+        stored["sensitive"].as_str().is_some_and(|h| h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")),
+        "stored as an argon2id hash: {stored}"
+    );
 
     dir.run_with(&["plan", "--detailed-exitcode"], &env, None).assert_code(0);
     let changed = dir.run_with(&["plan", "--detailed-exitcode"], &[("HIMAPLAN_VAR_token", "another-secret")], None);

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::config::load::module_key;
 use crate::diag::{Diag, Diags};
 use crate::plan::Plan;
-use crate::state::redact;
+use crate::state::secret;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ impl PlanFile {
         let mut sensitive_variables = BTreeMap::new();
         for (name, value) in root_vars {
             if value.has_sensitive() {
-                sensitive_variables.insert(name.clone(), sensitive_hash(value, lineage));
+                sensitive_variables.insert(name.clone(), sensitive_hash(value));
             } else {
                 variables.insert(name.clone(), value.to_json());
             }
@@ -103,7 +103,7 @@ impl PlanFile {
         let mut diags = Diags::new();
         for (name, hash) in &self.sensitive_variables {
             match given_sensitive.get(name) {
-                Some(v) if &sensitive_hash(v, &self.lineage) == hash => {
+                Some(v) if secret::verify(hash, &v.deep_unmarked().to_json().to_string(), &self.lineage) => {
                     out.insert(name.clone(), v.clone());
                 }
                 Some(_) => diags.push(
@@ -120,6 +120,7 @@ impl PlanFile {
     }
 }
 
-fn sensitive_hash(value: &Value, lineage: &str) -> String {
-    redact(&value.clone().into_sensitive(), lineage).get("sensitive").and_then(|s| s.as_str()).unwrap_or_default().to_string()
+/// A hash of a sensitive variable's value (see `state::secret`).
+fn sensitive_hash(value: &Value) -> String {
+    secret::hash(&value.deep_unmarked().to_json().to_string())
 }

@@ -11,7 +11,7 @@ use crate::config::{Config, Expr};
 use crate::diag::{Diag, Diags};
 use crate::plan::{Drift, Unmanaged};
 use crate::provider::{FoundObject, Intent, ReadItem, ReadRequest, Registry};
-use crate::state::{ResourceState, State, redact};
+use crate::state::{ResourceState, State, redact_like};
 use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -120,7 +120,7 @@ pub async fn refresh(
                     state.resources.remove(&item.addr);
                 }
                 Some(value) => {
-                    let mut json = redact(value, &salt);
+                    let mut json = redact_like(value, Some(&entry.attributes), &salt);
                     // Secrets cannot be read back; keep what state recorded.
                     if let (Some(obj), Some(prior)) = (json.as_object_mut(), entry.attributes.as_object()) {
                         for name in &sensitive {

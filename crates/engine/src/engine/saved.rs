@@ -15,7 +15,7 @@ use crate::diag::{Diag, Diags};
 use crate::graph::ConfigGraph;
 use crate::plan::ResourceChange;
 use crate::provider::Registry;
-use crate::state::{Snapshot, State};
+use crate::state::{Snapshot, State, same_as_stored};
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -144,7 +144,8 @@ fn current_changes(file: &PlanFile, planned: &Planned, path: &Path) -> Result<Ve
         match now {
             Some(now) if now.fingerprint != saved.fingerprint => stale.push(format!("{}: its state or real object changed", saved.addr)),
             Some(now) => {
-                let moved = moved_values(saved, now);
+                let plain = planned.instances.get(&now.addr).filter(|_| !now.is_duplicate_delete()).map(|r| &r.value);
+                let moved = moved_values(saved, now, plain, &file.lineage);
                 if moved.is_empty() {
                     changes.push(now.clone());
                 } else {
@@ -169,8 +170,10 @@ fn current_changes(file: &PlanFile, planned: &Planned, path: &Path) -> Result<Ve
 }
 
 /// The attributes whose planned value differs between the saved change and
-/// the re-planned one, as `name: saved → now`.
-fn moved_values(saved: &ResourceChange, now: &ResourceChange) -> Vec<String> {
+/// the re-planned one, as `name: saved → now`. A secret is compared by
+/// hashing its value now (`plain`, the re-planned value) with the salt the
+/// saved plan's hash has.
+fn moved_values(saved: &ResourceChange, now: &ResourceChange, plain: Option<&Value>, lineage: &str) -> Vec<String> {
     let shown = |c: &ResourceChange, key: &str| -> String {
         let unknown = c.after_unknown.get(key).is_some_and(|u| u != &serde_json::Value::Bool(false));
         match c.after.as_ref().and_then(|a| a.get(key)) {
@@ -189,7 +192,11 @@ fn moved_values(saved: &ResourceChange, now: &ResourceChange) -> Vec<String> {
     names.dedup();
     let mut out = Vec::new();
     for name in names {
-        let same_value = saved.after.as_ref().and_then(|a| a.get(&name)) == now.after.as_ref().and_then(|a| a.get(&name));
+        let saved_value = saved.after.as_ref().and_then(|a| a.get(&name));
+        let same_value = match plain.and_then(|p| p.get(&name)) {
+            Some(value) if value.has_sensitive() => same_as_stored(value, saved_value, lineage),
+            _ => saved_value == now.after.as_ref().and_then(|a| a.get(&name)),
+        };
         let same_unknown = saved.after_unknown.get(&name) == now.after_unknown.get(&name);
         if !(same_value && same_unknown) {
             let (was, is) = (shown(saved, &name), shown(now, &name));

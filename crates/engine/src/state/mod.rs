@@ -8,6 +8,7 @@
 pub mod file;
 pub mod journal;
 pub mod lock;
+pub mod secret;
 pub mod store;
 
 pub use file::{parse, to_canonical_json};
@@ -18,13 +19,15 @@ pub use store::{LocalStore, Snapshot, StateLockGuard, StateStore};
 use crate::addr::{InstanceAddr, ResourceAddr};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The state format version this build writes and reads.
-pub const STATE_VERSION: u32 = 1;
+/// The state format version this build writes; it reads every version
+/// from 1 up to it. Version 2 keeps secrets as argon2id hashes; version 1's
+/// `sha256:` hashes are verified the old way and upgraded when their entry
+/// is written again.
+pub const STATE_VERSION: u32 = 2;
 
 /// The whole state of one configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -180,27 +183,69 @@ pub fn new_id() -> String {
 }
 
 /// Converts a value for storage: every sensitive part becomes
-/// `{"sensitive": "sha256:<hex>"}`, hashed with `salt` so that equal secrets
-/// in different states do not share a hash, while a changed secret still
-/// changes the stored form. Unknowns become null.
-pub fn redact(value: &Value, salt: &str) -> serde_json::Value {
+/// `{"sensitive": HASH}` (an argon2id PHC string with a fresh salt, see
+/// [`secret`]); unknowns become null.
+pub fn redact(value: &Value, lineage: &str) -> serde_json::Value {
+    redact_like(value, None, lineage)
+}
+
+/// Like [`redact`], keeping the hash that `prior` (the stored form of the
+/// same place) holds wherever it is a hash of the same value: unchanged
+/// secrets keep their stored hash, so plans show them unchanged and files
+/// do not churn.
+pub fn redact_like(value: &Value, prior: Option<&serde_json::Value>, lineage: &str) -> serde_json::Value {
+    redact_keeping(value, prior, lineage, true)
+}
+
+/// [`redact_like`] for what is written to state: a version-1 (`sha256:`)
+/// hash is not kept but replaced by an argon2id one (the upgrade).
+pub fn redact_for_state(value: &Value, prior: Option<&serde_json::Value>, lineage: &str) -> serde_json::Value {
+    redact_keeping(value, prior, lineage, false)
+}
+
+fn redact_keeping(value: &Value, prior: Option<&serde_json::Value>, lineage: &str, keep_legacy: bool) -> serde_json::Value {
     match value {
         Value::Sensitive(inner) => {
             let plain = inner.deep_unmarked().to_json().to_string();
-            let mut hasher = Sha256::new();
-            hasher.update(salt.as_bytes());
-            hasher.update([0u8]);
-            hasher.update(plain.as_bytes());
-            let hex: String = hasher.finalize().iter().map(|x| format!("{x:02x}")).collect();
-            serde_json::json!({ "sensitive": format!("sha256:{hex}") })
+            let kept = prior
+                .and_then(stored_hash)
+                .filter(|h| (keep_legacy || h.starts_with(secret::PREFIX)) && secret::verify(h, &plain, lineage))
+                .map(str::to_string);
+            serde_json::json!({ "sensitive": kept.unwrap_or_else(|| secret::hash(&plain)) })
         }
-        Value::List(items) => serde_json::Value::Array(items.iter().map(|v| redact(v, salt)).collect()),
-        Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), redact(v, salt))).collect()),
+        Value::List(items) => serde_json::Value::Array(
+            items.iter().enumerate().map(|(i, v)| redact_keeping(v, prior.and_then(|p| p.get(i)), lineage, keep_legacy)).collect(),
+        ),
+        Value::Map(map) => serde_json::Value::Object(
+            map.iter().map(|(k, v)| (k.clone(), redact_keeping(v, prior.and_then(|p| p.get(k)), lineage, keep_legacy))).collect(),
+        ),
         other => other.to_json(),
     }
 }
 
+/// Whether `value` is what `stored` records: equal, with every sensitive
+/// part compared by hashing it again with the stored hash's salt.
+pub fn same_as_stored(value: &Value, stored: Option<&serde_json::Value>, lineage: &str) -> bool {
+    match value {
+        Value::Sensitive(inner) => {
+            stored.and_then(stored_hash).is_some_and(|h| secret::verify(h, &inner.deep_unmarked().to_json().to_string(), lineage))
+        }
+        Value::List(items) if value.has_sensitive() => stored
+            .and_then(|s| s.as_array())
+            .is_some_and(|s| s.len() == items.len() && items.iter().zip(s).all(|(v, s)| same_as_stored(v, Some(s), lineage))),
+        Value::Map(map) if value.has_sensitive() => stored
+            .and_then(|s| s.as_object())
+            .is_some_and(|s| s.len() == map.len() && map.iter().all(|(k, v)| s.contains_key(k) && same_as_stored(v, s.get(k), lineage))),
+        other => stored == Some(&other.to_json()),
+    }
+}
+
+/// The hash of a stored secret.
+fn stored_hash(json: &serde_json::Value) -> Option<&str> {
+    is_redacted(json).then(|| json.get("sensitive").and_then(|s| s.as_str())).flatten()
+}
+
 /// True when a stored JSON value is a redacted secret.
 pub fn is_redacted(json: &serde_json::Value) -> bool {
-    json.as_object().is_some_and(|m| m.len() == 1 && m.get("sensitive").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("sha256:")))
+    json.as_object().is_some_and(|m| m.len() == 1 && m.get("sensitive").and_then(|s| s.as_str()).is_some_and(secret::is_hash))
 }

@@ -11,7 +11,7 @@ use crate::engine::provider_error;
 use crate::graph::Node;
 use crate::provider::{ApplyAction, ApplyRequest};
 use crate::state::journal::JournalEntry;
-use crate::state::{OutputState, ResourceState, State, StateStore, redact};
+use crate::state::{OutputState, ResourceState, State, StateStore, redact_for_state};
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,7 +80,7 @@ impl Applier<'_> {
             rtype: req.rtype.clone(),
             provider: provider_name.to_string(),
             schema_version: rt.schema_version,
-            attributes: redact(value, &self.salt),
+            attributes: redact_for_state(value, self.state.resources.get(&req.addr).map(|e| &e.attributes), &self.salt),
             dependencies,
         }
     }
@@ -104,7 +104,8 @@ impl Applier<'_> {
                         && !value.has_unknown()
                     {
                         let sensitive = config.root().outputs.get(name).is_some_and(|o| o.sensitive);
-                        outputs.insert(name.clone(), OutputState { value: redact(&value, &self.salt), sensitive });
+                        let prior = self.state.outputs.get(name).map(|o| &o.value);
+                        outputs.insert(name.clone(), OutputState { value: redact_for_state(&value, prior, &self.salt), sensitive });
                     }
                 }
                 Ok(None) => {}

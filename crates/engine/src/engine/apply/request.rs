@@ -11,7 +11,7 @@ use crate::diag::{Diag, Diags};
 use crate::engine::plan::diff_instance;
 use crate::engine::world::Expansion;
 use crate::provider::{ApplyAction, ApplyRequest, ResourceType};
-use crate::state::{new_id, redact};
+use crate::state::{new_id, redact, same_as_stored};
 use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -167,9 +167,11 @@ fn strip_unknown_computed(value: Value, rt: &ResourceType) -> Value {
 /// Names of the attributes whose (redacted) value differs from `prior`.
 fn changed_attributes(prior: &Value, value: &Value, salt: &str) -> Vec<String> {
     match (prior, value) {
-        (Value::Map(p), Value::Map(v)) => {
-            v.iter().filter(|(k, nv)| p.get(*k).map(|pv| redact(pv, salt)) != Some(redact(nv, salt))).map(|(k, _)| k.clone()).collect()
-        }
+        (Value::Map(p), Value::Map(v)) => v
+            .iter()
+            .filter(|(k, nv)| !p.get(*k).is_some_and(|pv| same_as_stored(nv, Some(&redact(pv, salt)), salt)))
+            .map(|(k, _)| k.clone())
+            .collect(),
         _ => vec![],
     }
 }

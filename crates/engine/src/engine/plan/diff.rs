@@ -8,7 +8,7 @@ use crate::addr::InstanceAddr;
 use crate::config::Resource;
 use crate::plan::{Action, ChangeReason, ResourceChange};
 use crate::provider::{Provider, ResourceType};
-use crate::state::{ResourceState, State, redact};
+use crate::state::{ResourceState, State, redact, redact_like, same_as_stored};
 use crate::value::Value;
 use std::collections::BTreeMap;
 
@@ -74,7 +74,7 @@ pub fn diff_instance(
         .iter()
         .filter(|(k, v)| {
             let is_computed = rt.schema.attribute(k).is_some_and(|a| a.computed);
-            !is_computed && (v.has_unknown() || Some(&redact(v, salt)) != prior_json.get(k.as_str()))
+            !is_computed && (v.has_unknown() || !same_as_stored(v, prior_json.get(k.as_str()), salt))
         })
         .map(|(k, _)| k.clone())
         .collect();
@@ -146,7 +146,8 @@ pub(super) fn make_change(
         provider: provider_name.to_string(),
         action: diff.action,
         before: state.resources.get(addr).map(|e| e.attributes.clone()),
-        after: Some(redact(&diff.planned, salt)),
+        // Unchanged secrets keep the hash state has, so before and after compare.
+        after: Some(redact_like(&diff.planned, state.resources.get(addr).map(|e| &e.attributes), salt)),
         after_unknown: unknown_tree(&diff.planned),
         replace_paths: diff.replace_paths,
         reason: diff.reason,

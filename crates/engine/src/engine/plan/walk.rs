@@ -14,7 +14,7 @@ use crate::diag::{Diag, Diags, Location};
 use crate::graph::Node;
 use crate::plan::{Action, ChangeReason, OutputChange, ResourceChange};
 use crate::provider::FoundObject;
-use crate::state::redact;
+use crate::state::{redact, redact_like};
 use crate::value::Value;
 use hcl_edit::Span;
 use std::collections::{BTreeSet, HashSet};
@@ -52,8 +52,8 @@ impl Planner {
     fn plan_output(&mut self, node: &Node, name: &str) -> Result<(), Diags> {
         let value = self.world.eval_value_node(node)?.unwrap_or(Value::Null);
         let out = &self.config.root().outputs[name];
-        let after = redact(&value, &self.salt);
         let before = self.state.outputs.get(name).map(|o| o.value.clone());
+        let after = redact_like(&value, before.as_ref(), &self.salt);
         if before.as_ref() != Some(&after) || value.has_unknown() {
             self.output_changes.push(OutputChange {
                 name: name.to_string(),
