@@ -507,16 +507,40 @@ fn plan_needs_no_lock() {
 }
 
 #[test]
-fn force_unlock_with_the_right_id() {
-    // force-unlock ID of the holder removes the lock file; a wrong id is refused; afterwards apply proceeds.
+fn force_unlock_refuses_while_the_holder_lives() {
+    // While a live process holds the flock, force-unlock with its id is refused naming it and the lock stays;
+    // once the holder is gone (killed, its body left behind) the same id removes the lock and apply proceeds.
     let dir = applied(BASE);
-    let lock = hold_lock(&dir);
+    std::fs::create_dir_all(dir.join("state")).expect("state dir");
+    let lock_path = dir.join("state/default.json.lock");
+    std::fs::write(&lock_path, "").expect("create the lock file");
+    // `-o`: only flock(1) itself holds the lock, so killing it releases it (its `sleep` child keeps no copy).
+    let mut holder = std::process::Command::new("flock").arg("-o").arg(&lock_path).args(["sleep", "60"]).spawn().expect("run flock(1)");
+    let started = Instant::now();
+    while StateLock::acquire(&lock_path, "probe", Duration::ZERO).is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the flock(1) child never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The body is what a holder that is then killed leaves behind.
+    let id = "6d1f0c2e-live-4b1a-9e0f-holder000001";
+    let body =
+        serde_json::json!({ "id": id, "operation": "apply", "who": "ci@runner-3", "created": "2026-01-05T03:00:00Z", "pid": holder.id() });
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&body).expect("json")).expect("write the holder's body");
+
     dir.run(&["force-unlock", "wrong-id"]).assert_code(1);
-    assert!(dir.exists("state/default.json.lock"));
-    dir.ok(&["force-unlock", &lock.info().id.clone()]);
+    let refused = dir.run(&["force-unlock", id]);
+    refused.assert_code(1);
+    for needle in [id, "ci@runner-3", &format!("pid {}", holder.id())] {
+        assert!(refused.stderr().contains(needle), "the refusal must name the live holder ({needle}): {}", refused.stderr());
+    }
+    assert!(dir.exists("state/default.json.lock"), "a refused force-unlock removed the lock file");
+    dir.run(&["apply", "--auto-approve", "--var", "size=3"]).assert_code(1);
+
+    holder.kill().expect("kill the holder");
+    holder.wait().expect("reap the holder");
+    dir.ok(&["force-unlock", id]);
     assert!(!dir.exists("state/default.json.lock"));
     dir.ok(&["apply", "--auto-approve", "--var", "size=3"]);
-    drop(lock);
 }
 
 // ---------------------------------------------------------------------------

@@ -106,6 +106,13 @@ pub enum StateError {
     /// Another run kept the lock for the whole wait.
     #[error("timed out waiting for the state lock: lock {holder}")]
     LockTimeout { holder: LockInfo },
+    /// `force-unlock` named the lock of a process that is still running
+    /// (it holds the flock): removing it would let two runs write at once.
+    #[error(
+        "the state lock ({holder}) belongs to a live process, so it was not removed; force-unlock removes only a lock whose holder \
+         is gone: wait for that run to finish, or stop it"
+    )]
+    LockHeld { holder: LockInfo },
     /// `force-unlock` was given an id that is not the current lock's.
     #[error("no state lock with id {id} is held (check the id in the lock error message)")]
     NoSuchLock { id: String },

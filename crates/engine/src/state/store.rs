@@ -41,6 +41,8 @@ pub trait StateStore: Send + Sync {
     /// once). Dropping the guard releases it.
     async fn lock(&self, operation: &str, timeout: Duration) -> Result<Box<dyn StateLockGuard>, StateError>;
     /// Removes a lock whose holder cannot release it; `id` must be its id.
+    /// A store that can tell whether the holder lives (the local flock)
+    /// refuses a live holder's lock with [`StateError::LockHeld`].
     async fn force_unlock(&self, id: &str) -> Result<(), StateError>;
     /// Appends entries durably (group commit) before returning.
     async fn append_journal(&self, entries: &[JournalEntry]) -> Result<(), StateError>;
