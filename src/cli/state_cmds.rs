@@ -125,8 +125,8 @@ async fn overwrite(source: &dyn StateStore, target: &dyn StateStore) -> Result<b
     // last good backup survives.
     let to = match target.read().await {
         Ok(to) => to,
-        Err(StateError::Invalid { path, message }) => {
-            eprintln!("Replacing the unusable state at {}: {message}", path.display());
+        Err(e @ (StateError::Invalid { .. } | StateError::JournalAhead { .. })) => {
+            eprintln!("Replacing the unusable state: {e}");
             target.commit(&from.state, None).await?;
             return Ok(true);
         }

@@ -93,6 +93,17 @@ pub enum StateError {
     /// another lineage, …).
     #[error("{} is not a valid state: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    /// The journal continues a newer state than the one read with it. A
+    /// lock-free read can see this for a moment (a run committed between
+    /// the two reads and the next run began its journal), so stores read
+    /// again before reporting it; it stays only when the state really went
+    /// back, e.g. restored from a backup.
+    #[error(
+        "{} is not a valid state: the journal continues state serial {journal_serial}, but the state has serial {state_serial} \
+         (was it restored from a backup?); move the journal away if so",
+        path.display()
+    )]
+    JournalAhead { path: PathBuf, journal_serial: u64, state_serial: u64 },
     /// Reading, writing, syncing or renaming a file failed.
     #[error("{}: {source}", path.display())]
     Io {
