@@ -584,6 +584,31 @@ fn a_journal_left_by_a_crash_is_replayed_and_committed() {
     assert_eq!(dir.serial(), 2);
 }
 
+#[test]
+fn a_leftover_journal_that_changes_nothing_is_discarded_by_the_next_apply() {
+    // A crash after the journal's Set but before its delete (the Set is already in the state), and one after the
+    // rename (a committed segment): plan takes no lock and leaves the journal; the next apply, which holds the
+    // lock and finds nothing to change, discards it without rewriting the state.
+    let dir = applied("resource \"himaplan_data\" \"a\" {\n  input = \"a\"\n}\n");
+    let state = dir.state();
+    let resource = state["resources"][0].clone();
+    let mut entry = resource.as_object().expect("resource object").clone();
+    entry.remove("address");
+    let set = serde_json::json!({ "op": "set", "address": "himaplan_data.a", "resource": entry });
+    for serial in [state["serial"].as_u64().expect("serial"), 0] {
+        let begin = serde_json::json!({ "op": "begin", "serial": serial, "lineage": state["lineage"] });
+        dir.write("state/default.json.journal", &format!("{begin}\n{set}\n"));
+        let before = StateFiles::capture(&dir, DEFAULT_STATE);
+
+        dir.run(&["plan", "--detailed-exitcode"]).assert_code(0);
+        assert_eq!(StateFiles::capture(&dir, DEFAULT_STATE), before, "plan changed the state files (segment serial {serial})");
+
+        dir.ok(&["apply", "--auto-approve"]);
+        assert!(!dir.exists("state/default.json.journal"), "the leftover journal (segment serial {serial}) outlived the apply");
+        assert_eq!(dir.state(), state, "the state changed (segment serial {serial})");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Snapshots of the plan output
 
