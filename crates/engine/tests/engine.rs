@@ -19,9 +19,12 @@ use himaplan_engine::engine::NoHooks;
 use himaplan_engine::engine::apply::{self, ApplyOptions, ApplyOutcome};
 use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions, Planned};
 use himaplan_engine::graph;
+use himaplan_engine::plan::Action;
 use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, Registry, ResourceType, Schema,
+    ApplyAction, ApplyRequest, AttrSchema, AttrType, FoundObject, Provider, ProviderError, ReadRequest, ReadResponse, Registry,
+    ResourceType, Schema,
 };
+use himaplan_engine::state::journal::JournalEntry;
 use himaplan_engine::state::{LocalStore, Snapshot, StateStore};
 use himaplan_engine::value::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -50,6 +53,8 @@ struct TestProvider {
     /// Addresses whose next N applies fail transiently.
     transient: Mutex<HashMap<String, u32>>,
     attempts: Mutex<HashMap<String, u32>>,
+    /// Objects of the lineage that reads report besides the requested ones.
+    others: Mutex<Vec<FoundObject>>,
 }
 
 const TYPE: &str = "test_thing";
@@ -85,7 +90,8 @@ impl Provider for TestProvider {
     }
 
     async fn read(&self, req: ReadRequest) -> Result<ReadResponse, ProviderError> {
-        Ok(ReadResponse { current: req.items.into_iter().map(|i| Some(i.prior)).collect(), others: vec![] })
+        let others = self.others.lock().unwrap().clone();
+        Ok(ReadResponse { current: req.items.into_iter().map(|i| Some(i.prior)).collect(), others })
     }
 
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
@@ -510,4 +516,58 @@ async fn a_lock_free_plan_racing_applies_never_fails() {
     assert!(failures.is_empty(), "{} of {PLANNERS} planners failed; the first:\n{}", failures.len(), failures[0]);
     assert_eq!(h.store().read().await.expect("read").state.serial, 1 + ROUNDS as u64);
     eprintln!("{ROUNDS} applies raced {plans} plans in {:?}", started.elapsed());
+}
+
+/// An object of `test_thing.a` labelled with `token`, created at `created`.
+fn found_a(id: &str, token: &str, created: &str) -> FoundObject {
+    FoundObject {
+        id: id.into(),
+        address: Some("test_thing.a".parse().expect("address")),
+        token: Some(token.into()),
+        created: created.into(),
+        attrs: Value::from_json(&serde_json::json!({ "name": "a", "id": id })),
+    }
+}
+
+#[tokio::test]
+async fn an_intent_adopts_only_the_object_carrying_its_token() {
+    // A crashed create of test_thing.a left intent tok-a. An object at that address with another token is not
+    // its object: alone it is unmanaged (and a is created); beside tok-a's object, that one is adopted even
+    // though the other is older, and the other is a duplicate to delete.
+    for with_own in [false, true] {
+        let h = Harness::new();
+        h.store()
+            .append_journal(&[
+                JournalEntry::Begin { serial: 0, lineage: "lin-intents".into() },
+                JournalEntry::Intent { address: "test_thing.a".parse().expect("address"), rtype: TYPE.into(), token: "tok-a".into() },
+            ])
+            .await
+            .expect("journal");
+        let mut others = vec![found_a("obj-other", "tok-other", "2026-01-01T00:00:00Z")];
+        if with_own {
+            others.push(found_a("obj-own", "tok-a", "2026-01-02T00:00:00Z"));
+        }
+        *h.provider.others.lock().unwrap() = others;
+        let dir = h.dir.path().to_path_buf();
+        let (planned, _) = h.plan(&dir, "resource \"test_thing\" \"a\" {\n  name = \"a\"\n}\n").await.expect("plan");
+        let plan = &planned.plan;
+        let unmanaged: Vec<&str> = plan.unmanaged.iter().map(|u| u.id.as_str()).collect();
+        let actions: Vec<(String, Action)> = plan.changes.iter().map(|c| (c.addr.to_string(), c.action)).collect();
+        let adopted = planned.state.resources.get(&"test_thing.a".parse().expect("address")).map(|r| r.attributes["id"].clone());
+        if with_own {
+            assert_eq!(adopted, Some(serde_json::json!("obj-own")), "the intent's own object is adopted");
+            let duplicates: Vec<&str> = plan
+                .changes
+                .iter()
+                .filter(|c| c.is_duplicate_delete())
+                .filter_map(|c| c.before.as_ref().and_then(|b| b["id"].as_str()))
+                .collect();
+            assert_eq!(duplicates, ["obj-other"], "{actions:?}");
+            assert!(unmanaged.is_empty(), "{unmanaged:?}");
+        } else {
+            assert_eq!(adopted, None, "an object with another token was adopted");
+            assert_eq!(unmanaged, ["obj-other"]);
+            assert_eq!(actions, [("test_thing.a".to_string(), Action::Create)]);
+        }
+    }
 }
