@@ -333,6 +333,15 @@ mod tests {
         text.parse().expect("valid address")
     }
 
+    /// A store in a fresh directory holding `sample_state(resources)`, committed.
+    async fn committed(resources: usize) -> (tempfile::TempDir, LocalStore, State) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path().join("state.json"));
+        let state = sample_state(resources);
+        store.commit(&state, None).await.expect("commit");
+        (dir, store, state)
+    }
+
     #[tokio::test]
     async fn missing_state_reads_as_new() {
         // No file: an empty state with a fresh lineage, and the parent directory is made on commit.
@@ -381,10 +390,7 @@ mod tests {
     #[tokio::test]
     async fn leftover_journal_is_replayed_with_unfinished_intents() {
         // After a crash, read folds the journal in and returns the create that never finished.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = LocalStore::new(dir.path().join("state.json"));
-        let state = sample_state(1);
-        store.commit(&state, None).await.expect("commit");
+        let (_dir, store, state) = committed(1).await;
         let created = state.resources.values().next().cloned().expect("resource");
         store
             .append_journal(&[
@@ -459,10 +465,7 @@ mod tests {
     #[tokio::test]
     async fn journal_ahead_of_a_state_that_stays_put_is_refused() {
         // Re-reading covers a commit between the two reads; a state restored from a backup still fails, at once.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = LocalStore::new(dir.path().join("state.json"));
-        let state = sample_state(1);
-        store.commit(&state, None).await.expect("commit");
+        let (_dir, store, state) = committed(1).await;
         store.append_journal(&[JournalEntry::Begin { serial: state.serial + 3, lineage: state.lineage.clone() }]).await.expect("append");
         let err = store.read().await.expect_err("journal ahead");
         assert!(
