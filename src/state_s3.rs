@@ -166,6 +166,38 @@ impl S3Store {
         }
     }
 
+    /// One read of the state object and then its journal objects.
+    async fn read_once(&self) -> Result<Snapshot, StateError> {
+        let found = self.get(&self.key).await?;
+        let location = PathBuf::from(self.location());
+        let (mut state, exists, text, etag) = match found {
+            Some((text, etag, checksum)) => {
+                // Remembered before the checks: `state push --force` may then
+                // replace exactly this unusable object, and nothing newer.
+                self.session().etag = Some(etag.clone());
+                self.verify(&text, checksum.as_deref())?;
+                (file::parse(&text, &location)?, true, Some(text), etag)
+            }
+            None => (State::new_lineage(), false, None, None),
+        };
+        let keys = self.list_journal().await?;
+        let mut entries = Vec::new();
+        for key in &keys {
+            // Listed but gone: a committing run deleted it meanwhile; the
+            // conditional write at commit catches the race.
+            let Some((body, _, _)) = self.get(key).await? else { continue };
+            entries.extend(parse_journal_object(&body, &self.url(key))?);
+        }
+        let journal_url = PathBuf::from(self.url(&self.journal_prefix()));
+        let (journal_replayed, unfinished_intents) =
+            himaplan_engine::state::store::replay_segments(&mut state, exists, &entries, &journal_url)?;
+        let mut session = self.session();
+        session.etag = Some(etag);
+        session.latest_run = keys.iter().filter_map(|k| run_of(k, &self.journal_prefix())).max();
+        session.journal_keys = keys;
+        Ok(Snapshot { state, exists, text, journal_replayed, unfinished_intents })
+    }
+
     /// The object's text, ETag and checksum metadata; `None` when missing.
     async fn get(&self, key: &str) -> Result<Option<(String, Option<String>, Option<String>)>, StateError> {
         let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
@@ -292,34 +324,7 @@ impl StateStore for S3Store {
     }
 
     async fn read(&self) -> Result<Snapshot, StateError> {
-        let found = self.get(&self.key).await?;
-        let location = PathBuf::from(self.location());
-        let (mut state, exists, text, etag) = match found {
-            Some((text, etag, checksum)) => {
-                // Remembered before the checks: `state push --force` may then
-                // replace exactly this unusable object, and nothing newer.
-                self.session().etag = Some(etag.clone());
-                self.verify(&text, checksum.as_deref())?;
-                (file::parse(&text, &location)?, true, Some(text), etag)
-            }
-            None => (State::new_lineage(), false, None, None),
-        };
-        let keys = self.list_journal().await?;
-        let mut entries = Vec::new();
-        for key in &keys {
-            // Listed but gone: a committing run deleted it meanwhile; the
-            // conditional write at commit catches the race.
-            let Some((body, _, _)) = self.get(key).await? else { continue };
-            entries.extend(parse_journal_object(&body, &self.url(key))?);
-        }
-        let journal_url = PathBuf::from(self.url(&self.journal_prefix()));
-        let (journal_replayed, unfinished_intents) =
-            himaplan_engine::state::store::replay_segments(&mut state, exists, &entries, &journal_url)?;
-        let mut session = self.session();
-        session.etag = Some(etag);
-        session.latest_run = keys.iter().filter_map(|k| run_of(k, &self.journal_prefix())).max();
-        session.journal_keys = keys;
-        Ok(Snapshot { state, exists, text, journal_replayed, unfinished_intents })
+        himaplan_engine::state::store::read_consistent(|| self.read_once()).await
     }
 
     async fn lock(&self, operation: &str, timeout: Duration) -> Result<Box<dyn StateLockGuard>, StateError> {

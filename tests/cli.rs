@@ -510,16 +510,40 @@ fn plan_needs_no_lock() {
 }
 
 #[test]
-fn force_unlock_with_the_right_id() {
-    // force-unlock ID of the holder removes the lock file; a wrong id is refused; afterwards apply proceeds.
+fn force_unlock_refuses_while_the_holder_lives() {
+    // While a live process holds the flock, force-unlock with its id is refused naming it and the lock stays;
+    // once the holder is gone (killed, its body left behind) the same id removes the lock and apply proceeds.
     let dir = applied(BASE);
-    let lock = hold_lock(&dir);
+    std::fs::create_dir_all(dir.join("state")).expect("state dir");
+    let lock_path = dir.join("state/default.json.lock");
+    std::fs::write(&lock_path, "").expect("create the lock file");
+    // `-o`: only flock(1) itself holds the lock, so killing it releases it (its `sleep` child keeps no copy).
+    let mut holder = std::process::Command::new("flock").arg("-o").arg(&lock_path).args(["sleep", "60"]).spawn().expect("run flock(1)");
+    let started = Instant::now();
+    while StateLock::acquire(&lock_path, "probe", Duration::ZERO).is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the flock(1) child never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The body is what a holder that is then killed leaves behind.
+    let id = "6d1f0c2e-live-4b1a-9e0f-holder000001";
+    let body =
+        serde_json::json!({ "id": id, "operation": "apply", "who": "ci@runner-3", "created": "2026-01-05T03:00:00Z", "pid": holder.id() });
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&body).expect("json")).expect("write the holder's body");
+
     dir.run(&["force-unlock", "wrong-id"]).assert_code(1);
-    assert!(dir.exists("state/default.json.lock"));
-    dir.ok(&["force-unlock", &lock.info().id.clone()]);
+    let refused = dir.run(&["force-unlock", id]);
+    refused.assert_code(1);
+    for needle in [id, "ci@runner-3", &format!("pid {}", holder.id())] {
+        assert!(refused.stderr().contains(needle), "the refusal must name the live holder ({needle}): {}", refused.stderr());
+    }
+    assert!(dir.exists("state/default.json.lock"), "a refused force-unlock removed the lock file");
+    dir.run(&["apply", "--auto-approve", "--var", "size=3"]).assert_code(1);
+
+    holder.kill().expect("kill the holder");
+    holder.wait().expect("reap the holder");
+    dir.ok(&["force-unlock", id]);
     assert!(!dir.exists("state/default.json.lock"));
     dir.ok(&["apply", "--auto-approve", "--var", "size=3"]);
-    drop(lock);
 }
 
 // ---------------------------------------------------------------------------
@@ -561,6 +585,31 @@ fn a_journal_left_by_a_crash_is_replayed_and_committed() {
     assert_eq!(dir.state_addresses(), ["himaplan_data.a", "himaplan_data.c"]);
     assert_eq!(dir.state_attrs("himaplan_data.c")["id"], "tok-c");
     assert_eq!(dir.serial(), 2);
+}
+
+#[test]
+fn a_leftover_journal_that_changes_nothing_is_discarded_by_the_next_apply() {
+    // A crash after the journal's Set but before its delete (the Set is already in the state), and one after the
+    // rename (a committed segment): plan takes no lock and leaves the journal; the next apply, which holds the
+    // lock and finds nothing to change, discards it without rewriting the state.
+    let dir = applied("resource \"himaplan_data\" \"a\" {\n  input = \"a\"\n}\n");
+    let state = dir.state();
+    let resource = state["resources"][0].clone();
+    let mut entry = resource.as_object().expect("resource object").clone();
+    entry.remove("address");
+    let set = serde_json::json!({ "op": "set", "address": "himaplan_data.a", "resource": entry });
+    for serial in [state["serial"].as_u64().expect("serial"), 0] {
+        let begin = serde_json::json!({ "op": "begin", "serial": serial, "lineage": state["lineage"] });
+        dir.write("state/default.json.journal", &format!("{begin}\n{set}\n"));
+        let before = StateFiles::capture(&dir, DEFAULT_STATE);
+
+        dir.run(&["plan", "--detailed-exitcode"]).assert_code(0);
+        assert_eq!(StateFiles::capture(&dir, DEFAULT_STATE), before, "plan changed the state files (segment serial {serial})");
+
+        dir.ok(&["apply", "--auto-approve"]);
+        assert!(!dir.exists("state/default.json.journal"), "the leftover journal (segment serial {serial}) outlived the apply");
+        assert_eq!(dir.state(), state, "the state changed (segment serial {serial})");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -18,11 +18,14 @@
 
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/proxy.rs"]
+mod proxy;
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
 use himaplan::state_s3::{CHECKSUM_METADATA, sha256_hex};
 use moto::{Moto, Turn, block_on};
+use proxy::{Fault, FaultPlan, Proxy};
 use std::io::Write;
 use std::time::{Duration, Instant};
 use support::{Run, TestDir};
@@ -488,6 +491,33 @@ fn stale_lock_names_the_holder_until_force_unlocked() {
     let state = moto.state().json();
     assert_eq!((serial(&state), input(&state, "himaplan_data.round")), (2, serde_json::json!(2)));
     assert_no_leftovers(&moto, "apply after force-unlock");
+}
+
+/// The answer to the lock's conditional PUT is lost after S3 created the
+/// lock (opentofu#4405): the SDK retries the PUT, S3 answers 412 against
+/// the lock this very run holds, and the run must take that as its own lock
+/// (its body carries the run's id), apply, and release it at the end.
+#[test]
+fn lost_answer_to_the_lock_put_still_takes_and_releases_the_lock() {
+    const LOCK_PUT: &str = "PUT /himalytix-state/himalytix/state.json.lock";
+    let Some(moto) = turn() else { return };
+    let dir = TestDir::new(CONFIG);
+    let proxy = Proxy::start(&moto.endpoint, FaultPlan { drop_first: vec![(LOCK_PUT, 1)], ..FaultPlan::default() });
+    let mut env = moto.env();
+    env.push(("AWS_ENDPOINT_URL_S3", proxy.endpoint.clone()));
+
+    let started = Instant::now();
+    let apply = dir.run_with(&["apply", "--auto-approve", "--var", "round=1"], &env_refs(&env), None);
+    let took = started.elapsed();
+    apply.assert_code(0);
+    let counts = proxy.counts();
+    assert_eq!(counts.fault(Fault::Drop), 1, "the proxy must have dropped exactly the lock PUT's answer: {counts:?}");
+    assert_eq!(counts.dropped_actions.get(LOCK_PUT), Some(&1), "{counts:?}");
+    assert!(counts.actions.get(LOCK_PUT).is_some_and(|n| *n >= 2), "the SDK must have retried the lock PUT: {counts:?}");
+    let state = moto.state().json();
+    assert_eq!((serial(&state), input(&state, "himaplan_data.round")), (1, serde_json::json!(1)));
+    assert_no_leftovers(&moto, "apply whose lock PUT answer was lost");
+    eprintln!("apply with the lock PUT's answer lost took {took:?} ({} requests through the proxy)", counts.requests);
 }
 
 /// A local state file moves into S3 with `state push` and back out with

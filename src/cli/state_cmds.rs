@@ -125,8 +125,8 @@ async fn overwrite(source: &dyn StateStore, target: &dyn StateStore) -> Result<b
     // last good backup survives.
     let to = match target.read().await {
         Ok(to) => to,
-        Err(StateError::Invalid { path, message }) => {
-            eprintln!("Replacing the unusable state at {}: {message}", path.display());
+        Err(e @ (StateError::Invalid { .. } | StateError::JournalAhead { .. })) => {
+            eprintln!("Replacing the unusable state: {e}");
             target.commit(&from.state, None).await?;
             return Ok(true);
         }
@@ -163,7 +163,7 @@ async fn edit_state(state: Option<PathBuf>, operation: &str, edit: impl FnOnce(&
     let snapshot = store.read().await?;
     let mut s = snapshot.state.clone();
     edit(&mut s)?;
-    commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), false).await?;
+    commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), snapshot.unfinished_intents.is_empty()).await?;
     Ok(0)
 }
 
@@ -184,7 +184,7 @@ pub async fn import(
     let snapshot = store.read().await?;
     let mut s = snapshot.state.clone();
     surgery::import(&ws.config, &ws.registry, &values, &mut s, &addr, &id).await?;
-    commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), false).await?;
+    commit_if_changed(store.as_ref(), &mut s, snapshot.text.as_deref(), snapshot.unfinished_intents.is_empty()).await?;
     println!("Import successful: {id} is now {addr}. Run himaplan plan to compare it with the configuration.");
     Ok(0)
 }

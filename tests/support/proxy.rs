@@ -48,7 +48,8 @@ pub struct FaultPlan {
     /// instance but before himaplan heard of it).
     pub action_delay: Vec<(&'static str, Duration)>,
     /// Deterministic drops: the first N requests of each named EC2 action
-    /// are forwarded and their answers dropped (on top of the fractions).
+    /// (or S3 `METHOD /path`, see `Request::action`) are forwarded and
+    /// their answers dropped (on top of the fractions).
     pub drop_first: Vec<(&'static str, usize)>,
 }
 
@@ -163,16 +164,19 @@ impl Request {
         self.head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("/")
     }
 
-    /// The EC2 Query API action (`Action=...` in the form body or the query).
+    /// The EC2 Query API action (`Action=...` in the form body or the
+    /// query); for a REST request (S3) without one, `METHOD /path` without
+    /// the query, e.g. `PUT /bucket/state.json.lock`.
     fn action(&self) -> String {
         let body = String::from_utf8_lossy(&self.body);
-        let query = self.path().split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
-        for form in [body.as_ref(), query.as_str()] {
+        let (path, query) = self.path().split_once('?').unwrap_or((self.path(), ""));
+        for form in [body.as_ref(), query] {
             if let Some(a) = form.split('&').find_map(|p| p.strip_prefix("Action=")) {
                 return a.to_string();
             }
         }
-        String::from("?")
+        let method = self.head.split_whitespace().next().unwrap_or("?");
+        format!("{method} {path}")
     }
 }
 

@@ -1,7 +1,8 @@
 //! Refresh: read every managed object through its provider (one batched
 //! request per resource type), record drift, and apply the recovery rules
 //! of SPEC §4 to objects carrying this lineage that state does not hold:
-//! adopt the oldest object of an unfinished create intent, mark extra
+//! adopt the oldest object of an unfinished create intent (matched by its
+//! token; by address only for objects that carry none), mark extra
 //! objects of one address for deletion, report the rest as unmanaged.
 
 use super::{Event, Hooks, provider_error};
@@ -154,16 +155,13 @@ pub async fn refresh(
                 out.duplicates.extend(objs.into_iter().map(|o| (addr.clone(), o)));
                 continue;
             }
-            let intended = intents.iter().any(|i| i.addr == addr || objs.iter().any(|o| o.token.as_deref() == Some(i.token.as_str())));
-            if intended {
-                let mut objs = objs.into_iter();
-                if let Some(keep) = objs.next() {
-                    state
-                        .resources
-                        .insert(addr.clone(), ResourceState::observed(&rtype, provider_name, schema_version, &keep.attrs, &salt));
-                    out.adopted.push(addr.clone());
-                }
-                out.duplicates.extend(objs.map(|o| (addr.clone(), o)));
+            // The oldest object of an unfinished intent is adopted; the rest at
+            // its address are duplicates.
+            if let Some(keep) = objs.iter().position(|o| of_an_intent(o, &addr, intents)) {
+                let kept = objs.remove(keep);
+                state.resources.insert(addr.clone(), ResourceState::observed(&rtype, provider_name, schema_version, &kept.attrs, &salt));
+                out.adopted.push(addr.clone());
+                out.duplicates.extend(objs.into_iter().map(|o| (addr.clone(), o)));
             } else {
                 out.unmanaged.extend(objs.into_iter().map(|o| Unmanaged { rtype: rtype.clone(), id: o.id, address: Some(addr.clone()) }));
             }
@@ -175,6 +173,18 @@ pub async fn refresh(
     out.drift.sort_by(|a, b| a.addr.cmp(&b.addr));
     out.unmanaged.sort_by(|a, b| (&a.rtype, &a.id).cmp(&(&b.rtype, &b.id)));
     Ok(out)
+}
+
+/// Whether `obj`, found at `addr`, is the object of one of `intents`: by
+/// its create token when it carries one, never by its address alone (an
+/// object of another run may hold the same address); an object whose type
+/// keeps no token (files, S3 lifecycle, PgBouncer) by its address, its
+/// natural key.
+fn of_an_intent(obj: &FoundObject, addr: &InstanceAddr, intents: &[Intent]) -> bool {
+    match obj.token.as_deref() {
+        Some(token) => intents.iter().any(|i| i.token == token),
+        None => intents.iter().any(|i| i.addr == *addr),
+    }
 }
 
 /// A diagnostic for an object state holds but its provider does not know.

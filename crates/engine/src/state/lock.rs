@@ -137,26 +137,38 @@ impl Drop for StateLock {
 
 /// Removes a lock left by a run that can no longer release it.
 ///
-/// Only when the lock file's body names `id`: the body is cleared and the
-/// file removed. Anything else is [`StateError::NoSuchLock`].
+/// Only when the lock file's body names `id` ([`StateError::NoSuchLock`]
+/// otherwise) and no live process holds the flock: the body is information
+/// only, the flock says whether its holder lives. A held flock is
+/// [`StateError::LockHeld`] naming the holder, and nothing is removed. The
+/// body is cleared and the file removed while this call holds the flock, so
+/// a run that opened the old file meanwhile notices and locks a new one.
 pub fn force_unlock(lock_path: &Path, id: &str) -> Result<(), StateError> {
-    let holder = match read_body(lock_path) {
-        Ok(Some(info)) => info,
-        Ok(None) => return Err(StateError::NoSuchLock { id: id.to_string() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StateError::NoSuchLock { id: id.to_string() });
-        }
+    let no_such = || StateError::NoSuchLock { id: id.to_string() };
+    let file = match OpenOptions::new().read(true).write(true).open(lock_path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such()),
         Err(e) => return Err(StateError::io(lock_path, e)),
     };
-    if holder.id.is_empty() || holder.id != id {
-        return Err(StateError::NoSuchLock { id: id.to_string() });
+    let holder = match read_body(lock_path) {
+        Ok(Some(info)) if !info.id.is_empty() && info.id == id => info,
+        Ok(_) => return Err(no_such()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such()),
+        Err(e) => return Err(StateError::io(lock_path, e)),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(StateError::LockHeld { holder }),
+        Err(TryLockError::Error(e)) => return Err(StateError::io(lock_path, e)),
     }
-    OpenOptions::new()
-        .write(true)
-        .open(lock_path)
-        .and_then(|f| f.set_len(0))
-        .and_then(|()| std::fs::remove_file(lock_path))
-        .map_err(|e| StateError::io(lock_path, e))
+    // Between the read and the flock the holder may have released it and a
+    // new run taken and released it again: only the body read under our
+    // flock, of the file still at the path, counts.
+    let current = read_body(lock_path).ok().flatten();
+    if !still_at_path(&file, lock_path) || current.is_none_or(|info| info.id != id) {
+        return Err(no_such());
+    }
+    file.set_len(0).and_then(|()| std::fs::remove_file(lock_path)).map_err(|e| StateError::io(lock_path, e))
 }
 
 /// The holder named by the lock file, or [`LockInfo::unknown`].
@@ -289,16 +301,23 @@ mod tests {
     }
 
     #[test]
-    fn force_unlock_needs_the_right_id() {
-        // force-unlock with a wrong id is refused; the right id removes the file.
+    fn force_unlock_needs_the_right_id_and_a_dead_holder() {
+        // force-unlock with a wrong id is refused, with the right id it is refused while the holder lives;
+        // once only its body is left (the kernel dropped a dead holder's flock) it removes the file.
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.json.lock");
         let lock = StateLock::acquire(&path, "apply", Duration::ZERO).expect("lock");
         let id = lock.info().id.clone();
         assert!(matches!(force_unlock(&path, "nope"), Err(StateError::NoSuchLock { .. })));
+        let err = force_unlock(&path, &id).expect_err("a live holder's lock");
+        assert!(matches!(&err, StateError::LockHeld { holder } if holder == lock.info()), "{err:?}");
+        assert!(err.to_string().contains(&id), "{err}");
+        assert_eq!(read_holder(&path), *lock.info(), "the refusal changed the lock file");
+        // What a killed holder leaves: the flock released, the body still there.
+        lock.file.unlock().expect("unlock");
         force_unlock(&path, &id).expect("force unlock");
         assert!(!path.exists());
-        // The next run locks a new file even while the old holder lives on.
+        // The next run locks a new file even while the old handle stays open.
         let next = StateLock::acquire(&path, "apply", Duration::ZERO).expect("lock after force");
         drop(lock);
         assert_eq!(read_holder(&path), *next.info());

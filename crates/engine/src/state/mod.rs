@@ -96,6 +96,17 @@ pub enum StateError {
     /// another lineage, …).
     #[error("{} is not a valid state: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    /// The journal continues a newer state than the one read with it. A
+    /// lock-free read can see this for a moment (a run committed between
+    /// the two reads and the next run began its journal), so stores read
+    /// again before reporting it; it stays only when the state really went
+    /// back, e.g. restored from a backup.
+    #[error(
+        "{} is not a valid state: the journal continues state serial {journal_serial}, but the state has serial {state_serial} \
+         (was it restored from a backup?); move the journal away if so",
+        path.display()
+    )]
+    JournalAhead { path: PathBuf, journal_serial: u64, state_serial: u64 },
     /// Reading, writing, syncing or renaming a file failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -109,6 +120,13 @@ pub enum StateError {
     /// Another run kept the lock for the whole wait.
     #[error("timed out waiting for the state lock: lock {holder}")]
     LockTimeout { holder: LockInfo },
+    /// `force-unlock` named the lock of a process that is still running
+    /// (it holds the flock): removing it would let two runs write at once.
+    #[error(
+        "the state lock ({holder}) belongs to a live process, so it was not removed; force-unlock removes only a lock whose holder \
+         is gone: wait for that run to finish, or stop it"
+    )]
+    LockHeld { holder: LockInfo },
     /// `force-unlock` was given an id that is not the current lock's.
     #[error("no state lock with id {id} is held (check the id in the lock error message)")]
     NoSuchLock { id: String },

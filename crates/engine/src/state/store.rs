@@ -41,6 +41,8 @@ pub trait StateStore: Send + Sync {
     /// once). Dropping the guard releases it.
     async fn lock(&self, operation: &str, timeout: Duration) -> Result<Box<dyn StateLockGuard>, StateError>;
     /// Removes a lock whose holder cannot release it; `id` must be its id.
+    /// A store that can tell whether the holder lives (the local flock)
+    /// refuses a live holder's lock with [`StateError::LockHeld`].
     async fn force_unlock(&self, id: &str) -> Result<(), StateError>;
     /// Appends entries durably (group commit) before returning.
     async fn append_journal(&self, entries: &[JournalEntry]) -> Result<(), StateError>;
@@ -171,7 +173,7 @@ impl StateStore for LocalStore {
     }
 
     async fn read(&self) -> Result<Snapshot, StateError> {
-        self.read_blocking()
+        read_consistent(|| async { self.read_blocking() }).await
     }
 
     async fn lock(&self, operation: &str, timeout: Duration) -> Result<Box<dyn StateLockGuard>, StateError> {
@@ -200,6 +202,30 @@ impl StateStore for LocalStore {
     async fn discard_journal(&self) -> Result<(), StateError> {
         self.remove_journal()
     }
+}
+
+/// How many times [`read_consistent`] reads at most.
+const READ_ATTEMPTS: usize = 5;
+
+/// Runs `read` (the state, then its journal) again while it fails with
+/// [`StateError::JournalAhead`] against a state that moved since the last
+/// attempt: a run committed between the two reads and the next one began
+/// its journal, so the next attempt sees the newer state. A journal ahead
+/// of the same state twice is reported (the state went back), as is one
+/// still ahead after [`READ_ATTEMPTS`] reads. Shared by every store.
+pub async fn read_consistent<F, Fut>(mut read: F) -> Result<Snapshot, StateError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Snapshot, StateError>>,
+{
+    let mut previous = None;
+    for _ in 1..READ_ATTEMPTS {
+        match read().await {
+            Err(StateError::JournalAhead { state_serial, .. }) if previous != Some(state_serial) => previous = Some(state_serial),
+            other => return other,
+        }
+    }
+    read().await
 }
 
 /// Replays each run segment of a journal that belongs on `state`.
@@ -241,10 +267,7 @@ pub fn replay_segments(
             continue;
         }
         if *serial > state.serial {
-            return Err(invalid(format!(
-                "the journal continues state serial {serial}, but the state has serial {} (was it restored from a backup?); move the journal away if so",
-                state.serial
-            )));
+            return Err(StateError::JournalAhead { path: journal_path.to_path_buf(), journal_serial: *serial, state_serial: state.serial });
         }
         replayed |= !segment.is_empty();
         unfinished.retain(|i: &Intent| !finished_in(segment, &i.token));
@@ -310,6 +333,15 @@ mod tests {
         text.parse().expect("valid address")
     }
 
+    /// A store in a fresh directory holding `sample_state(resources)`, committed.
+    async fn committed(resources: usize) -> (tempfile::TempDir, LocalStore, State) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::new(dir.path().join("state.json"));
+        let state = sample_state(resources);
+        store.commit(&state, None).await.expect("commit");
+        (dir, store, state)
+    }
+
     #[tokio::test]
     async fn missing_state_reads_as_new() {
         // No file: an empty state with a fresh lineage, and the parent directory is made on commit.
@@ -358,10 +390,7 @@ mod tests {
     #[tokio::test]
     async fn leftover_journal_is_replayed_with_unfinished_intents() {
         // After a crash, read folds the journal in and returns the create that never finished.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = LocalStore::new(dir.path().join("state.json"));
-        let state = sample_state(1);
-        store.commit(&state, None).await.expect("commit");
+        let (_dir, store, state) = committed(1).await;
         let created = state.resources.values().next().cloned().expect("resource");
         store
             .append_journal(&[
@@ -431,6 +460,20 @@ mod tests {
         store.append_journal(&[JournalEntry::Begin { serial: 7, lineage: "other".into() }]).await.expect("append");
         let err = store.read().await.expect_err("lineage");
         assert!(err.to_string().contains("lineage other"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn journal_ahead_of_a_state_that_stays_put_is_refused() {
+        // Re-reading covers a commit between the two reads; a state restored from a backup still fails, at once.
+        let (_dir, store, state) = committed(1).await;
+        store.append_journal(&[JournalEntry::Begin { serial: state.serial + 3, lineage: state.lineage.clone() }]).await.expect("append");
+        let err = store.read().await.expect_err("journal ahead");
+        assert!(
+            matches!(err, StateError::JournalAhead { journal_serial, state_serial, .. }
+            if journal_serial == state.serial + 3 && state_serial == state.serial),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("restored from a backup"), "{err}");
     }
 
     #[tokio::test]

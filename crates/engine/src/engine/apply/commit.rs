@@ -123,17 +123,24 @@ impl Applier<'_> {
 }
 
 /// Writes the canonical state when it differs from the run's start; bumps
-/// the serial by one. Returns whether it wrote.
+/// the serial by one. Returns whether it wrote. The caller holds the lock.
+///
+/// Committing deletes the journal. When nothing changed, the journal is
+/// deleted only if `discard_journal`: the run began one of its own, or a
+/// crashed run's leftover journal was replayed into `state` with nothing of
+/// it left unsettled (no unfinished create intent that refresh did not look
+/// for). A leftover journal whose replay changed nothing is so gone after
+/// the next locked run, not replayed by every run for ever.
 pub async fn commit_if_changed(
     store: &dyn StateStore,
     state: &mut State,
     run_start_text: Option<&str>,
-    journal_begun: bool,
+    discard_journal: bool,
 ) -> Result<bool, Diags> {
     let current = crate::state::file::to_canonical_json(state);
     let unchanged = run_start_text == Some(current.as_str());
     if unchanged {
-        if journal_begun {
+        if discard_journal {
             store.discard_journal().await.map_err(|e| Diags::from(Diag::error(e.to_string())))?;
         }
         return Ok(false);

@@ -96,6 +96,8 @@ pub(crate) struct Applier<'a> {
     errors: Diags,
     completed: usize,
     journal_begun: bool,
+    /// [`Planned::intents_settled`]: a leftover journal may be discarded.
+    intents_settled: bool,
 }
 
 /// Applies `changes` (the plan's, or a saved plan's) on top of `planned`.
@@ -116,7 +118,7 @@ pub async fn apply(
 
 impl<'a> Applier<'a> {
     fn new(planned: Planned, changes: Vec<ResourceChange>, store: &'a dyn StateStore, options: ApplyOptions, hooks: &'a dyn Hooks) -> Self {
-        let Planned { plan: Plan { imports, .. }, state, world, mut instances, .. } = planned;
+        let Planned { plan: Plan { imports, .. }, state, world, mut instances, intents_settled, .. } = planned;
         let items = changes
             .into_iter()
             .map(|change| {
@@ -140,6 +142,7 @@ impl<'a> Applier<'a> {
             errors: Diags::new(),
             completed: 0,
             journal_begun: false,
+            intents_settled,
         }
     }
 
@@ -148,7 +151,10 @@ impl<'a> Applier<'a> {
     }
 
     async fn finish(mut self, run_start_text: Option<String>) -> Result<ApplyOutcome, Diags> {
-        let committed = commit_if_changed(self.store, &mut self.state, run_start_text.as_deref(), self.journal_begun).await?;
+        // The run holds the lock: a journal on disk is its own, or one a
+        // crashed run left, which the plan has replayed and settled.
+        let may_discard = self.journal_begun || self.intents_settled;
+        let committed = commit_if_changed(self.store, &mut self.state, run_start_text.as_deref(), may_discard).await?;
         let cancelled = self.cancelled();
         Ok(ApplyOutcome { state: self.state, completed: self.completed, committed, errors: self.errors, cancelled })
     }

@@ -106,6 +106,11 @@ pub struct Planned {
     pub instances: BTreeMap<InstanceAddr, PlannedInstance>,
     /// Whether refresh changed state (drift, adoption) or moves applied.
     pub state_changed_by_refresh: bool,
+    /// Whether every unfinished create intent a crashed run left was
+    /// settled (there were none, or refresh looked for their objects): a
+    /// leftover journal then holds nothing that `state` lacks, and the
+    /// locked run may discard it even when it changes nothing.
+    pub intents_settled: bool,
 }
 
 /// Everything a plan is computed from.
@@ -191,6 +196,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     let mut notes = Vec::new();
     let mut state_changed = moves::apply_moves(&config, &mut state, &mut notes)?;
 
+    let intents_settled = intents.is_empty() || options.refresh;
     let mut refreshed = Refreshed::default();
     if options.refresh {
         configure_providers(&config, &registry, &root_vars, &state).await?;
@@ -242,5 +248,5 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
 
     let Planner { state, world, changes, instances, output_changes, imports, notes, .. } = planner;
     let plan = Plan { changes, drift: refreshed.drift, unmanaged: refreshed.unmanaged, output_changes, steps, notes, imports };
-    Ok(Planned { plan, state, world, instances, state_changed_by_refresh: state_changed })
+    Ok(Planned { plan, state, world, instances, state_changed_by_refresh: state_changed, intents_settled })
 }
