@@ -227,6 +227,10 @@ async fn pool_sizes_change_on_reload_without_failed_queries() {
     p.configure(&Value::Null).await.expect("configure");
     let ini = PathBuf::from(s.var("PGBOUNCER_INI"));
     let before = std::fs::metadata(&ini).expect("ini metadata");
+    // Held open, the original file's inode cannot be reused by a later write,
+    // and its contents show whether it was replaced (rename) or rewritten.
+    let original = std::fs::read_to_string(&ini).expect("read ini");
+    let mut held = std::fs::File::open(&ini).expect("open ini");
 
     let v20 = planned(&s, 20, 20, &[]);
     let created = apply(&p, ApplyAction::Create, &Value::Null, &v20).await.expect("create");
@@ -258,6 +262,9 @@ async fn pool_sizes_change_on_reload_without_failed_queries() {
     let after = std::fs::metadata(&ini).expect("ini metadata");
     assert_eq!((after.uid(), after.gid(), after.mode() & 0o7777), (before.uid(), before.gid(), before.mode() & 0o7777));
     assert_ne!(after.ino(), before.ino(), "the file was replaced by rename");
+    let mut still = String::new();
+    std::io::Read::read_to_string(&mut held, &mut still).expect("read the held file");
+    assert_eq!(still, original, "the original file was rewritten in place instead of replaced");
 
     assert!(matches!(updated.get("admin_url"), Some(Value::Sensitive(_))), "admin_url lost its mark");
     let current = read(&p, &updated).await.expect("present");
