@@ -36,12 +36,21 @@ pub type Known = BTreeMap<InstanceAddr, BTreeMap<String, Value>>;
 /// The [`Known`] values of `state`'s instances under `config`.
 pub fn known_before_refresh(config: &Config, registry: &Registry, root_vars: &BTreeMap<String, Value>, state: &State) -> Known {
     let mut out = Known::new();
+    // One scope for every instance; only `count` changes between them.
+    let mut base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
     for addr in state.resources.keys() {
-        let Some(resource) = config.resource(&addr.resource).filter(|r| r.addr.module.is_root()) else { continue };
         let Some((_, rt)) = registry.resource_type(&addr.resource.rtype) else { continue };
-        let mut base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
-        if let Some(InstanceKey::Int(i)) = &addr.key {
-            base.insert("count".to_string(), Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i))])));
+        if !rt.schema.attributes.iter().any(|a| a.sensitive) {
+            continue;
+        }
+        let Some(resource) = config.resource(&addr.resource).filter(|r| r.addr.module.is_root()) else { continue };
+        match &addr.key {
+            Some(InstanceKey::Int(i)) => {
+                base.insert("count".to_string(), Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i))])));
+            }
+            _ => {
+                base.remove("count");
+            }
         }
         let mut values = BTreeMap::new();
         for attr in rt.schema.attributes.iter().filter(|a| a.sensitive) {

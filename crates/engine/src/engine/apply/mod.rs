@@ -77,6 +77,9 @@ pub(crate) struct Item {
 /// The applier's working set while one apply runs.
 pub(crate) struct Applier<'a> {
     items: Vec<Item>,
+    /// The items whose record carries provider adjustments, by address (a
+    /// drain re-evaluates a listing instance with them).
+    adjusted_item: HashMap<InstanceAddr, usize>,
     /// Existing objects that `import` blocks adopt.
     imports: Vec<(InstanceAddr, String)>,
     world: World,
@@ -119,15 +122,22 @@ pub async fn apply(
 impl<'a> Applier<'a> {
     fn new(planned: Planned, changes: Vec<ResourceChange>, store: &'a dyn StateStore, options: ApplyOptions, hooks: &'a dyn Hooks) -> Self {
         let Planned { plan: Plan { imports, .. }, state, world, mut instances, intents_settled, .. } = planned;
-        let items = changes
+        let items: Vec<Item> = changes
             .into_iter()
             .map(|change| {
                 let record = if change.is_duplicate_delete() { None } else { instances.remove(&change.addr) };
                 Item { change, record }
             })
             .collect();
+        let adjusted_item = items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.record.as_ref().is_some_and(|r| !r.adjusted.is_empty()))
+            .map(|(n, i)| (i.change.addr.clone(), n))
+            .collect();
         Applier {
             items,
+            adjusted_item,
             imports,
             registry: world.registry.clone(),
             salt: state.lineage.clone(),

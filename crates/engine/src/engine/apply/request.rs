@@ -121,7 +121,7 @@ impl Applier<'_> {
         let config_value = self.world.eval_instance_excluding(resource, &expansion, excluded)?;
         // A listing instance that changes in this plan has a record; one
         // that does not was not adjusted either.
-        let adjusted = self.items.iter().find(|i| &i.change.addr == u && !i.change.is_duplicate_delete()).and_then(|i| i.record.as_ref());
+        let adjusted = self.adjusted_item.get(u).and_then(|&i| self.items[i].record.as_ref());
         let config_value = overlay(adjusted.map(|r| &r.adjusted), config_value);
         let prior = self.state.resources.get(u).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
         let (provider_name, rt) = self.registry.resource_type(&u.resource.rtype).expect("registered");

@@ -86,7 +86,8 @@ impl Schedule {
 
     /// Step `i` finished: its dependents may become ready.
     fn finished(&mut self, i: usize) {
-        for d in self.dependents[i].clone() {
+        for k in 0..self.dependents[i].len() {
+            let d = self.dependents[i][k];
             self.waiting[d] = self.waiting[d].saturating_sub(1);
             if self.waiting[d] == 0 && !self.skipped.contains(&d) {
                 self.make_ready(d);
