@@ -10,9 +10,10 @@
 //! directly on its admin console.
 //!
 //! moto's instances have private-range addresses. The nginx of these tests
-//! (tests/support/servers.rs) defines the upstream listing them but no
-//! location proxies to it, and no test sends nginx a request: nothing here
-//! ever leaves 127.0.0.0/8.
+//! (tests/support/servers.rs) defines the upstream listing them, proxied to
+//! only under `/app/`, and no test here sends nginx a request: nothing here
+//! ever leaves 127.0.0.0/8. A drained server stays listed, marked `down`:
+//! [`Reload::lists`] counts only servers in rotation.
 
 #[path = "support/moto.rs"]
 mod moto;
@@ -187,7 +188,8 @@ fn resize_drains_each_instance_out_of_the_upstream() {
     let out = plan.stdout();
     let order = out.split_once("Apply order").map(|(_, rest)| rest).unwrap_or_else(|| panic!("no Apply order in the plan:\n{out}"));
     for i in 0..3 {
-        let line = format!("aws_instance.web[{i}]: remove from nginx_upstream.web");
+        let line =
+            format!("aws_instance.web batch {}/3 (max_unavailable = 1): drain aws_instance.web[{i}] from nginx_upstream.web (", i + 1);
         assert!(order.contains(&line), "the plan does not show the drain of web[{i}] ({line:?}):\n{out}");
     }
 

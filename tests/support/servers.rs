@@ -107,11 +107,14 @@ impl Nginx {
                  \x20   fastcgi_temp_path {p}/tmp/fastcgi;\n\
                  \x20   uwsgi_temp_path {p}/tmp/uwsgi;\n\
                  \x20   scgi_temp_path {p}/tmp/scgi;\n\
-                 \x20   # Defined, never proxied to: it lists private-range addresses.\n\
+                 \x20   # Proxied to only under /app/, which only tests whose upstream\n\
+                 \x20   # lists loopback backends request (the others list moto's\n\
+                 \x20   # private-range addresses and must never send it traffic).\n\
                  \x20   include web_upstream.conf;\n\
                  \x20   server {{\n\
                  \x20       listen 127.0.0.1:{port};\n\
                  \x20       location / {{ return 200 \"ok\\n\"; }}\n\
+                 \x20       location /app/ {{ proxy_pass http://{UPSTREAM_NAME}; }}\n\
                  \x20   }}\n\
                  }}\n"
             ),
@@ -170,22 +173,34 @@ case " $* " in
     id="reload-$$-$(date +%s%N)"
     {{ echo "=== $id $(date +%s.%N)"; cat '{file}'; echo "=== end"; }} >>'{log}'
     nginx "$@"; rc=$?
+    echo "reload $rc" >>'{checks}'
     curl -s -o /dev/null -X POST '{moto}/' \
       -H 'Content-Type: application/x-www-form-urlencoded' \
       -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0' \
       --data "Action=DescribeRegions&Version=2016-11-15&RegionName.1=$id"
+    exit $rc ;;
+  *" -t "*)
+    nginx "$@"; rc=$?
+    echo "test $rc" >>'{checks}'
     exit $rc ;;
 esac
 exec nginx "$@"
 "#,
             file = self.upstream_file.display(),
             log = self.reload_log().display(),
+            checks = self.checks_log().display(),
             moto = moto_endpoint,
         );
         std::fs::write(&path, script).expect("write the nginx wrapper");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod the nginx wrapper");
         path
+    }
+
+    /// `test RC` / `reload RC` lines, one per `nginx -t` / `-s reload` the
+    /// wrapper ran.
+    pub fn checks_log(&self) -> PathBuf {
+        self.prefix.join("checks.log")
     }
 
     /// The wrapper's log.
@@ -229,9 +244,14 @@ pub struct Reload {
 }
 
 impl Reload {
-    /// Whether the upstream lists `host` (any port).
+    /// Whether the upstream routes to `host` (any port): it lists it, not
+    /// marked `down` (how a drain takes a server out of rotation).
     pub fn lists(&self, host: &str) -> bool {
-        self.text.lines().any(|l| l.trim().strip_prefix("server ").is_some_and(|rest| rest.starts_with(&format!("{host}:"))))
+        self.text.lines().any(|l| {
+            l.trim().strip_prefix("server ").is_some_and(|rest| {
+                rest.starts_with(&format!("{host}:")) && !rest.trim_end_matches(';').split_whitespace().any(|w| w == "down")
+            })
+        })
     }
 }
 

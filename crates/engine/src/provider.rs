@@ -226,16 +226,32 @@ pub struct ApplyRequest {
 
 /// Taking members out of a listing before they are disrupted (an
 /// `nginx_upstream` listing an instance about to be stopped), or putting
-/// them back once they run again: one step of a rollout group.
+/// them back once they run again: one drain or restore step of a batch.
 #[derive(Debug, Clone)]
 pub struct DrainRequest {
-    /// The listing re-applied with every member still drained left out:
-    /// what the default [`Provider::drain`] sends.
+    /// The listing: `prior` is what state holds for it now, `planned` its
+    /// configuration as plan evaluated it (secrets in plain text, e.g. an
+    /// admin URL to reach the daemon), `changed` empty.
     pub request: ApplyRequest,
-    /// The members this step takes out, or puts back.
-    pub members: Vec<InstanceAddr>,
+    /// The listing's entries that come from the batch's members, as the
+    /// provider's [`Provider::drain_entries`] named them.
+    pub entries: Vec<String>,
     /// `false` to drain, `true` to restore.
     pub restore: bool,
+}
+
+/// A listing's answer to "which of your entries come from these members".
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrainPlan {
+    /// The entries (nginx: server addresses; PgBouncer: database names).
+    pub entries: Vec<String>,
+    /// What draining does, for the plan, e.g. "marked down, reload".
+    pub how: String,
+    /// What restoring does, e.g. "back up, reload".
+    pub undo: String,
+    /// Restore even after the disruption failed (PgBouncer resumes, so its
+    /// clients do not wait forever); otherwise a failed member stays drained.
+    pub restore_after_failure: bool,
 }
 
 /// `rollout { max_unavailable = N | "P%" }` as written.
@@ -439,12 +455,23 @@ pub trait Provider: Send + Sync {
     /// (`Null` after a delete).
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError>;
 
-    /// Drains members out of (or restores them into) a listing object of
-    /// this provider; returns the listing's new attributes. The default
-    /// re-applies the listing without the drained members; a provider with
-    /// a native way (mark a server `down`, `PAUSE` a database) overrides it.
+    /// For resource types that route traffic to the objects they list (a
+    /// *listing*): which entries of `config` come from the members about to
+    /// be disrupted. `marked` is the same configuration evaluated with every
+    /// attribute of those members unknown, so an entry that is unknown in
+    /// `marked` and not in `config` comes from them (the unknown mark is the
+    /// provenance mark). `None` for types that never drain (records);
+    /// `Err` when the entries cannot be told apart (shown at the listing).
+    fn drain_entries(&self, _rtype: &str, _config: &Value, _marked: &Value) -> Option<Result<DrainPlan, String>> {
+        None
+    }
+
+    /// Drains entries of a listing object (or restores them) the
+    /// provider's native way (mark a server `down`, `PAUSE` a database);
+    /// returns the listing's new attributes. Only called for types whose
+    /// [`Provider::drain_entries`] answers.
     async fn drain(&self, req: DrainRequest) -> Result<Value, ProviderError> {
-        self.apply(req.request).await
+        Err(ProviderError::invalid(format!("{} does not drain what it lists", req.request.rtype)))
     }
 
     /// Reads an existing object by its id for `import`, and labels it.

@@ -85,6 +85,18 @@ impl Value {
         }
     }
 
+    /// The value with every primitive inside it unknown and its structure
+    /// (list lengths, map keys) kept: what a drain evaluates a member as, so
+    /// that whatever is computed from the member comes out unknown.
+    pub fn with_unknown_leaves(&self) -> Value {
+        match self {
+            Value::List(items) => Value::List(items.iter().map(Value::with_unknown_leaves).collect()),
+            Value::Map(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), v.with_unknown_leaves())).collect()),
+            Value::Sensitive(inner) => inner.with_unknown_leaves(),
+            _ => Value::Unknown,
+        }
+    }
+
     /// Wraps the value in a sensitive mark (once).
     pub fn into_sensitive(self) -> Value {
         match self {

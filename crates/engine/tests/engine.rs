@@ -21,8 +21,8 @@ use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions, Planned};
 use himaplan_engine::graph;
 use himaplan_engine::plan::Action;
 use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, AttrSchema, AttrType, FoundObject, Provider, ProviderError, ReadRequest, ReadResponse, Registry,
-    ResourceType, Schema,
+    ApplyAction, ApplyRequest, AttrSchema, AttrType, DrainPlan, DrainRequest, FoundObject, Provider, ProviderError, ReadRequest,
+    ReadResponse, Registry, ResourceType, Schema,
 };
 use himaplan_engine::state::journal::JournalEntry;
 use himaplan_engine::state::{LocalStore, Snapshot, StateStore};
@@ -35,7 +35,8 @@ use std::time::Duration;
 /// One recorded apply call.
 #[derive(Debug, Clone)]
 struct Call {
-    action: ApplyAction,
+    /// "create", "update", "delete", "drain" or "restore".
+    verb: &'static str,
     addr: String,
     planned: Value,
 }
@@ -115,7 +116,7 @@ impl Provider for TestProvider {
             *left -= 1;
             return Err(ProviderError::transient("503 Slow Down"));
         }
-        self.calls.lock().unwrap().push(Call { action: req.action, addr: addr.clone(), planned: req.planned.clone() });
+        self.calls.lock().unwrap().push(Call { verb: verb(req.action), addr: addr.clone(), planned: req.planned.clone() });
         match req.action {
             ApplyAction::Delete => Ok(Value::Null),
             ApplyAction::Create | ApplyAction::Update => {
@@ -128,6 +129,29 @@ impl Provider for TestProvider {
                 Ok(Value::Map(attrs))
             }
         }
+    }
+
+    /// A `test_thing` is a listing of the members in its `input` list (a
+    /// listing named "pool…" restores after a failed disruption, as
+    /// PgBouncer does); an `input` that is not a list cannot be drained.
+    fn drain_entries(&self, _rtype: &str, config: &Value, marked: &Value) -> Option<Result<DrainPlan, String>> {
+        let (Some(now), Some(marked)) = (config.get("input"), marked.get("input")) else { return None };
+        let (Some(now), Some(marked)) = (now.as_list(), marked.as_list()) else {
+            return Some(Err("input as a whole depends on the members".into()));
+        };
+        let entries = now.iter().zip(marked).filter(|(_, m)| m.has_unknown()).map(|(v, _)| v.to_string()).collect();
+        let pool = config.get("name").and_then(Value::as_str).is_some_and(|n| n.starts_with("pool"));
+        Some(Ok(DrainPlan { entries, how: "left out".into(), undo: "back in".into(), restore_after_failure: pool }))
+    }
+
+    async fn drain(&self, req: DrainRequest) -> Result<Value, ProviderError> {
+        let verb = if req.restore { "restore" } else { "drain" };
+        self.calls.lock().unwrap().push(Call {
+            verb,
+            addr: req.request.addr.to_string(),
+            planned: Value::List(req.entries.iter().map(|e| Value::from(e.as_str())).collect()),
+        });
+        Ok(req.request.prior)
     }
 
     async fn import(&self, _rtype: &str, _addr: &InstanceAddr, _id: &str, _lineage: &str) -> Result<Value, ProviderError> {
@@ -202,7 +226,7 @@ impl Harness {
 
     /// `"create test_thing.a"`-style lines of every call, in order.
     fn log(&self) -> Vec<String> {
-        self.calls().iter().map(|c| format!("{} {}", verb(c.action), c.addr)).collect()
+        self.calls().iter().map(|c| format!("{} {}", c.verb, c.addr)).collect()
     }
 
     fn position(&self, line: &str) -> usize {
@@ -455,6 +479,73 @@ async fn nothing_touches_an_instance_between_its_delete_and_its_re_create() {
     let created = h.position("create test_thing.lb");
     assert!(deleted < created, "{log:?}");
     assert!(!log[deleted..created].iter().any(|l| l == "update test_thing.lb"), "lb updated while deleted: {log:?}");
+}
+
+/// A keyless `test_thing.db` (resized, so restarted) listed by `listing`.
+fn keyless_db(size: u32, listing: &str) -> String {
+    format!("resource \"test_thing\" \"db\" {{\n  name = \"db\"\n  size = {size}\n}}\n\n{listing}")
+}
+
+#[tokio::test]
+async fn a_keyless_instance_listed_by_another_resource_is_drained_around_its_disruption() {
+    // The issue's reproducer in engine terms: evaluating the listing with the whole keyless resource null failed the plan.
+    let listing = "resource \"test_thing\" \"lb\" {\n  name  = \"lb\"\n  input = [test_thing.db.id]\n}\n";
+    let h = Harness::new();
+    h.converge(&keyless_db(1, listing)).await;
+    h.reset();
+    let (planned, _) = h.plan(h.dir.path(), &keyless_db(2, listing)).await.unwrap_or_else(|d| panic!("plan failed:\n{d}"));
+    let steps = planned.plan.steps.join("\n");
+    assert!(
+        steps.contains("test_thing.db batch 1/1 (max_unavailable = 1): drain test_thing.db from test_thing.lb (\"id-test_thing.db\": left out) → restart → restore test_thing.lb (back in)"),
+        "{steps}"
+    );
+    h.converge(&keyless_db(2, listing)).await;
+    assert_eq!(h.log(), ["drain test_thing.lb", "update test_thing.db", "restore test_thing.lb"]);
+}
+
+#[tokio::test]
+async fn a_record_listing_an_instance_is_never_drained() {
+    // himaplan_data carries no traffic: its provider has no drain capability, so a resize is not wrapped in drains.
+    let listing = "resource \"himaplan_data\" \"release\" {\n  input = { hosts = [test_thing.db.id] }\n}\n";
+    let h = Harness::new();
+    h.converge(&keyless_db(1, listing)).await;
+    h.reset();
+    let (planned, _) = h.plan(h.dir.path(), &keyless_db(2, listing)).await.unwrap_or_else(|d| panic!("plan failed:\n{d}"));
+    assert_eq!(planned.plan.steps, ["test_thing.db batch 1/1 (max_unavailable = 1): restart test_thing.db"]);
+    h.converge(&keyless_db(2, listing)).await;
+    assert_eq!(h.log(), ["update test_thing.db"]);
+}
+
+#[tokio::test]
+async fn a_drain_that_cannot_be_computed_fails_the_plan_at_the_listing() {
+    let listing = "resource \"test_thing\" \"lb\" {\n  name  = \"lb\"\n  input = join(\",\", [test_thing.db.id])\n}\n";
+    let h = Harness::new();
+    h.converge(&keyless_db(1, listing)).await;
+    let err = h.plan(h.dir.path(), &keyless_db(2, listing)).await.err().expect("the plan fails").to_string();
+    assert!(err.contains("Cannot drain test_thing.db from test_thing.lb"), "{err}");
+    assert!(err.contains("main.hcl:6:1"), "the error points at the listing: {err}");
+}
+
+/// Three counted members resized one at a time, listed by `lb` or a "pool".
+fn listed_web(size: u32, listing_name: &str) -> String {
+    format!(
+        "resource \"test_thing\" \"web\" {{\n  count = 3\n  name  = \"web-${{count.index}}\"\n  size  = {size}\n}}\n\n\
+         resource \"test_thing\" \"lb\" {{\n  name  = \"{listing_name}\"\n  input = [for w in test_thing.web : w.id]\n}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_failed_disruption_stops_the_rollout_and_restores_only_listings_that_restore_after_failure() {
+    for (name, restored) in [("lb", false), ("pool", true)] {
+        let h = Harness::new();
+        h.converge(&listed_web(1, name)).await;
+        h.reset();
+        h.provider.fail.lock().unwrap().insert("test_thing.web[0]".into());
+        let outcome = h.apply(&listed_web(2, name), 10).await.expect("plan");
+        assert!(outcome.errors.has_errors(), "web[0] fails");
+        let expected: &[&str] = if restored { &["drain test_thing.lb", "restore test_thing.lb"] } else { &["drain test_thing.lb"] };
+        assert_eq!(h.log(), expected, "{name}: the next batches never start; the failed member stays drained unless the listing resumes");
+    }
 }
 
 /// Thirty applies, each under the lock, each changing one `himaplan_data`, while lock-free plans run

@@ -10,6 +10,11 @@
 //! until the old workers are gone — so a server removed from the upstream
 //! really receives no new requests once apply returns.
 //!
+//! A drain marks the servers that come from the disrupted members `down`
+//! (nginx's own flag) and a restore clears it: the upstream keeps its shape,
+//! so it never becomes empty, and refresh reports `down` in the server's
+//! object.
+//!
 //! Delete forgets: it leaves the include file in place, because the main
 //! configuration includes it and an upstream without servers is invalid,
 //! so there is nothing safe to write. `others` is always empty: an include
@@ -24,7 +29,7 @@ use crate::providers::shared::ServedTypes;
 use async_trait::async_trait;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, ConfigProblem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType,
+    ApplyAction, ApplyRequest, ConfigProblem, DrainPlan, DrainRequest, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType,
 };
 use himaplan_engine::value::Value;
 
@@ -75,6 +80,15 @@ impl Provider for NginxProvider {
             ApplyAction::Delete => Ok(Value::Null),
             ApplyAction::Create | ApplyAction::Update => upstream::apply(&req).await,
         }
+    }
+
+    fn drain_entries(&self, rtype: &str, config: &Value, marked: &Value) -> Option<Result<DrainPlan, String>> {
+        (rtype == schema::UPSTREAM_TYPE).then(|| schema::drain_entries(config, marked))
+    }
+
+    async fn drain(&self, req: DrainRequest) -> Result<Value, ProviderError> {
+        SERVED.check(&req.request.rtype)?;
+        upstream::drain(&req).await
     }
 
     /// Import takes `CONFIG_FILE#NAME#NGINX_CONF[#PREFIX]` (see [`upstream::import`]).

@@ -38,6 +38,9 @@ pub fn render(upstream: &Upstream) -> String {
         if s.backup {
             out.push_str(" backup");
         }
+        if s.down {
+            out.push_str(" down");
+        }
         out.push_str(";\n");
     }
     out.push_str("}\n");
@@ -70,13 +73,15 @@ fn parse_body(name: &str, body: &str) -> Upstream {
         match words.next() {
             Some("server") => {
                 let Some(address) = words.next() else { continue };
-                let mut s = Server { address: address.to_string(), weight: None, max_fails: None, fail_timeout: None, backup: false };
+                let mut s =
+                    Server { address: address.to_string(), weight: None, max_fails: None, fail_timeout: None, backup: false, down: false };
                 for word in words {
                     match word.split_once('=') {
                         Some(("weight", v)) => s.weight = v.parse().ok(),
                         Some(("max_fails", v)) => s.max_fails = v.parse().ok(),
                         Some(("fail_timeout", v)) => s.fail_timeout = Some(v.to_string()),
                         None if word == "backup" => s.backup = true,
+                        None if word == "down" => s.down = true,
                         _ => {}
                     }
                 }
@@ -94,7 +99,7 @@ mod tests {
     use super::*;
 
     fn server(address: &str) -> Server {
-        Server { address: address.into(), weight: None, max_fails: Some(3), fail_timeout: Some("30s".into()), backup: false }
+        Server { address: address.into(), weight: None, max_fails: Some(3), fail_timeout: Some("30s".into()), backup: false, down: false }
     }
 
     #[test]
@@ -102,6 +107,7 @@ mod tests {
         let mut b = server("127.0.0.1:8002");
         b.weight = Some(2);
         b.backup = true;
+        b.down = true;
         let up = Upstream { name: "web".into(), method: "least_conn".into(), servers: vec![server("127.0.0.1:8001"), b] };
         let text = render(&up);
         assert!(text.contains("    server 127.0.0.1:8001 max_fails=3 fail_timeout=30s;\n"), "{text}");

@@ -4,7 +4,7 @@
 //!
 //! Must not do I/O or run nginx: `validate` and `plan` work offline.
 
-use himaplan_engine::provider::{AttrSchema, AttrType, ConfigProblem, ResourceType, Schema};
+use himaplan_engine::provider::{AttrSchema, AttrType, ConfigProblem, DrainPlan, ResourceType, Schema};
 use himaplan_engine::value::{Value, format_number};
 
 /// The resource type.
@@ -22,6 +22,8 @@ pub struct Server {
     pub max_fails: Option<i64>,
     pub fail_timeout: Option<String>,
     pub backup: bool,
+    /// nginx's `down` flag: out of rotation (how a drain takes it out).
+    pub down: bool,
 }
 
 /// The resource types of the `nginx` provider.
@@ -38,7 +40,7 @@ pub fn resource_types() -> Vec<ResourceType> {
                 AttrSchema::new("method", AttrType::String).default("least_conn").describe("least_conn, ip_hash, random or round_robin"),
                 AttrSchema::new("servers", AttrType::Any)
                     .required()
-                    .describe("list of \"host:port\" or { address, weight, max_fails, fail_timeout, backup }"),
+                    .describe("list of \"host:port\" or { address, weight, max_fails, fail_timeout, backup, down }"),
                 AttrSchema::new("max_fails", AttrType::Number).describe("default for every server"),
                 AttrSchema::new("fail_timeout", AttrType::String).describe("default for every server, e.g. \"30s\""),
                 AttrSchema::new("nginx_conf", AttrType::String).required().describe("the main configuration the daemon runs (-c)"),
@@ -64,13 +66,16 @@ pub fn servers(attrs: &Value) -> Result<Vec<Server>, String> {
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let mut server = match item.unmarked() {
-            Value::String(address) => Server { address: address.clone(), weight: None, max_fails: None, fail_timeout: None, backup: false },
+            Value::String(address) => {
+                Server { address: address.clone(), weight: None, max_fails: None, fail_timeout: None, backup: false, down: false }
+            }
             Value::Map(map) => Server {
                 address: map.get("address").and_then(Value::as_str).ok_or_else(|| format!("servers[{i}] has no address"))?.to_string(),
                 weight: integer(map.get("weight"), i, "weight")?,
                 max_fails: integer(map.get("max_fails"), i, "max_fails")?,
                 fail_timeout: map.get("fail_timeout").and_then(Value::to_template_string),
                 backup: map.get("backup").and_then(Value::as_bool).unwrap_or(false),
+                down: map.get("down").and_then(Value::as_bool).unwrap_or(false),
             },
             other => return Err(format!("servers[{i}] must be \"host:port\" or an object, not {}", other.type_name())),
         };
@@ -111,6 +116,24 @@ pub fn is_duration(text: &str) -> bool {
     let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &text[digits.len()..];
     !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && ["", "ms", "s", "m", "h", "d", "w", "M", "y"].contains(&unit)
+}
+
+/// The upstream's servers that come from drained members: those whose
+/// entry is unknown in `marked` (see `Provider::drain_entries`). A drain
+/// marks them `down`, so the upstream never changes shape and can never
+/// become empty.
+pub fn drain_entries(config: &Value, marked: &Value) -> Result<DrainPlan, String> {
+    let (Some(now), Some(marked)) = (config.get("servers").and_then(Value::as_list), marked.get("servers").and_then(Value::as_list)) else {
+        return Err("servers as a whole is computed from them, so which servers are theirs cannot be told; \
+                    list one entry per member, e.g. [for i in aws_instance.web : \"${i.private_ip}:8000\"]"
+            .into());
+    };
+    if now.len() != marked.len() {
+        return Err("the number of servers depends on them; list one entry per member".into());
+    }
+    let servers = servers(config)?;
+    let entries = servers.iter().zip(marked).filter(|(_, m)| m.has_unknown()).map(|(s, _)| s.address.clone()).collect();
+    Ok(DrainPlan { entries, how: "marked down, reload".into(), undo: "back up, reload".into(), restore_after_failure: false })
 }
 
 /// Checks a configuration beyond types. Unknown values are left alone.

@@ -1,5 +1,6 @@
 //! The `nginx_upstream` resource: reading the upstream block back from the
-//! include file, writing it (test, restore on refusal, reload and wait), and
+//! include file, writing it (test, restore on refusal, reload and wait),
+//! draining servers by marking them `down`, and
 //! importing one by `CONFIG_FILE#NAME#NGINX_CONF[#PREFIX]`.
 //!
 //! Owns the resource's attribute handling and the order of file writes and
@@ -10,7 +11,7 @@ use super::client::Nginx;
 use super::render::{self, Upstream};
 use super::schema::{self, Server};
 use crate::providers::shared::files;
-use himaplan_engine::provider::{ApplyRequest, ProviderError};
+use himaplan_engine::provider::{ApplyRequest, DrainRequest, ProviderError};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,7 +52,7 @@ fn servers_value(found: &[Server], prior: &Value) -> Value {
     let items = found
         .iter()
         .map(|s| {
-            if s.weight.is_none() && !s.backup && s.max_fails == default_fails && s.fail_timeout == default_timeout {
+            if s.weight.is_none() && !s.backup && !s.down && s.max_fails == default_fails && s.fail_timeout == default_timeout {
                 return Value::from(s.address.as_str());
             }
             let mut obj = BTreeMap::from([("address".to_string(), Value::from(s.address.as_str()))]);
@@ -62,6 +63,9 @@ fn servers_value(found: &[Server], prior: &Value) -> Value {
             put("max_fails", s.max_fails.map_or(Value::Null, Value::from));
             put("fail_timeout", s.fail_timeout.clone().map_or(Value::Null, Value::from));
             put("backup", Value::from(s.backup));
+            if s.down {
+                put("down", Value::from(true));
+            }
             Value::Map(obj)
         })
         .collect();
@@ -86,17 +90,46 @@ pub fn read(prior: &Value) -> Result<Option<Value>, ProviderError> {
 /// Writes the upstream of a create or update and makes nginx serve it.
 pub async fn apply(req: &ApplyRequest) -> Result<Value, ProviderError> {
     let planned = &req.planned;
-    let path = string(planned, "config_file")?;
     let upstream = Upstream {
         name: string(planned, "name")?.to_string(),
         method: planned.get("method").and_then(Value::as_str).unwrap_or("least_conn").to_string(),
         servers: schema::servers(planned).map_err(|e| ProviderError::invalid(format!("nginx_upstream: {e}")))?,
     };
+    write(planned, &upstream).await?;
+    let mut attrs = planned.as_map().cloned().unwrap_or_default();
+    attrs.insert("id".into(), Value::from(string(planned, "config_file")?));
+    Ok(Value::Map(attrs))
+}
+
+/// Marks the drained servers `down` (or back up) in the upstream as state
+/// holds it, and makes nginx serve that; every other line stays as it is.
+pub async fn drain(req: &DrainRequest) -> Result<Value, ProviderError> {
+    let current = &req.request.prior;
+    let mut servers = schema::servers(current).map_err(|e| ProviderError::invalid(format!("nginx_upstream: {e}")))?;
+    for s in servers.iter_mut().filter(|s| req.entries.contains(&s.address)) {
+        s.down = !req.restore;
+    }
+    let upstream = Upstream {
+        name: string(current, "name")?.to_string(),
+        method: current.get("method").and_then(Value::as_str).unwrap_or("least_conn").to_string(),
+        servers,
+    };
+    write(current, &upstream).await?;
+    let mut attrs = current.as_map().cloned().unwrap_or_default();
+    attrs.insert("servers".into(), servers_value(&upstream.servers, current));
+    Ok(Value::Map(attrs))
+}
+
+/// Writes `upstream` into the include file `attrs` names, has nginx test
+/// the whole configuration (restoring the file when it refuses), then
+/// reloads and waits for the old workers.
+async fn write(attrs: &Value, upstream: &Upstream) -> Result<(), ProviderError> {
+    let path = string(attrs, "config_file")?;
     if upstream.servers.is_empty() {
         return Err(ProviderError::invalid("nginx_upstream: servers is empty, and nginx refuses an upstream without servers"));
     }
-    let nginx = nginx_of(planned)?;
-    let text = render::render(&upstream);
+    let nginx = nginx_of(attrs)?;
+    let text = render::render(upstream);
     let previous = files::read_optional(Path::new(path)).map_err(|e| io_error("reading", path, e))?;
     if previous.as_deref() != Some(text.as_str()) {
         files::write_atomic(Path::new(path), text.as_bytes()).map_err(|e| io_error("writing", path, e))?;
@@ -107,10 +140,7 @@ pub async fn apply(req: &ApplyRequest) -> Result<Value, ProviderError> {
     }
     // Reload even when the file was unchanged: the file may have been
     // edited and never reloaded, and a reload of an identical file is cheap.
-    nginx.reload_and_wait().await?;
-    let mut attrs = planned.as_map().cloned().unwrap_or_default();
-    attrs.insert("id".into(), Value::from(path));
-    Ok(Value::Map(attrs))
+    nginx.reload_and_wait().await
 }
 
 /// Reads an existing upstream for `import`; the id names the include

@@ -3,7 +3,7 @@
 //! only, so every command here goes through `simple_query`.
 //!
 //! Owns the connection and the typed views of `SHOW CONFIG` and
-//! `SHOW DATABASES`, plus `RELOAD` and `SET`. Must not read or write the
+//! `SHOW DATABASES`, plus `RELOAD`, `SET`, `PAUSE` and `RESUME`. Must not read or write the
 //! ini file, and must never put the admin URL (it holds a password) into
 //! an error message.
 
@@ -95,6 +95,33 @@ impl Console {
         self.rows("RELOAD").await.map(drop)
     }
 
+    /// `PAUSE db`: waits until the database's server connections are
+    /// released, then holds its clients; fails after `timeout`, RESUMEd
+    /// again through a new session (the waiting one is closed), so that a
+    /// failed drain leaves nothing paused.
+    pub async fn pause(&self, url: &str, db: &str, timeout: Duration) -> Result<(), ProviderError> {
+        let db = database_name(db)?;
+        match tokio::time::timeout(timeout, self.rows(&format!("PAUSE {db}"))).await {
+            Ok(result) => result.map(drop),
+            Err(_) => {
+                Console::connect(url).await?.resume(db).await?;
+                Err(ProviderError::other(format!(
+                    "pgbouncer: PAUSE {db} did not finish within {} s (server connections still busy); it was RESUMEd",
+                    timeout.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// `RESUME db`; a database that is not paused is left as it is.
+    pub async fn resume(&self, db: &str) -> Result<(), ProviderError> {
+        let db = database_name(db)?;
+        match self.rows(&format!("RESUME {db}")).await {
+            Err(e) if e.message().contains("not paused") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// `SET key = value`: changes a setting live, without touching the file.
     pub async fn set(&self, key: &str, value: &str) -> Result<(), ProviderError> {
         if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -117,6 +144,15 @@ impl Console {
             }
         }
         Ok(rows)
+    }
+}
+
+/// A database name as a console command word (validated like the ini's).
+fn database_name(db: &str) -> Result<&str, ProviderError> {
+    if !db.is_empty() && db.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
+        Ok(db)
+    } else {
+        Err(ProviderError::invalid(format!("pgbouncer: {db:?} cannot be paused by name")))
     }
 }
 

@@ -26,7 +26,8 @@ use crate::providers::shared::ServedTypes;
 use async_trait::async_trait;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, ChangeShape, ConfigProblem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
+    ApplyAction, ApplyRequest, ChangeShape, ConfigProblem, DrainPlan, DrainRequest, Provider, ProviderError, ReadRequest, ReadResponse,
+    ResourceType, Schema,
 };
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
@@ -136,6 +137,15 @@ impl Provider for PgbouncerProvider {
             ApplyAction::Delete => Ok(Value::Null),
             ApplyAction::Create | ApplyAction::Update => settings::apply(&req).await,
         }
+    }
+
+    fn drain_entries(&self, rtype: &str, config: &Value, marked: &Value) -> Option<Result<DrainPlan, String>> {
+        (rtype == schema::PGBOUNCER_TYPE).then(|| schema::drain_entries(config, marked))
+    }
+
+    async fn drain(&self, req: DrainRequest) -> Result<Value, ProviderError> {
+        SERVED.check(&req.request.rtype)?;
+        settings::drain(&req).await
     }
 
     async fn import(&self, rtype: &str, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {

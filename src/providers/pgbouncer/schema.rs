@@ -8,7 +8,9 @@
 
 use super::client::{ConfigRow, DatabaseRow};
 use super::config::{self, IniConfig};
-use himaplan_engine::provider::{AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, ResourceType, Schema};
+use himaplan_engine::provider::{
+    AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, DrainPlan, ResourceType, Schema,
+};
 use himaplan_engine::value::{Value, format_number};
 use std::collections::BTreeMap;
 
@@ -54,6 +56,24 @@ pub const DATABASE_ATTRS: [(&str, Kind, &str); 6] = [
 
 const POOL_MODES: [&str; 3] = ["session", "transaction", "statement"];
 
+/// Seconds a drain's `PAUSE` may take by default.
+pub const DEFAULT_PAUSE_TIMEOUT: i64 = 30;
+
+/// The databases whose `host` or `port` come from drained members (unknown
+/// in `marked`, see `Provider::drain_entries`): a drain `PAUSE`s them, so
+/// clients wait instead of failing while the database restarts.
+pub fn drain_entries(config: &Value, marked: &Value) -> Result<DrainPlan, String> {
+    let (Some(now), Some(marked)) = (config.get("database").and_then(Value::as_map), marked.get("database").and_then(Value::as_map)) else {
+        return Err("the database blocks as a whole are computed from them, so which databases are theirs cannot be told".into());
+    };
+    let entries = now
+        .keys()
+        .filter(|name| marked.get(*name).is_some_and(|m| ["host", "port"].iter().any(|a| m.get(a).is_some_and(Value::has_unknown))))
+        .cloned()
+        .collect();
+    Ok(DrainPlan { entries, how: "PAUSE".into(), undo: "RESUME".into(), restore_after_failure: true })
+}
+
 /// The resource types of the `pgbouncer` provider.
 pub fn resource_types() -> Vec<ResourceType> {
     let mut attributes = vec![
@@ -75,11 +95,17 @@ pub fn resource_types() -> Vec<ResourceType> {
             .default(Value::Map(BTreeMap::new()))
             .describe("other [pgbouncer] settings, by name"),
     );
+    attributes.push(
+        AttrSchema::new("pause_timeout", AttrType::Number)
+            .default(DEFAULT_PAUSE_TIMEOUT)
+            .describe("seconds a drain's PAUSE may wait for server connections before the drain fails"),
+    );
     attributes.push(AttrSchema::new("id", AttrType::String).computed().describe("the config_file path"));
-    let database = Schema {
-        attributes: DATABASE_ATTRS.iter().map(|(name, kind, _)| AttrSchema::new(name, attr_type(*kind))).collect(),
-        blocks: vec![],
-    };
+    let mut database_attrs: Vec<AttrSchema> =
+        DATABASE_ATTRS.iter().map(|(name, kind, _)| AttrSchema::new(name, attr_type(*kind))).collect();
+    database_attrs
+        .push(AttrSchema::new("paused", AttrType::Bool).default(false).describe("PAUSE in force (a drain sets it; refresh reports it)"));
+    let database = Schema { attributes: database_attrs, blocks: vec![] };
     vec![ResourceType {
         name: PGBOUNCER_TYPE,
         schema_version: 0,
@@ -292,10 +318,16 @@ pub fn to_attrs(
             };
             body.insert(attr.to_string(), value);
         }
+        body.insert("paused".to_string(), Value::Bool(row.is_some_and(is_paused)));
         databases.insert(name.clone(), Value::Map(body));
     }
     attrs.insert("database".to_string(), Value::Map(databases));
     Value::Map(attrs)
+}
+
+/// Whether `SHOW DATABASES` reports the database paused.
+pub fn is_paused(row: &DatabaseRow) -> bool {
+    row.get("paused").is_some_and(|p| p.trim() == "1")
 }
 
 /// Compares what the console reports after `RELOAD` with the rendered

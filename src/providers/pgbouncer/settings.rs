@@ -1,7 +1,9 @@
 //! The `pgbouncer` resource: one PgBouncer's ini file and live settings.
 //! Read overlays the console's live values on the file; apply renders the
 //! ini atomically, sends `RELOAD` and checks that the console reports the
-//! declared values; import reads a file by its path.
+//! declared values (resuming a database an interrupted drain left paused);
+//! a drain `PAUSE`s the databases on a disrupted host and a restore
+//! `RESUME`s them; import reads a file by its path.
 //!
 //! Owns the order of file writes and console calls; the attribute mapping
 //! is [`schema`]'s, the ini text [`config`]'s, the console [`client`]'s.
@@ -11,9 +13,10 @@
 use super::client::Console;
 use super::{config, schema};
 use crate::providers::shared::files;
-use himaplan_engine::provider::{ApplyRequest, ProviderError};
+use himaplan_engine::provider::{ApplyRequest, DrainRequest, ProviderError};
 use himaplan_engine::value::Value;
 use std::path::Path;
+use std::time::Duration;
 
 /// The resource's `config_file`, its id.
 fn config_file(attrs: &Value) -> Result<&str, ProviderError> {
@@ -65,11 +68,52 @@ pub async fn apply(req: &ApplyRequest) -> Result<Value, ProviderError> {
              (PgBouncer's log says why it kept the old value)"
         )));
     }
+    // A database left paused (an interrupted drain) is resumed unless the
+    // configuration says paused.
+    for (name, body) in planned.get("database").and_then(Value::as_map).into_iter().flatten() {
+        let want = body.get("paused").and_then(Value::as_bool).unwrap_or(false);
+        let live = dbs.get(name).is_some_and(schema::is_paused);
+        match (want, live) {
+            (false, true) => console.resume(name).await?,
+            (true, false) => console.pause(url, name, pause_timeout(planned)).await?,
+            _ => {}
+        }
+    }
     let mut attrs = planned.as_map().cloned().unwrap_or_default();
     attrs.insert("id".into(), Value::from(path));
     // Keep the mark: the returned attributes go to state, which hashes it.
     if let Some(url) = attrs.remove("admin_url") {
         attrs.insert("admin_url".into(), url.into_sensitive());
+    }
+    Ok(Value::Map(attrs))
+}
+
+/// How long a `PAUSE` may wait, from the resource's `pause_timeout`.
+fn pause_timeout(attrs: &Value) -> Duration {
+    let seconds = attrs.get("pause_timeout").and_then(Value::as_f64).unwrap_or(schema::DEFAULT_PAUSE_TIMEOUT as f64);
+    Duration::from_secs_f64(seconds.clamp(0.0, 86_400.0))
+}
+
+/// Pauses the drained databases (or resumes them) on the console the
+/// configuration names; returns state's attributes with `paused` set.
+pub async fn drain(req: &DrainRequest) -> Result<Value, ProviderError> {
+    let planned = &req.request.planned;
+    let url = planned.get("admin_url").and_then(Value::as_str).ok_or_else(|| ProviderError::invalid("pgbouncer: admin_url is missing"))?;
+    let console = Console::connect(url).await?;
+    for db in &req.entries {
+        if req.restore {
+            console.resume(db).await?;
+        } else {
+            console.pause(url, db, pause_timeout(planned)).await?;
+        }
+    }
+    let mut attrs = req.request.prior.as_map().cloned().unwrap_or_default();
+    if let Some(Value::Map(databases)) = attrs.get_mut("database") {
+        for db in &req.entries {
+            if let Some(Value::Map(body)) = databases.get_mut(db) {
+                body.insert("paused".into(), Value::Bool(!req.restore));
+            }
+        }
     }
     Ok(Value::Map(attrs))
 }
@@ -89,12 +133,19 @@ pub async fn read(prior: &Value, url: impl FnOnce() -> Result<String, ProviderEr
         Some(v) => v.clone(),
         None => Value::Null,
     };
-    read_one(path, &url, admin_url).await
+    let mut found = read_one(path, &url, admin_url).await?;
+    // Not PgBouncer's setting but the drain's: kept as configured.
+    if let (Some(Value::Map(attrs)), Some(t)) = (&mut found, prior.get("pause_timeout")) {
+        attrs.insert("pause_timeout".into(), t.clone());
+    }
+    Ok(found)
 }
 
 /// Reads the file at `id` and the console at `url` for `import`.
 pub async fn import(id: &str, url: &str) -> Result<Value, ProviderError> {
-    read_one(id, url, Value::from(url).into_sensitive())
-        .await?
-        .ok_or_else(|| ProviderError::not_found(format!("pgbouncer: {id} does not exist")))
+    let mut found = read_one(id, url, Value::from(url).into_sensitive()).await?;
+    if let Some(Value::Map(attrs)) = &mut found {
+        attrs.insert("pause_timeout".into(), Value::from(schema::DEFAULT_PAUSE_TIMEOUT));
+    }
+    found.ok_or_else(|| ProviderError::not_found(format!("pgbouncer: {id} does not exist")))
 }

@@ -1,56 +1,114 @@
-//! Draining: before an instance is disrupted (stopped, restarted,
-//! recreated), every other resource that lists it — an `nginx_upstream`
-//! whose `servers` come from `aws_instance.web`, say — is re-applied
-//! without it, and re-applied with it once it runs again (SPEC §6).
+//! Rollout batches and their drains (SPEC §6): the disruptive updates of a
+//! resource go `max_unavailable` at a time, and before each batch every
+//! *listing* that routes traffic to one of its members (an `nginx_upstream`
+//! whose `servers` come from `aws_instance.web`, a `pgbouncer` database on
+//! `aws_instance.db`) drains them its own way, restoring them afterwards.
 //!
-//! "Lists" is decided by evaluation, not by guessing: a resource lists an
-//! instance when its configuration evaluated without that instance differs
-//! from its configuration evaluated normally. No I/O here.
+//! Which listings, and which of their entries, is decided by provenance,
+//! not by guessing from references: each candidate listing is evaluated
+//! twice, with the members as state holds them and with every attribute of
+//! the members marked unknown; the entries that come out unknown only in
+//! the second are the members', and the listing's provider names them
+//! ([`Provider::drain_entries`](crate::provider::Provider::drain_entries)).
+//! Records (`himaplan_data`) have no drain capability and never drain. A
+//! drain that cannot be computed fails the plan at the listing. No I/O.
 
+use super::plan::ResolvedRollout;
 use super::world::World;
-use crate::addr::InstanceAddr;
-use crate::diag::Diags;
+use crate::addr::{InstanceAddr, ResourceAddr};
+use crate::diag::{Diag, Diags};
 use crate::graph::Node;
 use crate::plan::{Action, ResourceChange};
+use crate::provider::DrainPlan;
 use crate::state::State;
+use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// For each disruptive change (by index), the instances that list it and
-/// must be drained around it, in address order.
-pub type Drains = BTreeMap<usize, Vec<InstanceAddr>>;
+/// One listing instance drained around a batch.
+#[derive(Debug, Clone)]
+pub struct Drain {
+    pub listing: InstanceAddr,
+    pub plan: DrainPlan,
+    /// The listing's configuration as plan evaluated it (secrets in plain
+    /// text, to reach its daemon; never persisted).
+    pub config: Value,
+}
 
-/// Finds the drains of a plan's disruptive updates.
-pub fn find(world: &mut World, state: &State, changes: &[ResourceChange]) -> Result<Drains, Diags> {
-    let mut drains = Drains::new();
-    // An instance being destroyed or replaced is not re-applied around others.
-    let going: BTreeSet<&InstanceAddr> = changes
-        .iter()
-        .filter(|c| matches!(c.action, Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete))
-        .map(|c| &c.addr)
-        .collect();
-    let config = world.config.clone();
-    let graph = world.graph.clone();
-    for (ci, change) in changes.iter().enumerate() {
-        if change.action != Action::Update || change.disruption.is_none() {
+/// At most `max_unavailable` members of one resource disrupted together,
+/// with the drains around them.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub resource: ResourceAddr,
+    /// 1-based position among the resource's batches, and their count.
+    pub number: usize,
+    pub of: usize,
+    pub max_unavailable: usize,
+    /// What the disruption is, e.g. "stop/start".
+    pub disruption: String,
+    pub members: Vec<InstanceAddr>,
+    pub drains: Vec<Drain>,
+}
+
+/// The batches of a plan's disruptive updates, per resource in address
+/// order, members in address order; drains not yet found.
+pub fn batches(changes: &[ResourceChange], rollouts: &BTreeMap<ResourceAddr, ResolvedRollout>) -> Vec<Batch> {
+    let mut by_resource: BTreeMap<&ResourceAddr, Vec<&ResourceChange>> = BTreeMap::new();
+    for c in changes.iter().filter(|c| c.action == Action::Update && c.disruption.is_some()) {
+        by_resource.entry(&c.addr.resource).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for (resource, list) in by_resource {
+        let n = rollouts.get(resource).map(|r| r.limit()).unwrap_or(1);
+        let of = list.len().div_ceil(n);
+        for (i, chunk) in list.chunks(n).enumerate() {
+            out.push(Batch {
+                resource: resource.clone(),
+                number: i + 1,
+                of,
+                max_unavailable: n,
+                disruption: chunk[0].disruption.clone().unwrap_or_default(),
+                members: chunk.iter().map(|c| c.addr.clone()).collect(),
+                drains: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
+/// The drains of one batch: every instance (not itself going away) of a
+/// resource that depends on the batch's resource, whose provider drains,
+/// and whose entries include the members'.
+pub fn find(world: &mut World, state: &State, going: &BTreeSet<InstanceAddr>, batch: &Batch) -> Result<Vec<Drain>, Diags> {
+    let now: Vec<(InstanceAddr, Value)> =
+        batch.members.iter().filter_map(|m| state.resources.get(m).map(|e| (m.clone(), Value::from_json(&e.attributes)))).collect();
+    let marked: Vec<(InstanceAddr, Value)> = now.iter().map(|(a, v)| (a.clone(), v.with_unknown_leaves())).collect();
+    let (config, graph, registry) = (world.config.clone(), world.graph.clone(), world.registry.clone());
+    let mut drains = Vec::new();
+    for listing in config.resources() {
+        if listing.addr == batch.resource || !graph.resource_deps(&Node::Resource(listing.addr.clone())).contains(&batch.resource) {
             continue;
         }
-        let excluded = BTreeSet::from([change.addr.clone()]);
-        for listing in config.resources() {
-            if listing.addr == change.addr.resource
-                || !graph.resource_deps(&Node::Resource(listing.addr.clone())).contains(&change.addr.resource)
-            {
+        let Some(provider) = registry.resource_type(&listing.addr.rtype).and_then(|(p, _)| registry.provider(p)) else { continue };
+        let instances: Vec<InstanceAddr> =
+            state.resources.keys().filter(|a| a.resource == listing.addr && !going.contains(*a)).cloned().collect();
+        for u in instances {
+            let Some(exp) = world.expansion_of(listing, &u)? else { continue };
+            let config_now = world.eval_instance_with(listing, &exp, &now)?;
+            let config_marked = world.eval_instance_with(listing, &exp, &marked)?;
+            if config_now == config_marked {
                 continue;
             }
-            let instances: Vec<InstanceAddr> = state.resources.keys().filter(|a| a.resource == listing.addr).cloned().collect();
-            for u in instances {
-                if going.contains(&u) {
-                    continue;
-                }
-                let Some(exp) = world.expansion_of(listing, &u)? else { continue };
-                let normal = world.eval_instance(listing, &exp)?;
-                let without = world.eval_instance_excluding(listing, &exp, &excluded)?;
-                if normal != without {
-                    drains.entry(ci).or_default().push(u);
+            match provider.drain_entries(&listing.addr.rtype, &config_now, &config_marked) {
+                None => {}
+                Some(Ok(plan)) if plan.entries.is_empty() => {}
+                Some(Ok(plan)) => drains.push(Drain { listing: u, plan, config: config_now }),
+                Some(Err(message)) => {
+                    return Err(Diag::error(format!("Cannot drain {} from {u}", names(&batch.members)))
+                        .at(listing.location.clone())
+                        .with_detail(format!(
+                            "{message}. The batch would be disrupted while {u} still sends it traffic, so nothing is planned."
+                        ))
+                        .into());
                 }
             }
         }
@@ -58,19 +116,21 @@ pub fn find(world: &mut World, state: &State, changes: &[ResourceChange]) -> Res
     Ok(drains)
 }
 
-/// Reviewer-facing lines for the drains, in change order.
-pub fn describe(changes: &[ResourceChange], drains: &Drains) -> Vec<String> {
-    drains
-        .iter()
-        .map(|(ci, listing)| {
-            let change = &changes[*ci];
-            let names: Vec<String> = listing.iter().map(|u| u.to_string()).collect();
-            format!(
-                "{}: remove from {} (render + reload), {} it, add it back once it runs again",
-                change.addr,
-                names.join(", "),
-                change.disruption.as_deref().unwrap_or("disrupt")
-            )
-        })
-        .collect()
+/// The reviewer-facing block of one batch: its drains, disruption and
+/// restores together, e.g. `aws_instance.web batch 1/3 (max_unavailable =
+/// 1): drain aws_instance.web[0] from nginx_upstream.web (127.0.0.1:8001
+/// marked down, reload) → stop/start → restore`.
+pub fn describe(batch: &Batch) -> String {
+    let head = format!("{} batch {}/{} (max_unavailable = {}):", batch.resource, batch.number, batch.of, batch.max_unavailable);
+    let members = names(&batch.members);
+    if batch.drains.is_empty() {
+        return format!("{head} {} {members}", batch.disruption);
+    }
+    let from: Vec<String> = batch.drains.iter().map(|d| format!("{} ({}: {})", d.listing, d.plan.entries.join(", "), d.plan.how)).collect();
+    let back: Vec<String> = batch.drains.iter().map(|d| format!("{} ({})", d.listing, d.plan.undo)).collect();
+    format!("{head} drain {members} from {} → {} → restore {}", from.join(", "), batch.disruption, back.join(", "))
+}
+
+fn names(addrs: &[InstanceAddr]) -> String {
+    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
 }

@@ -270,48 +270,37 @@ impl World {
         }
     }
 
-    /// Evaluates one instance's configuration as if the `excluded` instances
-    /// did not exist (they are left out of their resources' collections):
-    /// what another resource lists while those instances are drained.
-    pub fn eval_instance_excluding(
+    /// Evaluates one instance's configuration with other instances' values
+    /// replaced by `overrides` (each put back afterwards): what a listing
+    /// holds with its members as they are now, or with them marked.
+    pub fn eval_instance_with(
         &mut self,
         resource: &Resource,
         expansion: &Expansion,
-        excluded: &std::collections::BTreeSet<InstanceAddr>,
+        overrides: &[(InstanceAddr, Value)],
     ) -> Result<Value, Diags> {
-        let mut saved = Vec::new();
-        for addr in excluded {
-            let r = &addr.resource;
-            let types = map_mut(self.ns.entry(r.module.clone()).or_default(), &r.rtype);
-            let Some(slot) = types.get_mut(&r.name) else { continue };
-            if !saved.iter().any(|(a, _): &(ResourceAddr, Value)| a == r) {
-                saved.push((r.clone(), slot.clone()));
-            }
-            match (&addr.key, &mut *slot) {
-                (Some(InstanceKey::Int(i)), Value::List(items)) => {
-                    // Mark, then drop marked entries below, so indexes stay valid.
-                    if let Some(item) = items.get_mut(*i as usize) {
-                        *item = Value::Unknown;
-                    }
-                }
-                (Some(InstanceKey::Str(k)), Value::Map(map)) => {
-                    map.remove(k);
-                }
-                (None, slot) => *slot = Value::Null,
-                _ => {}
-            }
-        }
-        for (r, _) in &saved {
-            if let Some(Value::List(items)) = map_mut(self.ns.entry(r.module.clone()).or_default(), &r.rtype).get_mut(&r.name) {
-                items.retain(|v| !matches!(v, Value::Unknown));
-            }
-        }
+        let saved: Vec<(InstanceAddr, Value)> =
+            overrides.iter().map(|(addr, value)| (addr.clone(), self.replace_instance(addr, value.clone()))).collect();
         let result = self.refresh_ancestors(&resource.addr).and_then(|_| self.eval_instance(resource, expansion));
-        for (r, value) in saved {
-            map_mut(self.ns.entry(r.module.clone()).or_default(), &r.rtype).insert(r.name.clone(), value);
+        for (addr, value) in saved.into_iter().rev() {
+            self.replace_instance(&addr, value);
         }
         self.refresh_ancestors(&resource.addr)?;
         result
+    }
+
+    /// Sets one instance's value, returning the one it had (`Null` if none).
+    fn replace_instance(&mut self, addr: &InstanceAddr, value: Value) -> Value {
+        let r = &addr.resource;
+        let types = map_mut(self.ns.entry(r.module.clone()).or_default(), &r.rtype);
+        let slot = types.entry(r.name.clone()).or_insert(Value::Null);
+        let place = match (&addr.key, slot) {
+            (None, slot) => Some(slot),
+            (Some(InstanceKey::Int(i)), Value::List(items)) => items.get_mut(*i as usize),
+            (Some(InstanceKey::Str(k)), Value::Map(map)) => map.get_mut(k),
+            _ => None,
+        };
+        place.map(|p| std::mem::replace(p, value)).unwrap_or(Value::Null)
     }
 
     /// The expansion of one instance of a resource.

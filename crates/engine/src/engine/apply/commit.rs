@@ -34,10 +34,9 @@ impl Applier<'_> {
 
     /// Journals the intents of the creates about to be sent, durably,
     /// before they are sent.
-    pub(super) async fn journal_intents(&mut self, starting: &[(usize, ApplyRequest)]) -> Result<(), Diags> {
+    pub(super) async fn journal_intents<'r>(&mut self, starting: impl Iterator<Item = &'r ApplyRequest>) -> Result<(), Diags> {
         let intents: Vec<JournalEntry> = starting
-            .iter()
-            .filter_map(|(_, req)| match (req.action, &req.token) {
+            .filter_map(|req| match (req.action, &req.token) {
                 (ApplyAction::Create, Some(token)) => {
                     Some(JournalEntry::Intent { address: req.addr.clone(), rtype: req.rtype.clone(), token: token.clone() })
                 }

@@ -37,7 +37,7 @@ use crate::diag::Diags;
 use crate::plan::{Plan, ResourceChange};
 use crate::provider::Registry;
 use crate::state::{State, StateStore};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -77,9 +77,6 @@ pub(crate) struct Item {
 /// The applier's working set while one apply runs.
 pub(crate) struct Applier<'a> {
     items: Vec<Item>,
-    /// The items whose record carries provider adjustments, by address (a
-    /// drain re-evaluates a listing instance with them).
-    adjusted_item: HashMap<InstanceAddr, usize>,
     /// Existing objects that `import` blocks adopt.
     imports: Vec<(InstanceAddr, String)>,
     world: World,
@@ -89,8 +86,6 @@ pub(crate) struct Applier<'a> {
     store: &'a dyn StateStore,
     hooks: &'a dyn Hooks,
     options: ApplyOptions,
-    /// Instances currently left out of each listing instance.
-    drained: HashMap<InstanceAddr, BTreeSet<InstanceAddr>>,
     /// Resources with at least one completed step (their values are real now).
     applied_resources: HashSet<ResourceAddr>,
     /// Per resource: what its state entries record as dependencies (one
@@ -129,15 +124,8 @@ impl<'a> Applier<'a> {
                 Item { change, record }
             })
             .collect();
-        let adjusted_item = items
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.record.as_ref().is_some_and(|r| !r.adjusted.is_empty()))
-            .map(|(n, i)| (i.change.addr.clone(), n))
-            .collect();
         Applier {
             items,
-            adjusted_item,
             imports,
             registry: world.registry.clone(),
             salt: state.lineage.clone(),
@@ -146,7 +134,6 @@ impl<'a> Applier<'a> {
             store,
             hooks,
             options,
-            drained: HashMap::new(),
             applied_resources: HashSet::new(),
             dependencies: HashMap::new(),
             errors: Diags::new(),

@@ -6,14 +6,13 @@
 
 use super::Applier;
 use super::steps::{Kind, Step};
-use crate::addr::InstanceAddr;
 use crate::diag::{Diag, Diags};
 use crate::engine::plan::diff_instance;
 use crate::engine::world::Expansion;
-use crate::provider::{ApplyAction, ApplyRequest, ResourceType};
+use crate::provider::{ApplyAction, ApplyRequest, DrainRequest, ResourceType};
 use crate::state::{new_id, redact, same_as_stored};
 use crate::value::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 impl Applier<'_> {
     /// Builds the request of a create, update or delete step of item `item`.
@@ -112,34 +111,30 @@ impl Applier<'_> {
             .into())
     }
 
-    /// The request re-applying a listing instance `u` with `excluded` left out.
-    pub(super) fn drain_request(&mut self, u: &InstanceAddr, excluded: &BTreeSet<InstanceAddr>) -> Result<ApplyRequest, Diags> {
-        let config = self.world.config.clone();
-        let gone = || -> Diags { Diag::error(format!("{u} is no longer in the configuration")).into() };
-        let resource = config.resource(&u.resource).ok_or_else(gone)?;
-        let expansion = self.world.expansion_of(resource, u)?.ok_or_else(gone)?;
-        let config_value = self.world.eval_instance_excluding(resource, &expansion, excluded)?;
-        // A listing instance that changes in this plan has a record; one
-        // that does not was not adjusted either.
-        let adjusted = self.adjusted_item.get(u).and_then(|&i| self.items[i].record.as_ref());
-        let config_value = overlay(adjusted.map(|r| &r.adjusted), config_value);
-        let prior = self.state.resources.get(u).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
-        let (provider_name, rt) = self.registry.resource_type(&u.resource.rtype).expect("registered");
-        let provider = self.registry.provider(provider_name).expect("registered");
-        let value = diff_instance(rt, provider.as_ref(), Some(&prior), config_value, resource, false, &self.salt).planned;
-        let value = strip_unknown_computed(value, rt);
-        let changed = changed_attributes(&prior, &value, &self.salt);
-        Ok(ApplyRequest {
+    /// The listing request of a drain/restore step: the listing as state
+    /// holds it now and as plan evaluated it, with the entries to drain.
+    pub(super) fn drain_request(&self, step: &Step, restore: bool) -> Result<DrainRequest, Diags> {
+        let batch = self.items[step.item].record.as_ref().and_then(|r| r.batch.as_ref());
+        let Some(d) = batch.zip(step.drain).and_then(|(b, di)| b.drains.get(di)) else {
+            return Err(Diag::error("a drain step without its batch's drain; this is a bug in himaplan").into());
+        };
+        let Some(entry) = self.state.resources.get(&d.listing) else {
+            return Err(Diag::error(format!("{} is no longer in state, so it cannot be drained", d.listing))
+                .with_detail("Run plan again.")
+                .into());
+        };
+        let request = ApplyRequest {
             rollout: Default::default(),
-            rtype: u.resource.rtype.clone(),
-            addr: u.clone(),
+            rtype: d.listing.resource.rtype.clone(),
+            addr: d.listing.clone(),
             action: ApplyAction::Update,
-            prior,
-            planned: value,
-            changed,
+            prior: Value::from_json(&entry.attributes),
+            planned: d.config.clone(),
+            changed: Vec::new(),
             lineage: self.salt.clone(),
             token: None,
-        })
+        };
+        Ok(DrainRequest { request, entries: d.plan.entries.clone(), restore })
     }
 }
 

@@ -95,12 +95,24 @@ impl Schedule {
         }
     }
 
-    /// Step `i` failed: nothing that waits for it will start.
+    /// Step `i` failed: nothing that waits for it will start, except a
+    /// restore that runs after a failed disruption (its own drain done): it
+    /// counts the failed or skipped steps as finished.
     fn skip_dependents(&mut self, i: usize) {
         let mut stack = vec![i];
         while let Some(n) = stack.pop() {
-            for &d in &self.dependents[n] {
-                if self.skipped.insert(d) {
+            for k in 0..self.dependents[n].len() {
+                let d = self.dependents[n][k];
+                if self.skipped.contains(&d) {
+                    continue;
+                }
+                let own_drain = self.graph.steps[n].kind == Kind::Drain;
+                if self.graph.steps[d].after_failure && !own_drain {
+                    self.waiting[d] = self.waiting[d].saturating_sub(1);
+                    if self.waiting[d] == 0 {
+                        self.make_ready(d);
+                    }
+                } else if self.skipped.insert(d) {
                     stack.push(d);
                 }
             }
@@ -151,6 +163,22 @@ impl Schedule {
     }
 }
 
+/// What a step sends: a create/update/delete, or a listing's drain/restore.
+enum Call {
+    Apply(ApplyRequest),
+    Drain(DrainRequest),
+}
+
+impl Call {
+    /// The request itself (a drain's is its listing's).
+    fn request(&self) -> &ApplyRequest {
+        match self {
+            Call::Apply(r) => r,
+            Call::Drain(d) => &d.request,
+        }
+    }
+}
+
 /// What a running step hands back.
 type Finished = (usize, ApplyRequest, Result<Value, ProviderError>, Duration);
 
@@ -165,23 +193,18 @@ impl Applier<'_> {
             let starting =
                 if self.cancelled() { Vec::new() } else { self.start_ready(&mut schedule, parallelism.saturating_sub(running.len())) };
             if !starting.is_empty() {
-                self.journal_intents(&starting).await?;
-                for (i, req) in starting {
+                self.journal_intents(starting.iter().map(|(_, call)| call.request())).await?;
+                for (i, call) in starting {
+                    let req = call.request().clone();
                     let Some((provider_name, _)) = self.registry.resource_type(&req.rtype) else { continue };
                     let provider = self.registry.provider(provider_name).expect("registered").clone();
-                    let step = schedule.step(i);
-                    let what = self.describe(step, &req);
-                    let drain = matches!(step.kind, Kind::Drain | Kind::Restore).then(|| DrainRequest {
-                        request: req.clone(),
-                        members: vec![self.items[step.item].change.addr.clone()],
-                        restore: step.kind == Kind::Restore,
-                    });
+                    let what = self.describe(schedule.step(i), &req);
                     self.hooks.event(Event::ActionStarted { addr: req.addr.clone(), what: what.clone() });
                     running.spawn(async move {
                         let started = Instant::now();
-                        let result = match drain {
-                            Some(d) => with_retries(|| provider.drain(d.clone()), &crate::engine::NoHooks, &what).await,
-                            None => with_retries(|| provider.apply(req.clone()), &crate::engine::NoHooks, &what).await,
+                        let result = match call {
+                            Call::Drain(d) => with_retries(|| provider.drain(d.clone()), &crate::engine::NoHooks, &what).await,
+                            Call::Apply(r) => with_retries(|| provider.apply(r.clone()), &crate::engine::NoHooks, &what).await,
                         };
                         (i, req, result, started.elapsed())
                     });
@@ -213,7 +236,7 @@ impl Applier<'_> {
     }
 
     /// Takes the startable steps off the ready set and builds their requests.
-    fn start_ready(&mut self, schedule: &mut Schedule, room: usize) -> Vec<(usize, ApplyRequest)> {
+    fn start_ready(&mut self, schedule: &mut Schedule, room: usize) -> Vec<(usize, Call)> {
         let items = &self.items;
         let picked = schedule.pick(room, |step| {
             let item = &items[step.item];
@@ -228,17 +251,10 @@ impl Applier<'_> {
             let addr = self.items[item].change.addr.clone();
             let request = match (&subject, kind) {
                 (Some(u), Kind::Drain | Kind::Restore) => {
-                    let set = self.drained.entry(u.clone()).or_default();
-                    if kind == Kind::Drain {
-                        set.insert(addr.clone());
-                    } else {
-                        set.remove(&addr);
-                    }
-                    let set = set.clone();
                     schedule.busy.insert(u.clone());
-                    self.drain_request(u, &set)
+                    self.drain_request(schedule.step(i), kind == Kind::Restore).map(Call::Drain)
                 }
-                _ => self.request_for(item, schedule.step(i)),
+                _ => self.request_for(item, schedule.step(i)).map(Call::Apply),
             };
             match request {
                 Ok(req) => {
@@ -269,6 +285,8 @@ impl Applier<'_> {
                 schedule.busy.remove(&u);
             }
             let resource = self.items[item].change.addr.resource.clone();
+            // A drain's result is its listing's.
+            let owner = if matches!(kind, Kind::Drain | Kind::Restore) { req.addr.resource.clone() } else { resource.clone() };
             if releases {
                 schedule.release(&resource);
             }
@@ -278,7 +296,7 @@ impl Applier<'_> {
                     self.hooks.event(Event::ActionFinished { addr: req.addr.clone(), what, elapsed });
                     match kind {
                         Kind::Create | Kind::Update | Kind::Drain | Kind::Restore => {
-                            let entry = self.entry_for(&resource, &req, &value);
+                            let entry = self.entry_for(&owner, &req, &value);
                             entries.push(JournalEntry::Set {
                                 address: req.addr.clone(),
                                 resource: entry.clone(),
@@ -298,7 +316,7 @@ impl Applier<'_> {
                 }
                 Err(e) => {
                     let diag = provider_error(&format!("{} {}", what, req.addr), &e)
-                        .at_opt(self.world.config.resource(&resource).map(|r| r.location.clone()));
+                        .at_opt(self.world.config.resource(&owner).map(|r| r.location.clone()));
                     self.hooks.event(Event::ActionFailed { addr: req.addr.clone(), what, error: e.to_string() });
                     self.errors.push(diag);
                     schedule.skip_dependents(i);
@@ -314,7 +332,9 @@ impl Applier<'_> {
             self.completed += 1;
             let step = schedule.step(i);
             let change = &self.items[step.item].change;
-            self.applied_resources.insert(change.addr.resource.clone());
+            if !matches!(step.kind, Kind::Drain | Kind::Restore) {
+                self.applied_resources.insert(change.addr.resource.clone());
+            }
             match result {
                 Some((addr, entry, value)) => {
                     self.state.resources.insert(addr.clone(), entry);
@@ -355,8 +375,13 @@ impl Applier<'_> {
     /// What a step does, for progress lines and errors.
     fn describe(&self, step: &Step, req: &ApplyRequest) -> String {
         match step.kind {
-            Kind::Drain => return format!("drain {} (update)", self.items[step.item].change.addr),
-            Kind::Restore => return format!("restore {} (update)", self.items[step.item].change.addr),
+            Kind::Drain | Kind::Restore => {
+                let record = self.items[step.item].record.as_ref();
+                let members = record.and_then(|r| r.batch.as_ref()).map(|b| &b.members[..]).unwrap_or_default();
+                let names: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+                let verb = if step.kind == Kind::Drain { "drain" } else { "restore" };
+                return format!("{verb} {}", names.join(", "));
+            }
             _ => {}
         }
         match req.action {

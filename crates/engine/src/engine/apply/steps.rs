@@ -3,9 +3,8 @@
 //! do:
 //! 1. [`StepGraph::action_steps`] — one step per create/update/delete,
 //!    replacements as two steps holding one rollout slot between them;
-//! 2. [`StepGraph::rollout_groups`] — per disruptive change with drains, the
-//!    batch's group: drain → disrupt → restore, the slot held from the first
-//!    drain to the last restore;
+//! 2. [`StepGraph::rollout_groups`] — per rollout batch of the plan, its
+//!    group: drain → disrupt → restore, batch after batch;
 //! 3. [`StepGraph::replacement_order`] — delete/create order within a
 //!    replacement;
 //! 4. [`StepGraph::dependency_order`] — between resources, through one
@@ -15,6 +14,7 @@
 
 use super::Item;
 use crate::addr::{InstanceAddr, ResourceAddr};
+use crate::engine::drain::Batch;
 use crate::plan::Action;
 use crate::state::State;
 use std::collections::{BTreeSet, HashMap};
@@ -24,9 +24,9 @@ pub(super) enum Kind {
     Create,
     Update,
     Delete,
-    /// Re-apply `subject` without the change's instance.
+    /// Drain the batch's members out of the listing `subject`.
     Drain,
-    /// Re-apply `subject` with the change's instance again.
+    /// Put them back.
     Restore,
     /// No action: joins the steps of one resource so that the steps of
     /// another can wait for all of them through one edge each (pairwise
@@ -40,8 +40,14 @@ pub(super) struct Step {
     /// The item (change and its record) the step belongs to.
     pub item: usize,
     pub kind: Kind,
-    /// For drain/restore: the instance that lists the change's instance.
+    /// For drain/restore: the listing instance.
     pub subject: Option<InstanceAddr>,
+    /// For drain/restore: which of the batch's drains (the batch is the
+    /// item's record's).
+    pub drain: Option<usize>,
+    /// A restore that runs even when the disruption failed (its drain
+    /// succeeded): PgBouncer resumes rather than leaving clients waiting.
+    pub after_failure: bool,
     /// Takes one of its resource's rollout slots (`max_unavailable`) when it
     /// starts; the step disrupts the object.
     pub acquires: bool,
@@ -54,7 +60,7 @@ pub(super) struct Step {
 
 impl Step {
     fn new(item: usize, kind: Kind) -> Step {
-        Step { item, kind, subject: None, acquires: false, releases: false, keep_state: false }
+        Step { item, kind, subject: None, drain: None, after_failure: false, acquires: false, releases: false, keep_state: false }
     }
 }
 
@@ -136,35 +142,51 @@ impl StepGraph {
         }
     }
 
-    /// The rollout group of each disruptive change the plan found drains
-    /// for: drain → disrupt → restore, the slot held from the first drain
-    /// to the last restore, the listing instances' own changes after the
-    /// restores.
+    /// The group of each rollout batch the plan made: drain every listing
+    /// → disrupt every member → restore every listing, the next batch of
+    /// the resource after the whole group (a failed member stops the
+    /// rollout); the listing instances' own changes after their restores.
+    /// A batch's size is its limit, so its steps take no rollout slots.
     fn rollout_groups(&mut self, items: &[Item]) {
-        let mut restores_of: HashMap<InstanceAddr, Vec<usize>> = HashMap::new();
+        let mut groups: Vec<(&Batch, Vec<usize>)> = Vec::new();
         for (ci, item) in items.iter().enumerate() {
-            let Some(listing) = item.record.as_ref().map(|r| &r.drains).filter(|l| !l.is_empty()) else { continue };
-            let Some(&x) = self.up.get(&ci) else { continue };
-            self.steps[x].acquires = false;
-            self.steps[x].releases = false;
-            let mut previous: Option<usize> = None;
-            for (j, u) in listing.iter().enumerate() {
-                let d = self.push(Step { subject: Some(u.clone()), acquires: j == 0, ..Step::new(ci, Kind::Drain) });
-                if let Some(p) = previous {
-                    self.deps[d].insert(p);
-                }
-                previous = Some(d);
+            let (Some(batch), true) = (item.record.as_ref().and_then(|r| r.batch.as_deref()), self.up.contains_key(&ci)) else { continue };
+            match groups.iter_mut().find(|(b, _)| std::ptr::eq(*b, batch)) {
+                Some((_, members)) => members.push(ci),
+                None => groups.push((batch, vec![ci])),
             }
-            if let Some(p) = previous {
-                self.deps[x].insert(p);
+        }
+        groups.sort_by(|(a, _), (b, _)| (&a.resource, a.number).cmp(&(&b.resource, b.number)));
+        let mut restores_of: HashMap<InstanceAddr, Vec<usize>> = HashMap::new();
+        let mut previous: HashMap<&ResourceAddr, Vec<usize>> = HashMap::new();
+        for (batch, members) in groups {
+            let before = previous.remove(&batch.resource).unwrap_or_default();
+            let disrupts: Vec<usize> = members.iter().map(|ci| self.up[ci]).collect();
+            let mut drains = Vec::new();
+            for (di, d) in batch.drains.iter().enumerate() {
+                let s = self.push(Step { subject: Some(d.listing.clone()), drain: Some(di), ..Step::new(members[0], Kind::Drain) });
+                self.deps[s].extend(before.iter().copied());
+                drains.push(s);
             }
-            let mut previous = x;
-            for (j, u) in listing.iter().enumerate() {
-                let r = self.push(Step { subject: Some(u.clone()), releases: j + 1 == listing.len(), ..Step::new(ci, Kind::Restore) });
-                self.deps[r].insert(previous);
-                previous = r;
-                restores_of.entry(u.clone()).or_default().push(r);
+            for &x in &disrupts {
+                self.steps[x].acquires = false;
+                self.steps[x].releases = false;
+                self.deps[x].extend(before.iter().chain(&drains).copied());
             }
+            let mut end = disrupts.clone();
+            for (di, d) in batch.drains.iter().enumerate() {
+                let r = self.push(Step {
+                    subject: Some(d.listing.clone()),
+                    drain: Some(di),
+                    after_failure: d.plan.restore_after_failure,
+                    ..Step::new(members[0], Kind::Restore)
+                });
+                self.deps[r].insert(drains[di]);
+                self.deps[r].extend(disrupts.iter().copied());
+                restores_of.entry(d.listing.clone()).or_default().push(r);
+                end.push(r);
+            }
+            previous.insert(&batch.resource, end);
         }
         for (ci, item) in items.iter().enumerate() {
             if let (Some(&u), Some(rs)) = (self.up.get(&ci), restores_of.get(&item.change.addr)) {

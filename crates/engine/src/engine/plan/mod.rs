@@ -23,6 +23,7 @@ mod walk;
 pub use diff::{InstanceDiff, diff_instance, unknown_tree};
 pub use fingerprint::fingerprint;
 
+use super::drain::Batch;
 use super::refresh::{self, Refreshed};
 use super::world::{Expansion, World};
 use super::{Hooks, provider_error};
@@ -89,9 +90,9 @@ pub struct PlannedInstance {
     pub adjusted: BTreeMap<String, Value>,
     /// The resource's rollout.
     pub rollout: ResolvedRollout,
-    /// For a disruptive update: the instances of other resources that list
-    /// this one and are drained around it, in address order.
-    pub drains: Vec<InstanceAddr>,
+    /// For a disruptive update: its rollout batch (shared by the batch's
+    /// members), with the drains around it.
+    pub batch: Option<Arc<Batch>>,
 }
 
 /// What plan hands to apply besides the plan itself.
@@ -184,7 +185,7 @@ impl Planner {
         let rollout = self.rollouts.get(&change.addr.resource).copied().unwrap_or_default();
         let addr = change.addr.clone();
         self.changes.push(change);
-        let record = PlannedInstance { expansion, value, adjusted: BTreeMap::new(), rollout, drains: Vec::new() };
+        let record = PlannedInstance { expansion, value, adjusted: BTreeMap::new(), rollout, batch: None };
         self.instances.insert(addr.clone(), record);
         self.instances.get_mut(&addr).expect("inserted just above")
     }

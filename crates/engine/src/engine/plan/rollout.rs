@@ -1,6 +1,6 @@
 //! Rollouts as plan decides them: the resolved `max_unavailable` of each
 //! resource, `--target` selection, and the rollout batches with the drains
-//! around each disruptive change, recorded in the instances' records (apply
+//! around each ([`drain`]), recorded in the instances' records (apply
 //! reads them, never recomputes them) and described for reviewers.
 
 use super::Planner;
@@ -14,7 +14,8 @@ use crate::graph::Node;
 use crate::plan::{Action, ResourceChange};
 use crate::provider::Rollout;
 use crate::value::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// `rollout { max_unavailable }` of a resource, evaluated in its module.
 pub(super) fn resolve_rollout(world: &World, resource: &Resource) -> Result<Rollout, Diags> {
@@ -62,38 +63,31 @@ impl Planner {
         self.notes.push("Only targeted resources (and what they depend on) are planned: --target.".into());
     }
 
-    /// Finds the drains of every disruptive change, records them, and
-    /// returns the reviewer-facing steps: batches, drains, scale-down order.
+    /// Splits the disruptive updates into batches, finds each batch's
+    /// drains, records the batch in its members' records, and returns the
+    /// reviewer-facing steps: one block per batch, then scale-down order.
     pub(super) fn rollout_steps(&mut self) -> Result<Vec<String>, Diags> {
-        let mut steps = batch_lines(&self.changes, &self.rollouts);
-        let drains = drain::find(&mut self.world, &self.state, &self.changes)?;
-        steps.extend(drain::describe(&self.changes, &drains));
-        for (ci, listing) in drains {
-            if let Some(record) = self.instances.get_mut(&self.changes[ci].addr) {
-                record.drains = listing;
+        // An instance being destroyed or replaced is not drained around others.
+        let going: BTreeSet<InstanceAddr> = self
+            .changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Delete | Action::DeleteThenCreate | Action::CreateThenDelete))
+            .map(|c| c.addr.clone())
+            .collect();
+        let mut steps = Vec::new();
+        for mut batch in drain::batches(&self.changes, &self.rollouts) {
+            batch.drains = drain::find(&mut self.world, &self.state, &going, &batch)?;
+            steps.push(drain::describe(&batch));
+            let batch = Arc::new(batch);
+            for m in &batch.members {
+                if let Some(record) = self.instances.get_mut(m) {
+                    record.batch = Some(batch.clone());
+                }
             }
         }
         steps.extend(shrink_lines(&self.changes));
         Ok(steps)
     }
-}
-
-/// Reviewer-facing lines describing disruptive rollouts batch by batch.
-fn batch_lines(changes: &[ResourceChange], rollouts: &BTreeMap<ResourceAddr, super::ResolvedRollout>) -> Vec<String> {
-    let mut by_resource: BTreeMap<&ResourceAddr, Vec<&ResourceChange>> = BTreeMap::new();
-    for c in changes.iter().filter(|c| c.disruption.is_some()) {
-        by_resource.entry(&c.addr.resource).or_default().push(c);
-    }
-    let mut steps = Vec::new();
-    for (resource, list) in by_resource {
-        let n = rollouts.get(resource).map(|r| r.limit()).unwrap_or(1);
-        let what = list[0].disruption.clone().unwrap_or_default();
-        for (i, batch) in list.chunks(n).enumerate() {
-            let names: Vec<String> = batch.iter().map(|c| c.addr.to_string()).collect();
-            steps.push(format!("{resource} batch {} ({what}, max_unavailable = {n}): {}", i + 1, names.join(", ")));
-        }
-    }
-    steps
 }
 
 /// A scale-down goes after the updates of the resources that list it.

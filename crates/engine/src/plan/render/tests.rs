@@ -173,9 +173,9 @@ fn full_plan() -> Plan {
             },
         ],
         steps: vec![
-            "remove aws_instance.web[0] from module.edge.nginx_upstream.web (render + reload)".to_string(),
-            "stop/start aws_instance.web[0]".to_string(),
-            "add aws_instance.web[0] back to module.edge.nginx_upstream.web once running".to_string(),
+            "aws_instance.web batch 1/1 (max_unavailable = 1): drain aws_instance.web[0] from module.edge.nginx_upstream.web \
+             (10.0.1.10:8000: marked down, reload) → stop/start → restore module.edge.nginx_upstream.web (back up, reload)"
+                .to_string(),
         ],
         notes: vec!["rollout: at most 1 instance of aws_instance.web is disrupted at a time".to_string()],
     }
