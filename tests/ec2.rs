@@ -611,3 +611,30 @@ resource "aws_instance" "fleet" {{
     plan.assert_code(0);
     assert!(calls <= 2, "{calls} DescribeInstances calls for {N} instances");
 }
+
+/// `moved` from `aws_instance.web[0]` to `aws_instance.app[0]` relabels the
+/// real instance: the plan shows the relabel as a step, and after apply its
+/// `himaplan:address` tag is the new address (the same instance, nothing
+/// else changed).
+#[test]
+fn moved_relabels_the_instance_tag() {
+    let Some(moto) = moto::turn() else { return };
+    let web = format!(
+        "{PROVIDER}resource \"aws_instance\" \"web\" {{\n  count         = 1\n  ami           = \"{AMI}\"\n  instance_type = \"t3.micro\"\n}}\n"
+    );
+    let stack = Stack::new(&moto, &web);
+    stack.ok(&["apply", "--auto-approve"]);
+    let id = stack.dir.state_attrs("aws_instance.web[0]")["id"].as_str().expect("id").to_string();
+    assert_eq!(moto.instance(&id).tags.get("himaplan:address").map(String::as_str), Some("aws_instance.web[0]"));
+    let app = web.replace("\"web\"", "\"app\"") + "\nmoved {\n  from = aws_instance.web[0]\n  to   = aws_instance.app[0]\n}\n";
+    stack.dir.write("main.hcl", &app);
+    let plan = stack.run(&["plan", "--detailed-exitcode"]);
+    plan.assert_code(2);
+    let out = plan.stdout();
+    assert!(out.contains("relabel aws_instance.web[0] as aws_instance.app[0] (CreateTags himaplan:address)"), "{out}");
+    stack.ok(&["apply", "--auto-approve"]);
+    let seen = moto.instance(&id);
+    assert_eq!(seen.tags.get("himaplan:address").map(String::as_str), Some("aws_instance.app[0]"), "{seen:?}");
+    assert_eq!(stack.dir.state_attrs("aws_instance.app[0]")["id"], id.as_str());
+    stack.ok(&["plan", "--detailed-exitcode"]);
+}

@@ -474,6 +474,21 @@ pub trait Provider: Send + Sync {
         Err(ProviderError::invalid(format!("{} does not drain what it lists", req.request.rtype)))
     }
 
+    /// How a moved object's address label is updated, for the plan (e.g.
+    /// "CreateTags himaplan:address"), or `None` when nothing is sent now
+    /// (no label, or labels that change only when the object is recreated).
+    fn relabel_step(&self, _rtype: &str) -> Option<&'static str> {
+        None
+    }
+
+    /// Sets the address label of an object `moved` gave a new address (the
+    /// state's attributes in `req.prior`, the new address in `req.addr`);
+    /// returns its attributes. Only called when [`Provider::relabel_step`]
+    /// answers.
+    async fn relabel(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
+        Ok(req.prior)
+    }
+
     /// Reads an existing object by its id for `import`, and labels it.
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError>;
 }

@@ -357,6 +357,23 @@ async fn delete(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
     Ok(Value::Null)
 }
 
+/// Sets the `himaplan:address` tag of an instance `moved` gave a new
+/// address; its other attributes are unchanged.
+pub async fn relabel(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError> {
+    let id = req
+        .prior
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError::invalid(format!("{}: no instance id in state", req.addr)))?;
+    ec2.create_tags()
+        .resources(id)
+        .tags(new_tag(ADDRESS_TAG, &req.addr.to_string()))
+        .send()
+        .await
+        .map_err(|e| sdk_error("CreateTags", e))?;
+    Ok(req.prior.clone())
+}
+
 /// Adopts an existing instance: labels it with the address and lineage and
 /// returns its attributes.
 pub async fn import(ec2: &Client, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {

@@ -126,6 +126,14 @@ impl Provider for AwsProvider {
         }
     }
 
+    fn relabel_step(&self, rtype: &str) -> Option<&'static str> {
+        (rtype == schema::INSTANCE_TYPE).then_some("CreateTags himaplan:address")
+    }
+
+    async fn relabel(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
+        if req.rtype == schema::INSTANCE_TYPE { instance::relabel(self.ec2()?, &req).await } else { Ok(req.prior) }
+    }
+
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {
         match (service_of(rtype)?, rtype) {
             (Service::Ec2, _) => instance::import(self.ec2()?, addr, id, lineage).await,

@@ -16,6 +16,7 @@ pub mod client;
 pub mod deployment;
 pub mod desired;
 pub mod hpa;
+pub mod relabel;
 pub mod scale_schedule;
 pub mod schedule;
 pub mod schema;
@@ -135,6 +136,15 @@ impl Provider for KubernetesProvider {
             schema::HPA_TYPE => hpa::apply(client, &req).await,
             _ => scale_schedule::apply(client, &req).await,
         }
+    }
+
+    fn relabel_step(&self, rtype: &str) -> Option<&'static str> {
+        matches!(rtype, schema::DEPLOYMENT_TYPE | schema::HPA_TYPE).then_some("annotate himaplan.io/address")
+    }
+
+    async fn relabel(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
+        SERVED.check(&req.rtype)?;
+        relabel::relabel(self.client().await?.clone(), &req).await
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {

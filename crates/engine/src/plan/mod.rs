@@ -205,6 +205,9 @@ pub struct Plan {
     /// Existing objects that `import` blocks adopt: (address, id).
     #[serde(default)]
     pub imports: Vec<(InstanceAddr, String)>,
+    /// Objects that `moved` blocks relabel now: (from, to).
+    #[serde(default)]
+    pub relabels: Vec<(InstanceAddr, InstanceAddr)>,
 }
 
 impl Plan {
@@ -228,6 +231,7 @@ impl Plan {
 
     pub fn has_changes(&self) -> bool {
         !self.imports.is_empty()
+            || !self.relabels.is_empty()
             || self.changes.iter().any(|c| c.action != Action::NoOp)
             || self.output_changes.iter().any(|o| o.before != o.after || o.after_unknown)
     }

@@ -7,7 +7,7 @@ use super::Applier;
 use crate::addr::ResourceAddr;
 use crate::diag::{Diag, Diags};
 use crate::engine::plan::imports::import_entry;
-use crate::engine::provider_error;
+use crate::engine::{NoHooks, provider_error, with_retries};
 use crate::graph::Node;
 use crate::provider::{ApplyAction, ApplyRequest};
 use crate::state::journal::JournalEntry;
@@ -63,6 +63,45 @@ impl Applier<'_> {
             }
         }
         // An import run always opens the journal, even when every import failed.
+        self.append_journal(&entries).await
+    }
+
+    /// Relabels the objects `moved` blocks moved (their state entries are
+    /// already at the new address), each journalled as it completes.
+    pub(super) async fn relabel_objects(&mut self) -> Result<(), Diags> {
+        if self.relabels.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::new();
+        for (from, to) in std::mem::take(&mut self.relabels) {
+            let Some(entry) = self.state.resources.get(&to).cloned() else { continue };
+            let Some(provider) = self.registry.resource_type(&entry.rtype).and_then(|(p, _)| self.registry.provider(p)).cloned() else {
+                continue;
+            };
+            let req = ApplyRequest {
+                rollout: Default::default(),
+                rtype: entry.rtype.clone(),
+                addr: to.clone(),
+                action: ApplyAction::Update,
+                prior: Value::from_json(&entry.attributes),
+                planned: Value::from_json(&entry.attributes),
+                changed: Vec::new(),
+                lineage: self.salt.clone(),
+                token: None,
+            };
+            let what = format!("relabel {from} as {to}");
+            match with_retries(|| provider.relabel(req.clone()), &NoHooks, &what).await {
+                Ok(value) => {
+                    let resource = to.resource.clone();
+                    let entry = self.entry_for(&resource, &req, &value);
+                    entries.push(JournalEntry::Set { address: to.clone(), resource: entry.clone(), token: None });
+                    self.state.resources.insert(to.clone(), entry);
+                    self.world.set_instance(&to, value);
+                    self.completed += 1;
+                }
+                Err(e) => self.errors.push(provider_error(&what, &e)),
+            }
+        }
         self.append_journal(&entries).await
     }
 

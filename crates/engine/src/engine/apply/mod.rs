@@ -79,6 +79,8 @@ pub(crate) struct Applier<'a> {
     items: Vec<Item>,
     /// Existing objects that `import` blocks adopt.
     imports: Vec<(InstanceAddr, String)>,
+    /// Moved objects to relabel: (from, to).
+    relabels: Vec<(InstanceAddr, InstanceAddr)>,
     world: World,
     state: State,
     registry: Registry,
@@ -109,6 +111,7 @@ pub async fn apply(
 ) -> Result<ApplyOutcome, Diags> {
     let mut applier = Applier::new(planned, changes, store, options, hooks);
     applier.import_objects().await?;
+    applier.relabel_objects().await?;
     applier.run().await?;
     applier.record_outputs();
     applier.finish(run_start_text).await
@@ -116,7 +119,7 @@ pub async fn apply(
 
 impl<'a> Applier<'a> {
     fn new(planned: Planned, changes: Vec<ResourceChange>, store: &'a dyn StateStore, options: ApplyOptions, hooks: &'a dyn Hooks) -> Self {
-        let Planned { plan: Plan { imports, .. }, state, world, mut instances, intents_settled, .. } = planned;
+        let Planned { plan: Plan { imports, relabels, .. }, state, world, mut instances, intents_settled, .. } = planned;
         let items: Vec<Item> = changes
             .into_iter()
             .map(|change| {
@@ -127,6 +130,7 @@ impl<'a> Applier<'a> {
         Applier {
             items,
             imports,
+            relabels,
             registry: world.registry.clone(),
             salt: state.lineage.clone(),
             world,

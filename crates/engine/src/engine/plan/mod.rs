@@ -176,6 +176,8 @@ pub(crate) struct Planner {
     pub adjustable: Vec<adjust::Adjustable>,
     pub output_changes: Vec<OutputChange>,
     pub imports: Vec<(InstanceAddr, String)>,
+    /// Moved objects whose address label apply updates: (from, to).
+    pub relabels: Vec<(InstanceAddr, InstanceAddr)>,
     pub notes: Vec<String>,
 }
 
@@ -195,7 +197,8 @@ impl Planner {
 pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags> {
     let PlanInput { config, graph, registry, root_vars, mut state, intents, options } = input;
     let mut notes = Vec::new();
-    let mut state_changed = moves::apply_moves(&config, &mut state, &mut notes)?;
+    let moved = moves::apply_moves(&config, &mut state, &mut notes)?;
+    let mut state_changed = !moved.is_empty();
 
     let intents_settled = intents.is_empty() || options.refresh;
     let mut refreshed = Refreshed::default();
@@ -228,6 +231,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         adjustable: Vec::new(),
         output_changes: Vec::new(),
         imports,
+        relabels: Vec::new(),
         notes,
     };
     let mut diags = planner.walk();
@@ -245,9 +249,10 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     }
     planner.apply_targets();
     planner.changes.sort_by(|a, b| (&a.addr, a.is_duplicate_delete()).cmp(&(&b.addr, b.is_duplicate_delete())));
-    let steps = planner.rollout_steps()?;
+    let mut steps = planner.relabel_steps(moved);
+    steps.extend(planner.rollout_steps()?);
 
-    let Planner { state, world, changes, instances, output_changes, imports, notes, .. } = planner;
-    let plan = Plan { changes, drift: refreshed.drift, unmanaged: refreshed.unmanaged, output_changes, steps, notes, imports };
+    let Planner { state, world, changes, instances, output_changes, imports, notes, relabels, .. } = planner;
+    let plan = Plan { changes, drift: refreshed.drift, unmanaged: refreshed.unmanaged, output_changes, steps, notes, imports, relabels };
     Ok(Planned { plan, state, world, instances, state_changed_by_refresh: state_changed, intents_settled })
 }

@@ -1,6 +1,6 @@
 //! Moves: renaming instances in state, the one implementation behind
 //! `moved` blocks (applied at the start of every plan) and `state mv`.
-//! State only; the real objects are not touched here.
+//! State only; the real objects are relabelled by apply (`Plan::relabels`).
 
 use crate::addr::InstanceAddr;
 use crate::config::Config;
@@ -48,9 +48,9 @@ pub fn move_instances(state: &mut State, from: &InstanceAddr, to: &InstanceAddr)
     out
 }
 
-/// Applies `moved` blocks to state; returns whether anything moved.
-pub fn apply_moves(config: &Config, state: &mut State, notes: &mut Vec<String>) -> Result<bool, Diags> {
-    let mut moved_any = false;
+/// Applies `moved` blocks to state; returns each instance moved, (from, to).
+pub fn apply_moves(config: &Config, state: &mut State, notes: &mut Vec<String>) -> Result<Vec<(InstanceAddr, InstanceAddr)>, Diags> {
+    let mut moved_all = Vec::new();
     let mut diags = Diags::new();
     for module in config.modules.values() {
         for m in &module.moved {
@@ -75,9 +75,36 @@ pub fn apply_moves(config: &Config, state: &mut State, notes: &mut Vec<String>) 
             }
             for (src, dst) in result.moved {
                 notes.push(format!("{src} has moved to {dst}"));
-                moved_any = true;
+                moved_all.push((src, dst));
             }
         }
     }
-    diags.into_result().map(|_| moved_any)
+    diags.into_result().map(|_| moved_all)
+}
+
+impl super::Planner {
+    /// The relabel steps of the instances `moved` blocks moved: sent now
+    /// where the provider can (EC2 tags, Kubernetes annotations), else a
+    /// note that the label follows at the next recreate (Docker's are
+    /// immutable; refresh still finds the object by its old label).
+    pub(super) fn relabel_steps(&mut self, moved: Vec<(InstanceAddr, InstanceAddr)>) -> Vec<String> {
+        let mut steps = Vec::new();
+        for (from, to) in moved {
+            let Some(provider) = self.registry.resource_type(&to.resource.rtype).and_then(|(p, _)| self.registry.provider(p)) else {
+                continue;
+            };
+            match provider.relabel_step(&to.resource.rtype) {
+                Some(how) => {
+                    steps.push(format!("relabel {from} as {to} ({how})"));
+                    self.relabels.push((from, to));
+                }
+                None if provider.adopts_by_identity(&to.resource.rtype) => {
+                    self.notes
+                        .push(format!("{to}: its objects keep the label {from} until they are next recreated (labels cannot change)"));
+                }
+                None => {}
+            }
+        }
+        steps
+    }
 }
