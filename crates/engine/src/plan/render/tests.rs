@@ -119,6 +119,7 @@ fn full_plan() -> Plan {
 
     Plan {
         imports: vec![],
+        relabels: vec![],
         changes: vec![db, web0, web2, web3, api, upstream, pool],
         drift: vec![
             Drift {
