@@ -59,6 +59,7 @@ fn resource(id: &str) -> ResourceState {
         schema_version: 0,
         attributes: serde_json::json!({ "id": id }),
         dependencies: vec![],
+        unhealthy: None,
     }
 }
 

@@ -474,6 +474,13 @@ pub trait Provider: Send + Sync {
         Err(ProviderError::invalid(format!("{} does not drain what it lists", req.request.rtype)))
     }
 
+    /// Runs a health check's `command` inside the object (`value`: its
+    /// attributes as state holds them); `Ok` with a short report when it
+    /// exits 0, else what it printed or why it could not run.
+    async fn probe(&self, rtype: &str, _value: &Value, _command: &[String]) -> Result<String, String> {
+        Err(format!("{rtype} cannot run a health check command; use http or tcp"))
+    }
+
     /// How a moved object's address label is updated, for the plan (e.g.
     /// "CreateTags himaplan:address"), or `None` when nothing is sent now
     /// (no label, or labels that change only when the object is recreated).

@@ -548,6 +548,55 @@ async fn a_failed_disruption_stops_the_rollout_and_restores_only_listings_that_r
     }
 }
 
+/// Three members resized one at a time, each gated by a TCP check of `port`.
+fn gated_web(size: u32, port: u16) -> String {
+    format!(
+        "resource \"test_thing\" \"web\" {{\n  count = 3\n  name  = \"web-${{count.index}}\"\n  size  = {size}\n  \
+         rollout {{\n    max_unavailable = 1\n    health_check {{\n      tcp      = \"127.0.0.1:{port}\"\n      \
+         interval = \"100ms\"\n      timeout  = \"1s\"\n    }}\n  }}\n}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_failing_health_gate_stops_the_rollout_and_the_next_apply_gates_the_member_again() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let h = Harness::new();
+    h.converge(&gated_web(1, port)).await;
+    let (planned, _) = h.plan(h.dir.path(), &gated_web(2, port)).await.expect("plan");
+    assert!(
+        planned.plan.steps[0].ends_with(&format!(
+            "restart test_thing.web[0] → test_thing.web[0]: wait until 127.0.0.1:{port} accepts a connection, at most 1s"
+        )),
+        "{:?}",
+        planned.plan.steps
+    );
+
+    // Nothing listens any more: the first batch fails its gate.
+    drop(listener);
+    h.reset();
+    let outcome = h.apply(&gated_web(2, port), 10).await.expect("plan");
+    let errors = outcome.errors.to_string();
+    assert!(errors.contains("test_thing.web[0] is not healthy"), "{errors}");
+    assert_eq!(h.log(), ["update test_thing.web[0]"], "the later batches are not touched");
+    let state = h.store().read().await.expect("state").state;
+    let marked: Vec<String> = state.resources.iter().filter(|(_, e)| e.unhealthy.is_some()).map(|(a, _)| a.to_string()).collect();
+    assert_eq!(marked, ["test_thing.web[0]"], "state records which member failed its gate");
+
+    // Healthy again: web[0] is gated again (nothing sent to it), then the rest roll.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the same port again");
+    h.reset();
+    let (planned, _) = h.plan(h.dir.path(), &gated_web(2, port)).await.expect("plan");
+    let again = planned.plan.changes.iter().find(|c| c.addr.to_string() == "test_thing.web[0]").expect("web[0] is planned again");
+    assert_eq!(again.reason.as_ref().map(|r| r.as_str()), Some("gate_again"));
+    let outcome = h.apply(&gated_web(2, port), 10).await.expect("plan");
+    assert!(!outcome.errors.has_errors(), "{}", outcome.errors);
+    assert_eq!(h.log(), ["update test_thing.web[1]", "update test_thing.web[2]"]);
+    let state = h.store().read().await.expect("state").state;
+    assert!(state.resources.values().all(|e| e.unhealthy.is_none()), "the marks are cleared once healthy");
+    drop(listener);
+}
+
 /// Thirty applies, each under the lock, each changing one `himaplan_data`, while lock-free plans run
 /// against the same state in a loop.
 fn race_config(round: usize) -> String {

@@ -394,9 +394,14 @@ impl Loader {
             }
         }
         let mut max_unavailable = None;
+        let mut health_check = None;
         for ro in body.get_blocks("rollout") {
-            self.check_names(file, &ro.body, &["max_unavailable"], &[]);
+            self.check_names(file, &ro.body, &["max_unavailable"], &["health_check"]);
             max_unavailable = ro.body.get_attribute("max_unavailable").map(|a| expr(&a.value));
+            if let Some(hc) = ro.body.get_blocks("health_check").next() {
+                health_check =
+                    Some(HealthCheck { body: BodyRef { body: hc.body.clone(), file: file.clone() }, location: loc(file, hc.span()) });
+            }
         }
         let count = body.get_attribute("count").map(|a| expr(&a.value));
         let for_each = body.get_attribute("for_each").map(|a| expr(&a.value));
@@ -411,6 +416,7 @@ impl Loader {
             depends_on,
             lifecycle,
             max_unavailable,
+            health_check,
             body: BodyRef { body: body.clone(), file: file.clone() },
             location,
         }

@@ -170,7 +170,16 @@ pub struct Resource {
     pub lifecycle: Lifecycle,
     /// `rollout { max_unavailable = N | "P%" }`.
     pub max_unavailable: Option<Expr>,
+    /// `rollout { health_check { ... } }`: the gate of each batch.
+    pub health_check: Option<HealthCheck>,
     /// The body without meta-arguments.
+    pub body: BodyRef,
+    pub location: Location,
+}
+
+/// A `health_check` block as written; evaluated per member (`target`).
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
     pub body: BodyRef,
     pub location: Location,
 }

@@ -13,6 +13,7 @@
 //! Records (`himaplan_data`) have no drain capability and never drain. A
 //! drain that cannot be computed fails the plan at the listing. No I/O.
 
+use super::gate::{self, Gate};
 use super::plan::ResolvedRollout;
 use super::world::World;
 use crate::addr::{InstanceAddr, ResourceAddr};
@@ -47,6 +48,9 @@ pub struct Batch {
     pub disruption: String,
     pub members: Vec<InstanceAddr>,
     pub drains: Vec<Drain>,
+    /// The members' health gates, waited on after the disruption and
+    /// before the restores and the next batch.
+    pub gates: Vec<Gate>,
 }
 
 /// The batches of a plan's disruptive updates, per resource in address
@@ -69,6 +73,7 @@ pub fn batches(changes: &[ResourceChange], rollouts: &BTreeMap<ResourceAddr, Res
                 disruption: chunk[0].disruption.clone().unwrap_or_default(),
                 members: chunk.iter().map(|c| c.addr.clone()).collect(),
                 drains: Vec::new(),
+                gates: Vec::new(),
             });
         }
     }
@@ -123,12 +128,13 @@ pub fn find(world: &mut World, state: &State, going: &BTreeSet<InstanceAddr>, ba
 pub fn describe(batch: &Batch) -> String {
     let head = format!("{} batch {}/{} (max_unavailable = {}):", batch.resource, batch.number, batch.of, batch.max_unavailable);
     let members = names(&batch.members);
+    let gates: String = batch.gates.iter().map(|g| format!(" → {}: {}", g.member, gate::describe(g))).collect();
     if batch.drains.is_empty() {
-        return format!("{head} {} {members}", batch.disruption);
+        return format!("{head} {} {members}{gates}", batch.disruption);
     }
     let from: Vec<String> = batch.drains.iter().map(|d| format!("{} ({}: {})", d.listing, d.plan.entries.join(", "), d.plan.how)).collect();
     let back: Vec<String> = batch.drains.iter().map(|d| format!("{} ({})", d.listing, d.plan.undo)).collect();
-    format!("{head} drain {members} from {} → {} → restore {}", from.join(", "), batch.disruption, back.join(", "))
+    format!("{head} drain {members} from {} → {}{gates} → restore {}", from.join(", "), batch.disruption, back.join(", "))
 }
 
 fn names(addrs: &[InstanceAddr]) -> String {

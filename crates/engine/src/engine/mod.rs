@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod drain;
 pub mod drift;
+pub mod gate;
 pub mod plan;
 pub mod planfile;
 pub mod refresh;

@@ -213,6 +213,23 @@ impl World {
                 .with_detail(hint)
                 .into());
         };
+        self.eval_block(resource, expansion, &resource.body, &rt.schema, META, &resource.location, &[])
+    }
+
+    /// Evaluates a block of one instance (its body, or e.g. its
+    /// `health_check`) in the instance's scope (`count.index`, `each.*`),
+    /// with `extra` names bound too (e.g. `target`).
+    #[allow(clippy::too_many_arguments, reason = "each argument is one part of what is evaluated")]
+    pub fn eval_block(
+        &self,
+        resource: &Resource,
+        expansion: &Expansion,
+        body: &crate::config::BodyRef,
+        schema: &crate::provider::Schema,
+        skip: &[&str],
+        location: &crate::diag::Location,
+        extra: &[(&str, Value)],
+    ) -> Result<Value, Diags> {
         let ns = self.namespace(&resource.addr.module);
         let mut scope = Scope::new(ns);
         match &expansion.key {
@@ -226,7 +243,10 @@ impl World {
             ),
             None => {}
         }
-        eval::eval_body(&resource.body, &rt.schema, &mut scope, META, &resource.location)
+        for (name, value) in extra {
+            scope.bind(name, value.clone());
+        }
+        eval::eval_body(body, schema, &mut scope, skip, location)
     }
 
     /// Records a whole resource's instance values (plan, in key order).

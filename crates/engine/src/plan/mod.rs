@@ -76,12 +76,15 @@ pub enum ChangeReason {
     ReplaceByRequest,
     /// An attribute that cannot be updated in place changed.
     ReplaceBecauseCannotUpdate,
+    /// The object failed its health check in an earlier apply: it is
+    /// gated again (nothing is sent to it) before it rejoins its listings.
+    GateAgain,
     /// A reason written by another build, kept as text.
     Other(String),
 }
 
 impl ChangeReason {
-    const KNOWN: [(ChangeReason, &'static str); 9] = [
+    const KNOWN: [(ChangeReason, &'static str); 10] = [
         (ChangeReason::DeleteBecauseCountIndex, "delete_because_count_index"),
         (ChangeReason::DeleteBecauseEachKey, "delete_because_each_key"),
         (ChangeReason::DeleteBecauseNoResourceConfig, "delete_because_no_resource_config"),
@@ -91,6 +94,7 @@ impl ChangeReason {
         (ChangeReason::ReplaceBecauseTainted, "replace_because_tainted"),
         (ChangeReason::ReplaceByRequest, "replace_by_request"),
         (ChangeReason::ReplaceBecauseCannotUpdate, "replace_because_cannot_update"),
+        (ChangeReason::GateAgain, "gate_again"),
     ];
 
     /// Terraform's text for the reason.

@@ -105,6 +105,9 @@ fn resource_json(addr: &InstanceAddr, res: &ResourceState) -> Value {
     obj.insert("schema_version".into(), Value::from(res.schema_version));
     obj.insert("attributes".into(), res.attributes.clone());
     obj.insert("dependencies".into(), Value::Array(res.dependencies.iter().map(|d| Value::String(d.to_string())).collect()));
+    if let Some(why) = &res.unhealthy {
+        obj.insert("unhealthy".into(), Value::String(why.clone()));
+    }
     Value::Object(obj)
 }
 
@@ -155,10 +158,15 @@ fn parse_resource(index: usize, item: Value, interned: &mut Interned) -> Result<
             .collect::<Result<Vec<_>, _>>()?,
         _ => return Err(format!("{where_}: \"dependencies\" must be an array of strings")),
     };
+    let unhealthy = match obj.remove("unhealthy") {
+        None => None,
+        Some(Value::String(why)) => Some(why),
+        Some(_) => return Err(format!("{where_}: \"unhealthy\" must be a string")),
+    };
     if let Some(key) = obj.keys().next() {
         return Err(format!("{where_}: unknown field {key:?}"));
     }
-    Ok((addr, ResourceState { rtype, provider, schema_version, attributes, dependencies }))
+    Ok((addr, ResourceState { rtype, provider, schema_version, attributes, dependencies, unhealthy }))
 }
 
 fn parse_output(name: &str, item: Value) -> Result<OutputState, String> {
@@ -244,6 +252,7 @@ pub(crate) mod tests {
                     schema_version: 1,
                     attributes: json!({ "zeta": i, "id": format!("i-{i:08x}"), "tags": { "b": "2", "a": "1" } }),
                     dependencies: vec![Arc::new("aws_subnet.main".parse().unwrap())],
+                    unhealthy: None,
                 },
             );
         }
@@ -281,6 +290,7 @@ pub(crate) mod tests {
                 schema_version: 0,
                 attributes: json!({}),
                 dependencies: vec![],
+                unhealthy: None,
             };
             state.resources.insert(addr, res);
         }

@@ -245,6 +245,7 @@ mod tests {
             schema_version: 0,
             attributes: json!({ "id": id }),
             dependencies: vec![],
+            unhealthy: None,
         }
     }
 

@@ -56,6 +56,10 @@ pub struct ResourceState {
     /// Shared: the instances of one resource depend on the same resources,
     /// and parse and apply hand out one copy of each address.
     pub dependencies: Vec<Arc<ResourceAddr>>,
+    /// Set when the object failed its rollout's health check (what failed
+    /// and its last result): the next apply gates it again before it
+    /// rejoins what it was drained from. Absent from the file otherwise.
+    pub unhealthy: Option<String>,
 }
 
 /// A create intent recorded in the journal before the create is sent: the
@@ -179,6 +183,7 @@ impl ResourceState {
             schema_version,
             attributes: redact(attrs, salt),
             dependencies: Vec::new(),
+            unhealthy: None,
         }
     }
 }

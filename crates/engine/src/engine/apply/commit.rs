@@ -120,6 +120,8 @@ impl Applier<'_> {
             schema_version: rt.schema_version,
             attributes: redact_for_state(value, self.state.resources.get(&req.addr).map(|e| &e.attributes), &self.salt),
             dependencies,
+            // Only a health gate sets or clears it.
+            unhealthy: self.state.resources.get(&req.addr).and_then(|e| e.unhealthy.clone()),
         }
     }
 

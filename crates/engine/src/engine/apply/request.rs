@@ -7,6 +7,7 @@
 use super::Applier;
 use super::steps::{Kind, Step};
 use crate::diag::{Diag, Diags};
+use crate::engine::gate::Gate;
 use crate::engine::plan::diff_instance;
 use crate::engine::world::Expansion;
 use crate::provider::{ApplyAction, ApplyRequest, DrainRequest, ResourceType};
@@ -135,6 +136,30 @@ impl Applier<'_> {
             token: None,
         };
         Ok(DrainRequest { request, entries: d.plan.entries.clone(), restore })
+    }
+}
+
+impl Applier<'_> {
+    /// The member of a gate step as state holds it now, and its gate.
+    pub(super) fn gate_request(&self, step: &Step) -> Result<(ApplyRequest, Gate), Diags> {
+        let batch = self.items[step.item].record.as_ref().and_then(|r| r.batch.as_ref());
+        let Some(gate) = batch.zip(step.gate).and_then(|(b, gi)| b.gates.get(gi)) else {
+            return Err(Diag::error("a gate step without its batch's gate; this is a bug in himaplan").into());
+        };
+        let entry = self.state.resources.get(&gate.member);
+        let prior = entry.map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+        let request = ApplyRequest {
+            rollout: Default::default(),
+            rtype: gate.member.resource.rtype.clone(),
+            addr: gate.member.clone(),
+            action: ApplyAction::Update,
+            planned: prior.clone(),
+            prior,
+            changed: Vec::new(),
+            lineage: self.salt.clone(),
+            token: None,
+        };
+        Ok((request, gate.clone()))
     }
 }
 

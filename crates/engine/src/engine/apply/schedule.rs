@@ -8,8 +8,10 @@ use super::Applier;
 use super::steps::{Kind, Step, StepGraph};
 use crate::addr::{InstanceAddr, ResourceAddr};
 use crate::diag::{Diag, Diags};
+use crate::engine::gate::{self, Gate};
 use crate::engine::{Event, provider_error, with_retries};
 use crate::provider::{ApplyAction, ApplyRequest, DrainRequest, ProviderError};
+use crate::state::ResourceState;
 use crate::state::journal::JournalEntry;
 use crate::value::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -167,13 +169,15 @@ impl Schedule {
 enum Call {
     Apply(ApplyRequest),
     Drain(DrainRequest),
+    /// A member's health gate; the request names the member as state holds it.
+    Gate(ApplyRequest, Box<Gate>),
 }
 
 impl Call {
     /// The request itself (a drain's is its listing's).
     fn request(&self) -> &ApplyRequest {
         match self {
-            Call::Apply(r) => r,
+            Call::Apply(r) | Call::Gate(r, _) => r,
             Call::Drain(d) => &d.request,
         }
     }
@@ -205,6 +209,9 @@ impl Applier<'_> {
                         let result = match call {
                             Call::Drain(d) => with_retries(|| provider.drain(d.clone()), &crate::engine::NoHooks, &what).await,
                             Call::Apply(r) => with_retries(|| provider.apply(r.clone()), &crate::engine::NoHooks, &what).await,
+                            Call::Gate(r, g) => {
+                                gate::wait(&g, provider.as_ref(), &r.rtype, &r.prior).await.map(Value::String).map_err(ProviderError::other)
+                            }
                         };
                         (i, req, result, started.elapsed())
                     });
@@ -254,6 +261,7 @@ impl Applier<'_> {
                     schedule.busy.insert(u.clone());
                     self.drain_request(schedule.step(i), kind == Kind::Restore).map(Call::Drain)
                 }
+                (_, Kind::Gate) => self.gate_request(schedule.step(i)).map(|(r, g)| Call::Gate(r, Box::new(g))),
                 _ => self.request_for(item, schedule.step(i)).map(Call::Apply),
             };
             match request {
@@ -302,7 +310,17 @@ impl Applier<'_> {
                                 resource: entry.clone(),
                                 token: req.token.clone(),
                             });
-                            finished.push((i, Some((req.addr.clone(), entry, value))));
+                            finished.push((i, Some((req.addr.clone(), entry, Some(value)))));
+                        }
+                        // Passed: a mark of an earlier failure is cleared.
+                        Kind::Gate => {
+                            if let Some(entry) = self.state.resources.get(&req.addr).filter(|e| e.unhealthy.is_some()) {
+                                let entry = ResourceState { unhealthy: None, ..entry.clone() };
+                                entries.push(JournalEntry::Set { address: req.addr.clone(), resource: entry.clone(), token: None });
+                                finished.push((i, Some((req.addr.clone(), entry, None))));
+                            } else {
+                                schedule.finished(i);
+                            }
                         }
                         // Barriers are passed, never sent (see make_ready).
                         Kind::Barrier => {}
@@ -319,6 +337,12 @@ impl Applier<'_> {
                         .at_opt(self.world.config.resource(&owner).map(|r| r.location.clone()));
                     self.hooks.event(Event::ActionFailed { addr: req.addr.clone(), what, error: e.to_string() });
                     self.errors.push(diag);
+                    if kind == Kind::Gate
+                        && let Some(entry) = self.state.resources.get_mut(&req.addr)
+                    {
+                        entry.unhealthy = Some(e.message().to_string());
+                        entries.push(JournalEntry::Set { address: req.addr.clone(), resource: entry.clone(), token: None });
+                    }
                     schedule.skip_dependents(i);
                     // A replacement whose delete failed never reaches its create.
                     if acquires && !releases {
@@ -329,16 +353,18 @@ impl Applier<'_> {
         }
         self.append_journal(&entries).await?;
         for (i, result) in finished {
-            self.completed += 1;
             let step = schedule.step(i);
             let change = &self.items[step.item].change;
-            if !matches!(step.kind, Kind::Drain | Kind::Restore) {
+            if !matches!(step.kind, Kind::Drain | Kind::Restore | Kind::Gate) {
+                self.completed += 1;
                 self.applied_resources.insert(change.addr.resource.clone());
             }
             match result {
                 Some((addr, entry, value)) => {
                     self.state.resources.insert(addr.clone(), entry);
-                    self.world.set_instance(&addr, value);
+                    if let Some(value) = value {
+                        self.world.set_instance(&addr, value);
+                    }
                 }
                 None if !step.keep_state => {
                     self.state.resources.remove(&change.addr);
@@ -375,6 +401,7 @@ impl Applier<'_> {
     /// What a step does, for progress lines and errors.
     fn describe(&self, step: &Step, req: &ApplyRequest) -> String {
         match step.kind {
+            Kind::Gate => return "health check".to_string(),
             Kind::Drain | Kind::Restore => {
                 let record = self.items[step.item].record.as_ref();
                 let members = record.and_then(|r| r.batch.as_ref()).map(|b| &b.members[..]).unwrap_or_default();

@@ -4,7 +4,7 @@
 //! 1. [`StepGraph::action_steps`] — one step per create/update/delete,
 //!    replacements as two steps holding one rollout slot between them;
 //! 2. [`StepGraph::rollout_groups`] — per rollout batch of the plan, its
-//!    group: drain → disrupt → restore, batch after batch;
+//!    group: drain → disrupt → health gate → restore, batch after batch;
 //! 3. [`StepGraph::replacement_order`] — delete/create order within a
 //!    replacement;
 //! 4. [`StepGraph::dependency_order`] — between resources, through one
@@ -15,7 +15,7 @@
 use super::Item;
 use crate::addr::{InstanceAddr, ResourceAddr};
 use crate::engine::drain::Batch;
-use crate::plan::Action;
+use crate::plan::{Action, ChangeReason};
 use crate::state::State;
 use std::collections::{BTreeSet, HashMap};
 
@@ -28,6 +28,8 @@ pub(super) enum Kind {
     Drain,
     /// Put them back.
     Restore,
+    /// Wait for the member's health check (`gate` of the item's batch).
+    Gate,
     /// No action: joins the steps of one resource so that the steps of
     /// another can wait for all of them through one edge each (pairwise
     /// edges between two counted resources are quadratic). Never sent;
@@ -45,6 +47,8 @@ pub(super) struct Step {
     /// For drain/restore: which of the batch's drains (the batch is the
     /// item's record's).
     pub drain: Option<usize>,
+    /// For a gate: which of the batch's gates.
+    pub gate: Option<usize>,
     /// A restore that runs even when the disruption failed (its drain
     /// succeeded): PgBouncer resumes rather than leaving clients waiting.
     pub after_failure: bool,
@@ -60,7 +64,17 @@ pub(super) struct Step {
 
 impl Step {
     fn new(item: usize, kind: Kind) -> Step {
-        Step { item, kind, subject: None, drain: None, after_failure: false, acquires: false, releases: false, keep_state: false }
+        Step {
+            item,
+            kind,
+            subject: None,
+            drain: None,
+            gate: None,
+            after_failure: false,
+            acquires: false,
+            releases: false,
+            keep_state: false,
+        }
     }
 }
 
@@ -118,6 +132,11 @@ impl StepGraph {
                     let s = self.push(Step::new(ci, Kind::Create));
                     self.up.insert(ci, s);
                 }
+                // Gated again only: nothing is sent (a barrier passes at once).
+                Action::Update if c.reason == Some(ChangeReason::GateAgain) => {
+                    let s = self.push(Step::new(ci, Kind::Barrier));
+                    self.up.insert(ci, s);
+                }
                 Action::Update => {
                     let s = self.push(Step { acquires: disruptive, releases: disruptive, ..Step::new(ci, Kind::Update) });
                     self.up.insert(ci, s);
@@ -173,7 +192,14 @@ impl StepGraph {
                 self.steps[x].releases = false;
                 self.deps[x].extend(before.iter().chain(&drains).copied());
             }
-            let mut end = disrupts.clone();
+            let mut gates = Vec::new();
+            for (gi, g) in batch.gates.iter().enumerate() {
+                let Some(&ci) = members.iter().find(|&&ci| items[ci].change.addr == g.member) else { continue };
+                let s = self.push(Step { gate: Some(gi), ..Step::new(ci, Kind::Gate) });
+                self.deps[s].insert(self.up[&ci]);
+                gates.push(s);
+            }
+            let mut end: Vec<usize> = disrupts.iter().chain(&gates).copied().collect();
             for (di, d) in batch.drains.iter().enumerate() {
                 let r = self.push(Step {
                     subject: Some(d.listing.clone()),
@@ -182,7 +208,7 @@ impl StepGraph {
                     ..Step::new(members[0], Kind::Restore)
                 });
                 self.deps[r].insert(drains[di]);
-                self.deps[r].extend(disrupts.iter().copied());
+                self.deps[r].extend(disrupts.iter().chain(&gates).copied());
                 restores_of.entry(d.listing.clone()).or_default().push(r);
                 end.push(r);
             }

@@ -8,8 +8,8 @@ use crate::addr::{InstanceAddr, ResourceAddr};
 use crate::config::Resource;
 use crate::config::eval::{self, Scope};
 use crate::diag::{Diag, Diags};
-use crate::engine::drain;
 use crate::engine::world::World;
+use crate::engine::{drain, gate};
 use crate::graph::Node;
 use crate::plan::{Action, ResourceChange};
 use crate::provider::Rollout;
@@ -77,6 +77,7 @@ impl Planner {
         let mut steps = Vec::new();
         for mut batch in drain::batches(&self.changes, &self.rollouts) {
             batch.drains = drain::find(&mut self.world, &self.state, &going, &batch)?;
+            batch.gates = self.gates_of(&batch)?;
             steps.push(drain::describe(&batch));
             let batch = Arc::new(batch);
             for m in &batch.members {
@@ -87,6 +88,20 @@ impl Planner {
         }
         steps.extend(shrink_lines(&self.changes));
         Ok(steps)
+    }
+}
+
+impl Planner {
+    /// The health gates of a batch's members, each resolved with `target`
+    /// bound to the member's planned value.
+    fn gates_of(&self, batch: &drain::Batch) -> Result<Vec<gate::Gate>, Diags> {
+        let Some(resource) = self.config.resource(&batch.resource) else { return Ok(Vec::new()) };
+        let mut gates = Vec::new();
+        for m in &batch.members {
+            let Some(record) = self.instances.get(m) else { continue };
+            gates.extend(gate::resolve(&self.world, resource, &record.expansion, m, record.value.clone())?);
+        }
+        Ok(gates)
     }
 }
 

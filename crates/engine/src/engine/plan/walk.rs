@@ -124,7 +124,16 @@ impl Planner {
                     force,
                 });
             }
-            let diff = diff_instance(rt, provider.as_ref(), prior.as_ref(), config_value, resource, force, &self.salt);
+            let mut diff = diff_instance(rt, provider.as_ref(), prior.as_ref(), config_value, resource, force, &self.salt);
+            if let (Action::NoOp, Some(why), Some(_)) =
+                (diff.action, self.state.resources.get(&addr).and_then(|e| e.unhealthy.as_ref()), &resource.health_check)
+            {
+                diff.action = Action::Update;
+                diff.reason = Some(ChangeReason::GateAgain);
+                diff.disruption = Some("health check again".into());
+                diff.notes
+                    .push(format!("failed its health check in an earlier apply ({why}); gated again before it rejoins what lists it"));
+            }
             if resource.lifecycle.prevent_destroy && (diff.action.is_replace() || diff.action == Action::Delete) {
                 diags.push(
                     Diag::error(format!("{addr} has lifecycle.prevent_destroy and this plan would destroy it"))
