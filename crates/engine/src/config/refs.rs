@@ -19,6 +19,8 @@ pub enum Target {
     Resource(String, String),
     /// `module.NAME.OUTPUT`; the output is `None` for a bare `module.NAME`.
     Module(String, Option<String>),
+    /// `target` in a rollout `health_check`: the member being gated.
+    GateTarget,
     CountIndex,
     Each,
     Path,
@@ -211,6 +213,7 @@ impl Walker<'_> {
             ("module", Some(n)) => Target::Module(n.to_string(), attrs.get(1).map(|s| s.to_string())),
             ("count", _) => Target::CountIndex,
             ("each", _) => Target::Each,
+            ("target", _) => Target::GateTarget,
             ("path", _) => Target::Path,
             ("var" | "local" | "module", None) => Target::Unknown(name.to_string()),
             (t, Some(n)) => Target::Resource(t.to_string(), n.to_string()),

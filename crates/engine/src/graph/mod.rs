@@ -238,7 +238,8 @@ impl Builder {
                     }
                     continue;
                 }
-                Target::Path => continue,
+                // The member a health check gates: bound when it is evaluated.
+                Target::Path | Target::GateTarget => continue,
                 Target::Unknown(n) => {
                     self.diags.push(Diag::error(format!("Unknown reference {n:?}")).at(location).with_detail(
                         "References are var.NAME, local.NAME, module.NAME.OUTPUT, TYPE.NAME, count.index, each.key or each.value.",
