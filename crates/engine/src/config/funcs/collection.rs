@@ -98,11 +98,11 @@ pub(super) fn concat(f: &Args) -> Result<Value, String> {
 pub(super) fn contains(f: &Args) -> Result<Value, String> {
     f.arity(2, 2)?;
     let needle = f.arg(1)?;
-    Ok(Value::Bool(f.list(0)?.iter().any(|v| loosely_equal(v, needle))))
+    Ok(Value::Bool(f.list(0)?.contains(needle)))
 }
 
-/// Equality after converting primitives as a list's element type would:
-/// `"1"` and `1` are equal in a list of strings.
+/// Equality after converting primitives as `matchkeys` does: `"1"` and
+/// `1` match (`contains` and `index` compare exactly, as Terraform does).
 fn loosely_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::String(_), Value::Number(_) | Value::Bool(_)) | (Value::Number(_) | Value::Bool(_), Value::String(_)) => {
@@ -172,7 +172,7 @@ fn flatten_into(items: &[Value], out: &mut Vec<Value>) -> bool {
 pub(super) fn index(f: &Args) -> Result<Value, String> {
     f.arity(2, 2)?;
     let needle = f.arg(1)?;
-    match f.list(0)?.iter().position(|v| loosely_equal(v, needle)) {
+    match f.list(0)?.iter().position(|v| v == needle) {
         Some(i) => Ok(Value::Number(i as f64)),
         None => Err(f.error("item not found")),
     }

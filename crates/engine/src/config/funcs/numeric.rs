@@ -23,7 +23,9 @@ pub(super) fn floor(f: &Args) -> Result<Value, String> {
 }
 
 pub(super) fn signum(f: &Args) -> Result<Value, String> {
-    f.unary_number(|n| if n > 0.0 { 1.0 } else if n < 0.0 { -1.0 } else { 0.0 })
+    // Terraform's signum takes whole numbers only.
+    f.arity(1, 1)?;
+    Ok(Value::Number(f.integer(0)?.signum() as f64))
 }
 
 /// `log(number, base)`: natural logarithms divided, as Go's `math.Log`.
