@@ -30,6 +30,7 @@ pub const NUMERIC: &[Case] = &[
     ("signum(-13)", Ok("-1")),
     ("signum(0)", Ok("0")),
     ("signum(344)", Ok("1")),
+    ("signum(-0.5)", Err("whole number")),
     ("sum([10, 13, 6, 4.5])", Ok("33.5")),
     ("sum([])", Err("cannot sum an empty list")),
     ("max()", Err("at least one number")),
@@ -51,7 +52,6 @@ pub const STRING: &[Case] = &[
     // The page shows this example as a heredoc; Terraform pads the empty
     // last line too (checked against Terraform 1.15).
     ("indent(2, \"[\\n  foo,\\n  bar,\\n]\\n\")", Ok(r#""[\n    foo,\n    bar,\n  ]\n  ""#)),
-    ("signum(-0.5)", Err("whole number")),
     ("join(\", \", [\"foo\", \"bar\", \"baz\"])", Ok("\"foo, bar, baz\"")),
     ("join(\", \", [\"foo\"])", Ok("\"foo\"")),
     ("lower(\"HELLO\")", Ok("\"hello\"")),
