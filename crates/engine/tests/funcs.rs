@@ -20,10 +20,7 @@ fn run(src: &str) -> Result<Value, String> {
     let body = hcl_edit::parser::parse_body(&file.text).map_err(|e| format!("parse: {e}"))?;
     let attr = body.get_attribute("x").ok_or("no attribute")?;
     let dir = env!("CARGO_MANIFEST_DIR").to_string() + "/tests/funcs";
-    let base = BTreeMap::from([(
-        "path".to_string(),
-        Value::Map(BTreeMap::from([("module".to_string(), Value::String(dir))])),
-    )]);
+    let base = BTreeMap::from([("path".to_string(), Value::Map(BTreeMap::from([("module".to_string(), Value::String(dir))])))]);
     eval(&Expr { expr: attr.value.clone(), file: file.clone() }, &mut Scope::new(&base)).map_err(|d| d.summary)
 }
 
@@ -128,7 +125,8 @@ fn every_terraform_function_is_known() {
 /// and himaplan must agree on the value, or both fail.
 #[test]
 fn functions_agree_with_terraform() {
-    let cache = std::env::var("HIMAPLAN_CACHE").unwrap_or_else(|_| format!("{}/.cache/himaplan", std::env::var("HOME").unwrap_or_default()));
+    let cache =
+        std::env::var("HIMAPLAN_CACHE").unwrap_or_else(|_| format!("{}/.cache/himaplan", std::env::var("HOME").unwrap_or_default()));
     let python = format!("{cache}/tfvenv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/oracle/tf_eval.py");
     if !std::path::Path::new(&python).exists() {
@@ -164,5 +162,11 @@ fn functions_agree_with_terraform() {
             failures.push(format!("  {src}\n    terraform {tf}\n    himaplan  {:?}", ours.map(|v| v.to_json().to_string())));
         }
     }
-    assert!(failures.is_empty(), "{} of {} expressions differ from Terraform:\n{}", failures.len(), cases::DIFFERENTIAL.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} expressions differ from Terraform:\n{}",
+        failures.len(),
+        cases::DIFFERENTIAL.len(),
+        failures.join("\n")
+    );
 }

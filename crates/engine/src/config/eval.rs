@@ -181,8 +181,12 @@ impl<'f> Evaluator<'f> {
                 let sensitive = cond.has_sensitive();
                 match cond.unmarked() {
                     Value::Unknown => Ok(Value::Unknown),
-                    Value::Bool(true) => Ok(remark(self.unify_branch(self.eval(&c.true_expr, scope)?, &c.false_expr, scope, c)?, sensitive)),
-                    Value::Bool(false) => Ok(remark(self.unify_branch(self.eval(&c.false_expr, scope)?, &c.true_expr, scope, c)?, sensitive)),
+                    Value::Bool(true) => {
+                        Ok(remark(self.unify_branch(self.eval(&c.true_expr, scope)?, &c.false_expr, scope, c)?, sensitive))
+                    }
+                    Value::Bool(false) => {
+                        Ok(remark(self.unify_branch(self.eval(&c.false_expr, scope)?, &c.true_expr, scope, c)?, sensitive))
+                    }
                     other => Err(self.err(c.cond_expr.span(), format!("The condition must be a bool, got {}", other.type_name()))),
                 }
             }
@@ -296,7 +300,13 @@ impl<'f> Evaluator<'f> {
     /// number against a bool is an error. Only a primitive non-string
     /// result needs the other branch, so ordinary conditionals pay nothing
     /// extra; errors in the other branch are ignored, as HCL does.
-    fn unify_branch(&self, chosen: Value, other: &Expression, scope: &mut Scope<'_>, c: &hcl_edit::expr::Conditional) -> Result<Value, Diag> {
+    fn unify_branch(
+        &self,
+        chosen: Value,
+        other: &Expression,
+        scope: &mut Scope<'_>,
+        c: &hcl_edit::expr::Conditional,
+    ) -> Result<Value, Diag> {
         if !matches!(chosen.unmarked(), Value::Number(_) | Value::Bool(_)) || matches!(other, Expression::Null(_)) {
             return Ok(chosen);
         }
@@ -304,7 +314,14 @@ impl<'f> Evaluator<'f> {
         match (chosen.unmarked(), alt.unmarked()) {
             (v, Value::String(_)) => Ok(remark(Value::String(v.to_template_string().unwrap_or_default()), chosen.has_sensitive())),
             (Value::Number(_), Value::Bool(_)) | (Value::Bool(_), Value::Number(_)) => Err(self
-                .err(c.span(), format!("Inconsistent conditional result types: the true and false results are {} and {}", self_type(&c.true_expr, &chosen, &alt), if std::ptr::eq(other, &c.false_expr) { alt.type_name() } else { chosen.type_name() }))
+                .err(
+                    c.span(),
+                    format!(
+                        "Inconsistent conditional result types: the true and false results are {} and {}",
+                        self_type(&c.true_expr, &chosen, &alt),
+                        if std::ptr::eq(other, &c.false_expr) { alt.type_name() } else { chosen.type_name() }
+                    ),
+                )
                 .with_detail("The true and false result expressions must have consistent types.")),
             (_, Value::List(_) | Value::Map(_)) => Err(self
                 .err(c.span(), format!("Inconsistent conditional result types: {} and {}", chosen.type_name(), alt.type_name()))
@@ -639,8 +656,16 @@ impl<'f> Evaluator<'f> {
                         match cond.unmarked() {
                             Value::Unknown => *unknown = true,
                             Value::Bool(true) => {
-                                let last = ifd.else_expr.as_ref().map(|e| e.strip.strip_start()).unwrap_or(ifd.endif_expr.strip.strip_start());
-                                self.template_into(&ifd.if_expr.template, scope, out, unknown, sensitive, (ifd.if_expr.strip.strip_end(), last))?
+                                let last =
+                                    ifd.else_expr.as_ref().map(|e| e.strip.strip_start()).unwrap_or(ifd.endif_expr.strip.strip_start());
+                                self.template_into(
+                                    &ifd.if_expr.template,
+                                    scope,
+                                    out,
+                                    unknown,
+                                    sensitive,
+                                    (ifd.if_expr.strip.strip_end(), last),
+                                )?
                             }
                             Value::Bool(false) => {
                                 if let Some(e) = &ifd.else_expr {
@@ -914,7 +939,8 @@ pub(crate) fn render_template(fname: &str, source: &str, vars: &BTreeMap<String,
     let template = hcl_edit::parser::parse_template(source).map_err(|e| format!("{fname}: invalid template: {e}"))?;
     let mut base = vars.clone();
     if let Some(dir) = &ctx.module_dir {
-        base.entry("path".into()).or_insert_with(|| Value::Map(BTreeMap::from([("module".into(), Value::String(dir.display().to_string()))])));
+        base.entry("path".into())
+            .or_insert_with(|| Value::Map(BTreeMap::from([("module".into(), Value::String(dir.display().to_string()))])));
     }
     let file = SourceFile::new(format!("<{fname}>").into(), source.to_string());
     DEPTH.with(|d| d.set(depth + 1));

@@ -47,8 +47,14 @@ pub const STRING: &[Case] = &[
     ("format(\"There are %d lights\", 4)", Ok("\"There are 4 lights\"")),
     ("format(\"%-5s|%5.1f|%03d|%t\", \"ab\", 3.14159, 7, true)", Ok("\"ab   |  3.1|007|true\"")),
     ("format(\"%s %s\", \"a\")", Err("not enough arguments")),
-    ("formatlist(\"Hello, %s!\", [\"Valentina\", \"Ander\", \"Olivia\", \"Sam\"])", Ok(r#"["Hello, Valentina!","Hello, Ander!","Hello, Olivia!","Hello, Sam!"]"#)),
-    ("formatlist(\"%s, %s!\", \"Salutations\", [\"Valentina\", \"Ander\", \"Olivia\", \"Sam\"])", Ok(r#"["Salutations, Valentina!","Salutations, Ander!","Salutations, Olivia!","Salutations, Sam!"]"#)),
+    (
+        "formatlist(\"Hello, %s!\", [\"Valentina\", \"Ander\", \"Olivia\", \"Sam\"])",
+        Ok(r#"["Hello, Valentina!","Hello, Ander!","Hello, Olivia!","Hello, Sam!"]"#),
+    ),
+    (
+        "formatlist(\"%s, %s!\", \"Salutations\", [\"Valentina\", \"Ander\", \"Olivia\", \"Sam\"])",
+        Ok(r#"["Salutations, Valentina!","Salutations, Ander!","Salutations, Olivia!","Salutations, Sam!"]"#),
+    ),
     // The page shows this example as a heredoc; Terraform pads the empty
     // last line too (checked against Terraform 1.15).
     ("indent(2, \"[\\n  foo,\\n  bar,\\n]\\n\")", Ok(r#""[\n    foo,\n    bar,\n  ]\n  ""#)),
@@ -58,7 +64,10 @@ pub const STRING: &[Case] = &[
     ("lower(\"АЛЛО!\")", Ok("\"алло!\"")),
     ("regex(\"[a-z]+\", \"53453453.345345aaabbbccc23454\")", Ok("\"aaabbbccc\"")),
     (r#"regex("(\\d\\d\\d\\d)-(\\d\\d)-(\\d\\d)", "2019-02-01")"#, Ok(r#"["2019","02","01"]"#)),
-    (r#"regex("^(?:(?P<scheme>[^:/?#]+):)?(?://(?P<authority>[^/?#]*))?", "https://terraform.io/docs/")"#, Ok(r#"{"authority":"terraform.io","scheme":"https"}"#)),
+    (
+        r#"regex("^(?:(?P<scheme>[^:/?#]+):)?(?://(?P<authority>[^/?#]*))?", "https://terraform.io/docs/")"#,
+        Ok(r#"{"authority":"terraform.io","scheme":"https"}"#),
+    ),
     ("regex(\"[a-z]+\", \"53453453.34534523454\")", Err("pattern did not match")),
     ("regex(\"[\", \"x\")", Err("invalid regexp pattern")),
     ("regexall(\"[a-z]+\", \"1234abcd5678efgh9\")", Ok(r#"["abcd","efgh"]"#)),
@@ -142,7 +151,10 @@ pub const COLLECTION: &[Case] = &[
     ("range(10, 5, -2)", Ok("[10,8,6]")),
     ("reverse([1, 2, 3])", Ok("[3,2,1]")),
     ("setintersection([\"a\", \"b\"], [\"b\", \"c\"], [\"b\", \"d\"])", Ok(r#"["b"]"#)),
-    ("setproduct([\"development\", \"staging\"], [\"app1\", \"app2\"])", Ok(r#"[["development","app1"],["development","app2"],["staging","app1"],["staging","app2"]]"#)),
+    (
+        "setproduct([\"development\", \"staging\"], [\"app1\", \"app2\"])",
+        Ok(r#"[["development","app1"],["development","app2"],["staging","app1"],["staging","app2"]]"#),
+    ),
     ("setsubtract([\"a\", \"b\", \"c\"], [\"a\", \"c\"])", Ok(r#"["b"]"#)),
     ("setunion([\"a\", \"b\"], [\"b\", \"c\"], [\"d\"])", Ok(r#"["a","b","c","d"]"#)),
     ("slice([\"a\", \"b\", \"c\", \"d\"], 1, 3)", Ok(r#"["b","c"]"#)),
@@ -177,7 +189,10 @@ pub const ENCODING: &[Case] = &[
     ("yamldecode(\"{a: &foo [1, 2, 3], b: *foo, c: *foo}\")", Ok(r#"{"a":[1,2,3],"b":[1,2,3],"c":[1,2,3]}"#)),
     ("yamlencode({\"a\":\"b\", \"c\":\"d\"})", Ok(r#""\"a\": \"b\"\n\"c\": \"d\"\n""#)),
     ("yamlencode({\"foo\":[1, 2, 3], \"bar\": \"baz\"})", Ok(r#""\"bar\": \"baz\"\n\"foo\":\n- 1\n- 2\n- 3\n""#)),
-    ("yamlencode({\"foo\":[1, {\"a\":\"b\",\"c\":\"d\"}, 3], \"bar\": \"baz\"})", Ok(r#""\"bar\": \"baz\"\n\"foo\":\n- 1\n- \"a\": \"b\"\n  \"c\": \"d\"\n- 3\n""#)),
+    (
+        "yamlencode({\"foo\":[1, {\"a\":\"b\",\"c\":\"d\"}, 3], \"bar\": \"baz\"})",
+        Ok(r#""\"bar\": \"baz\"\n\"foo\":\n- 1\n- \"a\": \"b\"\n  \"c\": \"d\"\n- 3\n""#),
+    ),
 ];
 
 pub const FILESYSTEM: &[Case] = &[
@@ -219,7 +234,12 @@ pub const HASH: &[Case] = &[
     ("md5(\"hello world\")", Ok("\"5eb63bbbe01eeed093cb22bb8f5acdc3\"")),
     ("sha1(\"hello world\")", Ok("\"2aae6c35c94fcfb415dbe95f408b9ce91ee846ed\"")),
     ("sha256(\"hello world\")", Ok("\"b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9\"")),
-    ("sha512(\"hello world\")", Ok("\"309ecc489c12d6eb4cc40f50c902f2b4d0ed77ee511a7c7a9bcd3ca86d4cd86f989dd35bc5ff499670da34255b45b0cfd830e81f605dcf7dc5542e93ae9cd76f\"")),
+    (
+        "sha512(\"hello world\")",
+        Ok(
+            "\"309ecc489c12d6eb4cc40f50c902f2b4d0ed77ee511a7c7a9bcd3ca86d4cd86f989dd35bc5ff499670da34255b45b0cfd830e81f605dcf7dc5542e93ae9cd76f\"",
+        ),
+    ),
     ("base64sha256(\"hello world\")", Ok("\"uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=\"")),
     ("base64sha512(\"hello world\")", Ok("\"MJ7MSJwS1utMxA9QyQLytNDtd+5RGnx6m808qG1M2G+YndNbxf9JlnDaNCVbRbDP2DDoH2Bdz33FVC6TrpzXbw==\"")),
     ("uuidv5(\"dns\", \"www.terraform.io\")", Ok("\"a5008fae-b28c-5ba5-96cd-82b4c53552d6\"")),
@@ -245,7 +265,10 @@ pub const IP: &[Case] = &[
     ("cidrsubnet(\"10.0.0.0/30\", 4, 0)", Err("insufficient address space")),
     ("cidrsubnet(\"10.0.0.0/8\", 2, 4)", Err("does not accommodate a subnet numbered 4")),
     ("cidrsubnets(\"10.1.0.0/16\", 4, 4, 8, 4)", Ok(r#"["10.1.0.0/20","10.1.16.0/20","10.1.32.0/24","10.1.48.0/20"]"#)),
-    ("cidrsubnets(\"fd00:fd12:3456:7890::/56\", 16, 16, 16, 32)", Ok(r#"["fd00:fd12:3456:7800::/72","fd00:fd12:3456:7800:100::/72","fd00:fd12:3456:7800:200::/72","fd00:fd12:3456:7800:300::/88"]"#)),
+    (
+        "cidrsubnets(\"fd00:fd12:3456:7890::/56\", 16, 16, 16, 32)",
+        Ok(r#"["fd00:fd12:3456:7800::/72","fd00:fd12:3456:7800:100::/72","fd00:fd12:3456:7800:200::/72","fd00:fd12:3456:7800:300::/88"]"#),
+    ),
     ("cidrhost(\"not-a-cidr\", 1)", Err("invalid CIDR")),
 ];
 

@@ -119,7 +119,12 @@ impl Args<'_> {
                     if item.is_null() {
                         format!("{}: {} argument must be a list of strings, got a null element", self.name, ordinal(i))
                     } else {
-                        format!("{}: {} argument must be a list of strings, got an element of type {}", self.name, ordinal(i), item.type_name())
+                        format!(
+                            "{}: {} argument must be a list of strings, got an element of type {}",
+                            self.name,
+                            ordinal(i),
+                            item.type_name()
+                        )
                     }
                 })
             })

@@ -51,10 +51,7 @@ pub(super) fn chunklist(f: &Args) -> Result<Value, String> {
 /// arguments are unified to one type (`coalesce(1, "x")` is `"1"`).
 pub(super) fn coalesce(f: &Args) -> Result<Value, String> {
     let unified = unify(f.args).map_err(|e| f.error(e))?;
-    unified
-        .into_iter()
-        .find(|v| !v.is_null() && v.as_str() != Some(""))
-        .ok_or_else(|| f.error("no non-null, non-empty-string arguments"))
+    unified.into_iter().find(|v| !v.is_null() && v.as_str() != Some("")).ok_or_else(|| f.error("no non-null, non-empty-string arguments"))
 }
 
 pub(super) fn coalescelist(f: &Args) -> Result<Value, String> {

@@ -112,12 +112,14 @@ pub fn convert_to(value: &Value, ty: &Type) -> Result<Value, String> {
             (Type::String, Value::Number(n)) => Ok(Value::String(format_number(*n))),
             (Type::String, Value::Bool(b)) => Ok(Value::String(b.to_string())),
             (Type::Number, Value::Number(_)) => Ok(v.clone()),
-            (Type::Number, Value::String(s)) => {
-                parse_number(s).map(Value::Number).ok_or_else(|| format!("cannot convert {s:?} to number; given string must be a decimal representation of a number"))
-            }
+            (Type::Number, Value::String(s)) => parse_number(s)
+                .map(Value::Number)
+                .ok_or_else(|| format!("cannot convert {s:?} to number; given string must be a decimal representation of a number")),
             (Type::Bool, Value::Bool(_)) => Ok(v.clone()),
             (Type::Bool, Value::String(s)) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
-            (Type::Bool, Value::String(s)) => Err(format!("cannot convert {s:?} to bool; only the strings \"true\" or \"false\" are allowed")),
+            (Type::Bool, Value::String(s)) => {
+                Err(format!("cannot convert {s:?} to bool; only the strings \"true\" or \"false\" are allowed"))
+            }
             (Type::List(t), Value::List(items)) => convert_all(items, t).map(Value::List),
             (Type::Set(t), Value::List(items)) => super::set::to_set(&convert_all(items, t)?).map(Value::List),
             (Type::Tuple(ts), Value::List(items)) if ts.len() == items.len() => {

@@ -46,11 +46,20 @@ pub(super) fn textencodebase64(f: &Args) -> Result<Value, String> {
         Some(Encoding::Utf16Be) => s.encode_utf16().flat_map(u16::to_be_bytes).collect(),
         Some(Encoding::Latin1) => s
             .chars()
-            .map(|c| u8::try_from(u32::from(c)).map_err(|_| f.error(format!("the given string contains characters that cannot be represented in {enc}"))))
+            .map(|c| {
+                u8::try_from(u32::from(c))
+                    .map_err(|_| f.error(format!("the given string contains characters that cannot be represented in {enc}")))
+            })
             .collect::<Result<_, _>>()?,
         Some(Encoding::Ascii) => s
             .chars()
-            .map(|c| if c.is_ascii() { Ok(c as u8) } else { Err(f.error(format!("the given string contains characters that cannot be represented in {enc}"))) })
+            .map(|c| {
+                if c.is_ascii() {
+                    Ok(c as u8)
+                } else {
+                    Err(f.error(format!("the given string contains characters that cannot be represented in {enc}")))
+                }
+            })
             .collect::<Result<_, _>>()?,
         None => return Err(unsupported(f, &enc)),
     };
@@ -75,7 +84,9 @@ pub(super) fn textdecodebase64(f: &Args) -> Result<Value, String> {
             String::from_utf16(&units).map_err(|_| invalid())?
         }
         Some(Encoding::Latin1) => bytes.iter().map(|b| char::from(*b)).collect(),
-        Some(Encoding::Ascii) => bytes.iter().map(|b| if b.is_ascii() { Ok(char::from(*b)) } else { Err(invalid()) }).collect::<Result<_, _>>()?,
+        Some(Encoding::Ascii) => {
+            bytes.iter().map(|b| if b.is_ascii() { Ok(char::from(*b)) } else { Err(invalid()) }).collect::<Result<_, _>>()?
+        }
         None => return Err(unsupported(f, &enc)),
     };
     Ok(Value::String(text))
@@ -103,7 +114,9 @@ fn encoding(name: &str) -> Option<Encoding> {
 }
 
 fn unsupported(f: &Args, enc: &str) -> String {
-    f.error(format!("{enc:?} is not a supported IANA encoding name or alias in this himaplan version (UTF-8, UTF-16LE, UTF-16BE, ISO-8859-1, US-ASCII)"))
+    f.error(format!(
+        "{enc:?} is not a supported IANA encoding name or alias in this himaplan version (UTF-8, UTF-16LE, UTF-16BE, ISO-8859-1, US-ASCII)"
+    ))
 }
 
 /// Go's `url.QueryEscape`: unreserved bytes stay, space is `+`, the rest

@@ -37,7 +37,9 @@ pub(super) fn read_bytes(f: &Args, i: usize) -> Result<Vec<u8>, String> {
     let name = f.string(i)?;
     let path = resolve(f.ctx, &name);
     let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => f.error(format!("no file exists at {name:?}; this function works only with files that are distributed as part of the configuration source code")),
+        std::io::ErrorKind::NotFound => f.error(format!(
+            "no file exists at {name:?}; this function works only with files that are distributed as part of the configuration source code"
+        )),
         _ => f.error(format!("failed to read {name:?}: {e}")),
     })?;
     let mut bytes = Vec::new();

@@ -14,7 +14,6 @@ pub(super) fn format(f: &Args) -> Result<Value, String> {
     Ok(Value::String(text))
 }
 
-
 /// `formatlist(format, args...)`: list arguments (all of one length) are
 /// iterated together; other arguments repeat on every element.
 pub(super) fn formatlist(f: &Args) -> Result<Value, String> {

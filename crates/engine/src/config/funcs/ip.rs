@@ -87,18 +87,25 @@ pub(super) fn cidrsubnets(f: &Args) -> Result<Value, String> {
     let net = prefix(f, 0)?;
     let total = bits(&net);
     let mut next = to_int(net.network());
-    let end = next + if total - u32::from(net.prefix_len()) >= 128 { u128::MAX } else { (1u128 << (total - u32::from(net.prefix_len()))) - 1 };
+    let end =
+        next + if total - u32::from(net.prefix_len()) >= 128 { u128::MAX } else { (1u128 << (total - u32::from(net.prefix_len()))) - 1 };
     let mut out = Vec::new();
     for i in 1..f.len() {
         let newbits = f.integer(i)?;
         let len = i64::from(net.prefix_len()) + newbits;
         if newbits < 1 || len > i64::from(total) {
-            return Err(f.error(format!("would extend prefix to {len} bits, which is too long for an IPv{} address", if total == 32 { 4 } else { 6 })));
+            return Err(f.error(format!(
+                "would extend prefix to {len} bits, which is too long for an IPv{} address",
+                if total == 32 { 4 } else { 6 }
+            )));
         }
         let size = 1u128 << (total - len as u32);
         let start = next.div_ceil(size) * size;
         if start > end || start + (size - 1) > end {
-            return Err(f.error(format!("not enough remaining address space for a subnet with a prefix of {len} bits after {}", out.last().map(|v: &Value| v.to_string()).unwrap_or_default())));
+            return Err(f.error(format!(
+                "not enough remaining address space for a subnet with a prefix of {len} bits after {}",
+                out.last().map(|v: &Value| v.to_string()).unwrap_or_default()
+            )));
         }
         out.push(Value::String(IpNet::new(from_int(&net, start), len as u8).map_err(|e| f.error(e))?.to_string()));
         next = start + size;

@@ -202,7 +202,10 @@ fn tostring_and_tonumber_convert_primitives_only() {
     assert_eq!(err("tostring", &[list(&[])]), "tostring: cannot convert list to string");
     assert_eq!(ok("tonumber", &[s("1.5")]), n(1.5));
     assert_eq!(ok("tonumber", &[n(2.0)]), n(2.0));
-    assert_eq!(err("tonumber", &[s("abc")]), "tonumber: cannot convert \"abc\" to number; given string must be a decimal representation of a number");
+    assert_eq!(
+        err("tonumber", &[s("abc")]),
+        "tonumber: cannot convert \"abc\" to number; given string must be a decimal representation of a number"
+    );
     assert!(err("tonumber", &[s("inf")]).contains("cannot convert"));
     assert!(err("tonumber", &[Value::Bool(true)]).contains("cannot convert bool"));
 }

@@ -87,7 +87,8 @@ fn go_duration(s: &str) -> Result<Duration, String> {
     Ok(if negative { -d } else { d })
 }
 
-const MONTHS: [&str; 12] = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS: [&str; 12] =
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// `formatdate(spec, timestamp)` with Terraform's letter sequences and

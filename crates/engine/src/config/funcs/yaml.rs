@@ -384,7 +384,10 @@ fn resolve(text: &str, style: TScalarStyle, tag: Option<&str>) -> Result<Value, 
     if let Some(n) = radix("0x", 16).or_else(|| radix("0o", 8)).or_else(|| radix("0b", 2)) {
         return Ok(Value::Number(sign * n as f64));
     }
-    if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+')) && body.bytes().any(|b| b.is_ascii_digit()) {
+    if !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && body.bytes().any(|b| b.is_ascii_digit())
+    {
         if let Ok(n) = body.parse::<f64>() {
             return Ok(Value::Number(sign * n));
         }
