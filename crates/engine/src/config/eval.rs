@@ -136,7 +136,7 @@ impl<'f> Evaluator<'f> {
             Expression::Null(_) => Ok(Value::Null),
             Expression::Bool(b) => Ok(Value::Bool(*b.value())),
             Expression::Number(n) => Ok(Value::Number(n.value().as_f64().unwrap_or(0.0))),
-            Expression::String(s) => Ok(Value::String(s.value().clone())),
+            Expression::String(s) => Ok(Value::String(nfc(s.value()))),
             Expression::Array(items) => {
                 let values = items.iter().map(|e| self.eval(e, scope)).collect::<Result<Vec<_>, _>>()?;
                 Ok(Value::List(values))
@@ -181,35 +181,16 @@ impl<'f> Evaluator<'f> {
                 let sensitive = cond.has_sensitive();
                 match cond.unmarked() {
                     Value::Unknown => Ok(Value::Unknown),
-                    Value::Bool(true) => Ok(remark(self.eval(&c.true_expr, scope)?, sensitive)),
-                    Value::Bool(false) => Ok(remark(self.eval(&c.false_expr, scope)?, sensitive)),
+                    Value::Bool(true) => {
+                        Ok(remark(self.unify_branch(self.eval(&c.true_expr, scope)?, &c.false_expr, scope, c)?, sensitive))
+                    }
+                    Value::Bool(false) => {
+                        Ok(remark(self.unify_branch(self.eval(&c.false_expr, scope)?, &c.true_expr, scope, c)?, sensitive))
+                    }
                     other => Err(self.err(c.cond_expr.span(), format!("The condition must be a bool, got {}", other.type_name()))),
                 }
             }
-            Expression::FuncCall(call) => {
-                if call.name.is_namespaced() {
-                    return Err(self.err(call.span(), "Namespaced functions are not supported"));
-                }
-                let name = call.name.name.as_str();
-                if !funcs::is_known_function(name) {
-                    return Err(self.err(call.span(), format!("Unknown function {name:?}")));
-                }
-                let mut args = Vec::with_capacity(call.args.len());
-                for arg in call.args.iter() {
-                    args.push(self.eval(arg, scope)?);
-                }
-                if call.args.expand_final() {
-                    match args.pop() {
-                        Some(Value::List(items)) => args.extend(items),
-                        Some(Value::Unknown) => return Ok(Value::Unknown),
-                        Some(other) => {
-                            return Err(self.err(call.span(), format!("Cannot expand {} with ...; a list is required", other.type_name())));
-                        }
-                        None => {}
-                    }
-                }
-                funcs::call(name, args).map_err(|message| self.err(call.span(), format!("Invalid function call: {message}")))
-            }
+            Expression::FuncCall(call) => self.call(call, scope),
             Expression::Traversal(t) => {
                 // `TYPE.NAME[i].attr` would otherwise clone every instance of
                 // TYPE to read one attribute: per instance, that is quadratic.
@@ -237,6 +218,115 @@ impl<'f> Evaluator<'f> {
             }
             Expression::BinaryOp(op) => self.binary(op, scope),
             Expression::ForExpr(f) => self.for_expr(f, scope),
+        }
+    }
+
+    /// A function call. `try`, `can` and `convert` see their arguments
+    /// unevaluated; every other function gets values and the module's
+    /// directory (`path.module`) for relative file paths.
+    fn call(&self, call: &hcl_edit::expr::FuncCall, scope: &mut Scope<'_>) -> Result<Value, Diag> {
+        if call.name.is_namespaced() {
+            return Err(self.err(call.span(), "Namespaced functions are not supported"));
+        }
+        let name = call.name.name.as_str();
+        if !funcs::is_known_function(name) {
+            return Err(self.err(call.span(), format!("Unknown function {name:?}")));
+        }
+        let fail = |message: String| self.err(call.span(), format!("Invalid function call: {message}"));
+        if funcs::LAZY_FUNCTIONS.contains(&name) {
+            return self.lazy_call(name, call, scope).map_err(|e| e.unwrap_or_else(|m| fail(m)));
+        }
+        let mut args = Vec::with_capacity(call.args.len());
+        for arg in call.args.iter() {
+            args.push(self.eval(arg, scope)?);
+        }
+        if call.args.expand_final() {
+            match args.pop() {
+                Some(Value::List(items)) => args.extend(items),
+                Some(Value::Unknown) => return Ok(Value::Unknown),
+                Some(other) => {
+                    return Err(self.err(call.span(), format!("Cannot expand {} with ...; a list is required", other.type_name())));
+                }
+                None => {}
+            }
+        }
+        let ctx = funcs::Context { module_dir: scope.lookup("path").and_then(|p| p.get("module")).and_then(Value::as_str).map(Into::into) };
+        funcs::call_in(&ctx, name, args).map_err(fail)
+    }
+
+    /// `try(…)`, `can(…)` and `convert(value, type)`. The error is a
+    /// diagnostic of an argument or a message for the call.
+    fn lazy_call(&self, name: &str, call: &hcl_edit::expr::FuncCall, scope: &mut Scope<'_>) -> Result<Value, Result<Diag, String>> {
+        let args: Vec<&Expression> = call.args.iter().collect();
+        match name {
+            "try" => {
+                if args.is_empty() {
+                    return Err(Err("try: at least one argument is required".into()));
+                }
+                let mut last = None;
+                for arg in &args {
+                    match self.eval(arg, scope) {
+                        // A value not yet known might still fail, so the
+                        // result waits for it.
+                        Ok(v) if v.has_unknown() => return Ok(Value::Unknown),
+                        Ok(v) => return Ok(v),
+                        Err(d) => last = Some(d),
+                    }
+                }
+                let detail = last.map(|d| d.summary).unwrap_or_default();
+                Err(Err(format!("try: no expression succeeded; the last one failed with: {detail}")))
+            }
+            "can" => match args.as_slice() {
+                [arg] => match self.eval(arg, scope) {
+                    Ok(v) if v.has_unknown() => Ok(Value::Unknown),
+                    Ok(_) => Ok(Value::Bool(true)),
+                    Err(_) => Ok(Value::Bool(false)),
+                },
+                _ => Err(Err(format!("can: expected 1 argument, got {}", args.len()))),
+            },
+            _ => match args.as_slice() {
+                [value, ty] => {
+                    let ty = funcs::Type::parse(ty).map_err(|m| Ok(self.err(ty.span(), format!("Invalid type constraint: {m}"))))?;
+                    let value = self.eval(value, scope).map_err(Ok)?;
+                    funcs::convert_to(&value, &ty).map_err(|m| Err(format!("convert: {m}")))
+                }
+                _ => Err(Err(format!("convert: expected 2 arguments, got {}", args.len()))),
+            },
+        }
+    }
+
+    /// Terraform unifies a conditional's two results to one type: a number
+    /// or bool chosen against a string alternative becomes a string, and a
+    /// number against a bool is an error. Only a primitive non-string
+    /// result needs the other branch, so ordinary conditionals pay nothing
+    /// extra; errors in the other branch are ignored, as HCL does.
+    fn unify_branch(
+        &self,
+        chosen: Value,
+        other: &Expression,
+        scope: &mut Scope<'_>,
+        c: &hcl_edit::expr::Conditional,
+    ) -> Result<Value, Diag> {
+        if !matches!(chosen.unmarked(), Value::Number(_) | Value::Bool(_)) || matches!(other, Expression::Null(_)) {
+            return Ok(chosen);
+        }
+        let Ok(alt) = self.eval(other, scope) else { return Ok(chosen) };
+        match (chosen.unmarked(), alt.unmarked()) {
+            (v, Value::String(_)) => Ok(remark(Value::String(v.to_template_string().unwrap_or_default()), chosen.has_sensitive())),
+            (Value::Number(_), Value::Bool(_)) | (Value::Bool(_), Value::Number(_)) => Err(self
+                .err(
+                    c.span(),
+                    format!(
+                        "Inconsistent conditional result types: the true and false results are {} and {}",
+                        self_type(&c.true_expr, &chosen, &alt),
+                        if std::ptr::eq(other, &c.false_expr) { alt.type_name() } else { chosen.type_name() }
+                    ),
+                )
+                .with_detail("The true and false result expressions must have consistent types.")),
+            (_, Value::List(_) | Value::Map(_)) => Err(self
+                .err(c.span(), format!("Inconsistent conditional result types: {} and {}", chosen.type_name(), alt.type_name()))
+                .with_detail("The true and false result expressions must have consistent types.")),
+            _ => Ok(chosen),
         }
     }
 
@@ -505,10 +595,15 @@ impl<'f> Evaluator<'f> {
     }
 
     fn template(&self, template: &Template, scope: &mut Scope<'_>) -> Result<Value, Diag> {
+        // A template that is exactly one interpolation is its value, not a
+        // string (HCL's rule: "${var.list}" is the list).
+        if let Some(Element::Interpolation(i)) = template.as_single_element() {
+            return self.eval(&i.expr, scope);
+        }
         let mut out = String::new();
         let mut unknown = false;
         let mut sensitive = false;
-        self.template_into(template, scope, &mut out, &mut unknown, &mut sensitive)?;
+        self.template_into(template, scope, &mut out, &mut unknown, &mut sensitive, (false, false))?;
         if unknown {
             return Ok(Value::Unknown);
         }
@@ -522,10 +617,22 @@ impl<'f> Evaluator<'f> {
         out: &mut String,
         unknown: &mut bool,
         sensitive: &mut bool,
+        strip: (bool, bool),
     ) -> Result<(), Diag> {
-        for element in template.iter() {
+        let elements = template;
+        for (k, element) in template.iter().enumerate() {
             match element {
-                Element::Literal(s) => out.push_str(s.value()),
+                Element::Literal(s) => {
+                    // `~` markers strip the whitespace next to them.
+                    let mut text = s.value().as_str();
+                    if (k == 0 && strip.0) || k.checked_sub(1).and_then(|p| elements.get(p)).is_some_and(strips_after) {
+                        text = text.trim_start();
+                    }
+                    if (k + 1 == elements.len() && strip.1) || elements.get(k + 1).is_some_and(strips_before) {
+                        text = text.trim_end();
+                    }
+                    if text.is_ascii() { out.push_str(text) } else { out.push_str(&nfc(text)) }
+                }
                 Element::Interpolation(i) => {
                     let v = self.eval(&i.expr, scope)?;
                     *sensitive |= v.has_sensitive();
@@ -548,10 +655,22 @@ impl<'f> Evaluator<'f> {
                         *sensitive |= cond.has_sensitive();
                         match cond.unmarked() {
                             Value::Unknown => *unknown = true,
-                            Value::Bool(true) => self.template_into(&ifd.if_expr.template, scope, out, unknown, sensitive)?,
+                            Value::Bool(true) => {
+                                let last =
+                                    ifd.else_expr.as_ref().map(|e| e.strip.strip_start()).unwrap_or(ifd.endif_expr.strip.strip_start());
+                                self.template_into(
+                                    &ifd.if_expr.template,
+                                    scope,
+                                    out,
+                                    unknown,
+                                    sensitive,
+                                    (ifd.if_expr.strip.strip_end(), last),
+                                )?
+                            }
                             Value::Bool(false) => {
                                 if let Some(e) = &ifd.else_expr {
-                                    self.template_into(&e.template, scope, out, unknown, sensitive)?;
+                                    let marks = (e.strip.strip_end(), ifd.endif_expr.strip.strip_start());
+                                    self.template_into(&e.template, scope, out, unknown, sensitive, marks)?;
                                 }
                             }
                             other => {
@@ -582,7 +701,8 @@ impl<'f> Evaluator<'f> {
                                 bound += 1;
                             }
                             scope.bind(f.value_var.as_str(), v);
-                            let r = self.template_into(&f.template, scope, out, unknown, sensitive);
+                            let marks = (f.strip.strip_end(), ford.endfor_expr.strip.strip_start());
+                            let r = self.template_into(&f.template, scope, out, unknown, sensitive, marks);
                             for _ in 0..bound {
                                 scope.unbind();
                             }
@@ -766,6 +886,67 @@ impl<'f> Evaluator<'f> {
         }
         Ok(out)
     }
+}
+
+/// Whether an element's closing `~` strips the whitespace after it.
+fn strips_after(e: &Element) -> bool {
+    match e {
+        Element::Literal(_) => false,
+        Element::Interpolation(i) => i.strip.strip_end(),
+        Element::Directive(d) => match &**d {
+            Directive::If(i) => i.endif_expr.strip.strip_end(),
+            Directive::For(f) => f.endfor_expr.strip.strip_end(),
+        },
+    }
+}
+
+/// Whether an element's opening `~` strips the whitespace before it.
+fn strips_before(e: &Element) -> bool {
+    match e {
+        Element::Literal(_) => false,
+        Element::Interpolation(i) => i.strip.strip_start(),
+        Element::Directive(d) => match &**d {
+            Directive::If(i) => i.if_expr.strip.strip_start(),
+            Directive::For(f) => f.for_expr.strip.strip_start(),
+        },
+    }
+}
+
+/// String literals are Unicode NFC-normalised, as HCL does; ASCII (the
+/// common case) is checked without normalising.
+fn nfc(s: &str) -> String {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes { s.to_string() } else { s.nfc().collect() }
+}
+
+fn self_type(_true_expr: &Expression, chosen: &Value, alt: &Value) -> String {
+    // Names the two result types in true/false order for the message.
+    format!("{} / {}", chosen.type_name(), alt.type_name())
+}
+
+/// Renders `source` as a template with `vars` as its only names
+/// (`templatestring`, `templatefile`). Nested renders are bounded so a
+/// template cannot recurse without end.
+pub(crate) fn render_template(fname: &str, source: &str, vars: &BTreeMap<String, Value>, ctx: &funcs::Context) -> Result<Value, String> {
+    thread_local! {
+        static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    const MAX_DEPTH: usize = 8;
+    let depth = DEPTH.with(|d| d.get());
+    if depth >= MAX_DEPTH {
+        return Err(format!("{fname}: templates nest more than {MAX_DEPTH} deep (a template may not render itself)"));
+    }
+    let template = hcl_edit::parser::parse_template(source).map_err(|e| format!("{fname}: invalid template: {e}"))?;
+    let mut base = vars.clone();
+    if let Some(dir) = &ctx.module_dir {
+        base.entry("path".into())
+            .or_insert_with(|| Value::Map(BTreeMap::from([("module".into(), Value::String(dir.display().to_string()))])));
+    }
+    let file = SourceFile::new(format!("<{fname}>").into(), source.to_string());
+    DEPTH.with(|d| d.set(depth + 1));
+    let result = Evaluator { file: &file }.template(&template, &mut Scope::new(&base));
+    DEPTH.with(|d| d.set(depth));
+    result.map_err(|d| format!("{fname}: {}", d.summary))
 }
 
 fn key_span(key: &ObjectKey) -> Option<std::ops::Range<usize>> {
