@@ -67,6 +67,7 @@ async fn create(p: &AwsProvider, address: &str, attrs: Value) -> Result<Value, P
         changed: vec![],
         lineage: LINEAGE.into(),
         token: Some(format!("tok-{address}")),
+        part: None,
     })
     .await
 }
@@ -158,6 +159,7 @@ async fn resize_stops_modifies_then_starts() {
             changed: vec!["instance_type".into(), "tags".into()],
             lineage: LINEAGE.into(),
             token: None,
+            part: None,
         })
         .await
         .expect("update");
@@ -193,6 +195,7 @@ async fn stopped_instance_stays_stopped_after_resize() {
             changed: vec!["instance_type".into()],
             lineage: LINEAGE.into(),
             token: None,
+            part: None,
         })
         .await
         .expect("update");
@@ -259,6 +262,7 @@ async fn import_labels_and_delete_terminates() {
             changed: vec![],
             lineage: LINEAGE.into(),
             token: None,
+            part: None,
         })
         .await
         .expect("delete");

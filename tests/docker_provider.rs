@@ -96,6 +96,7 @@ async fn apply(p: &DockerProvider, action: ApplyAction, prior: &Value, planned: 
         changed: vec![],
         lineage: LINEAGE.into(),
         token: (action == ApplyAction::Create).then(|| "tok-1".to_string()),
+        part: None,
     })
     .await
 }

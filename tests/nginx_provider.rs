@@ -110,6 +110,7 @@ async fn apply(p: &NginxProvider, action: ApplyAction, prior: &Value, planned: &
         changed: vec![],
         lineage: "lineage-nginx".into(),
         token: None,
+        part: None,
     })
     .await
 }

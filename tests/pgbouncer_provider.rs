@@ -154,6 +154,7 @@ async fn apply(p: &PgbouncerProvider, action: ApplyAction, prior: &Value, planne
         changed: vec![],
         lineage: "lineage-pgb".into(),
         token: None,
+        part: None,
     })
     .await
 }

@@ -88,6 +88,7 @@ async fn apply(
         changed: vec![],
         lineage: LINEAGE.into(),
         token: (action == ApplyAction::Create).then(|| format!("tok-{address}")),
+        part: None,
     })
     .await
 }

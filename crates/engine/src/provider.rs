@@ -222,6 +222,11 @@ pub struct ApplyRequest {
     /// The resource's `rollout { max_unavailable }`, for providers that
     /// disrupt members of one object in batches (a service's containers).
     pub rollout: Rollout,
+    /// Set when this step disrupts only these members of the object (one
+    /// batch of a service's containers, see [`Provider::members`]): the
+    /// others are left as they are, and the value returned is the object
+    /// after this batch.
+    pub part: Option<Vec<String>>,
 }
 
 /// Taking members out of a listing before they are disrupted (an
@@ -238,6 +243,17 @@ pub struct DrainRequest {
     pub entries: Vec<String>,
     /// `false` to drain, `true` to restore.
     pub restore: bool,
+}
+
+/// One member of an object that an update disrupts piece by piece (a
+/// container of a `docker_service`): its name, and where its value sits in
+/// the object's attributes (`containers[index]`), so drains can tell its
+/// entries from the others'.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub name: String,
+    pub attribute: String,
+    pub index: usize,
 }
 
 /// A listing's answer to "which of your entries come from these members".
@@ -454,6 +470,15 @@ pub trait Provider: Send + Sync {
     /// Creates, updates or deletes one object; returns its new attributes
     /// (`Null` after a delete).
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError>;
+
+    /// The members a disruptive update of one object disrupts one by one,
+    /// in order (e.g. the containers a recreate replaces): the engine then
+    /// rolls them out in batches of `max_unavailable`, one step each
+    /// ([`ApplyRequest::part`]), drained per batch. Empty (the default): the
+    /// object is disrupted as a whole.
+    fn members(&self, _rtype: &str, _prior: &Value, _planned: &Value, _changed: &[String]) -> Vec<Member> {
+        Vec::new()
+    }
 
     /// For resource types that route traffic to the objects they list (a
     /// *listing*): which entries of `config` come from the members about to

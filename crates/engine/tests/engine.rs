@@ -21,7 +21,7 @@ use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions, Planned};
 use himaplan_engine::graph;
 use himaplan_engine::plan::Action;
 use himaplan_engine::provider::{
-    ApplyAction, ApplyRequest, AttrSchema, AttrType, DrainPlan, DrainRequest, FoundObject, Provider, ProviderError, ReadRequest,
+    ApplyAction, ApplyRequest, AttrSchema, AttrType, DrainPlan, DrainRequest, FoundObject, Member, Provider, ProviderError, ReadRequest,
     ReadResponse, Registry, ResourceType, Schema,
 };
 use himaplan_engine::state::journal::JournalEntry;
@@ -59,6 +59,8 @@ struct TestProvider {
 }
 
 const TYPE: &str = "test_thing";
+/// A service of `replicas` containers `svc-N`, recreated piece by piece.
+const SERVICE: &str = "test_service";
 
 fn bump_max(current: usize, max: &AtomicUsize) {
     max.fetch_max(current, Ordering::SeqCst);
@@ -71,19 +73,49 @@ impl Provider for TestProvider {
     }
 
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![ResourceType {
-            name: TYPE,
-            schema_version: 0,
-            schema: Schema {
-                attributes: vec![
-                    AttrSchema::new("name", AttrType::String).replace(),
-                    AttrSchema::new("size", AttrType::Number).disruption("restart"),
-                    AttrSchema::new("input", AttrType::Any),
-                    AttrSchema::new("id", AttrType::String).computed(),
-                ],
-                blocks: vec![],
+        vec![
+            ResourceType {
+                name: TYPE,
+                schema_version: 0,
+                schema: Schema {
+                    attributes: vec![
+                        AttrSchema::new("name", AttrType::String).replace(),
+                        AttrSchema::new("size", AttrType::Number).disruption("restart"),
+                        AttrSchema::new("input", AttrType::Any),
+                        AttrSchema::new("id", AttrType::String).computed(),
+                    ],
+                    blocks: vec![],
+                },
             },
-        }]
+            ResourceType {
+                name: SERVICE,
+                schema_version: 0,
+                schema: Schema {
+                    attributes: vec![
+                        AttrSchema::new("image", AttrType::String).disruption("recreate"),
+                        AttrSchema::new("replicas", AttrType::Number),
+                        AttrSchema::new("containers", AttrType::Any).computed(),
+                    ],
+                    blocks: vec![],
+                },
+            },
+        ]
+    }
+
+    /// A `test_service`'s containers whose image is not the planned one.
+    fn members(&self, rtype: &str, prior: &Value, planned: &Value, _changed: &[String]) -> Vec<Member> {
+        let image = planned.get("image");
+        let containers = prior.get("containers").and_then(Value::as_list).unwrap_or_default();
+        containers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| rtype == SERVICE && c.get("image") != image)
+            .map(|(index, c)| Member {
+                name: c.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                attribute: "containers".into(),
+                index,
+            })
+            .collect()
     }
 
     async fn configure(&self, _config: &Value) -> Result<(), ProviderError> {
@@ -116,7 +148,14 @@ impl Provider for TestProvider {
             *left -= 1;
             return Err(ProviderError::transient("503 Slow Down"));
         }
-        self.calls.lock().unwrap().push(Call { verb: verb(req.action), addr: addr.clone(), planned: req.planned.clone() });
+        let logged = match &req.part {
+            Some(part) => format!("{addr} {}", part.join(",")),
+            None => addr.clone(),
+        };
+        self.calls.lock().unwrap().push(Call { verb: verb(req.action), addr: logged, planned: req.planned.clone() });
+        if req.rtype == SERVICE {
+            return Ok(service_after(&req));
+        }
         match req.action {
             ApplyAction::Delete => Ok(Value::Null),
             ApplyAction::Create | ApplyAction::Update => {
@@ -157,6 +196,28 @@ impl Provider for TestProvider {
     async fn import(&self, _rtype: &str, _addr: &InstanceAddr, _id: &str, _lineage: &str) -> Result<Value, ProviderError> {
         Err(ProviderError::other("import is not supported by the test provider"))
     }
+}
+
+/// A `test_service` after a create, or after an update of `req.part`.
+fn service_after(req: &ApplyRequest) -> Value {
+    let image = req.planned.get("image").cloned().unwrap_or(Value::Null);
+    let n = req.planned.get("replicas").and_then(Value::as_i64).unwrap_or(0);
+    let before = req.prior.get("containers").and_then(Value::as_list).unwrap_or_default().to_vec();
+    let containers = (1..=n)
+        .map(|i| {
+            let name = format!("svc-{i}");
+            let old = before.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(name.as_str()));
+            let replaced = req.part.as_ref().is_none_or(|p| p.contains(&name));
+            let image = match (old, replaced) {
+                (Some(c), false) => c.get("image").cloned().unwrap_or(Value::Null),
+                _ => image.clone(),
+            };
+            Value::Map(BTreeMap::from([("name".to_string(), Value::from(name)), ("image".to_string(), image)]))
+        })
+        .collect();
+    let mut attrs = req.planned.as_map().cloned().unwrap_or_default();
+    attrs.insert("containers".into(), Value::List(containers));
+    Value::Map(attrs)
 }
 
 /// A configuration directory with its state, and the provider applying it.
@@ -595,6 +656,47 @@ async fn a_failing_health_gate_stops_the_rollout_and_the_next_apply_gates_the_me
     let state = h.store().read().await.expect("state").state;
     assert!(state.resources.values().all(|e| e.unhealthy.is_none()), "the marks are cleared once healthy");
     drop(listener);
+}
+
+fn service(image: &str) -> String {
+    format!(
+        "resource \"test_service\" \"svc\" {{\n  image    = \"{image}\"\n  replicas = 4\n  rollout {{\n    max_unavailable = 2\n  }}\n}}\n\n\
+         resource \"test_thing\" \"lb\" {{\n  name  = \"lb\"\n  input = [for c in test_service.svc.containers : c.name]\n}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_service_recreate_rolls_its_containers_in_batches_each_drained_on_its_own() {
+    let h = Harness::new();
+    h.converge(&service("v1")).await;
+    h.reset();
+    let (planned, _) = h.plan(h.dir.path(), &service("v2")).await.expect("plan");
+    assert_eq!(
+        planned.plan.steps,
+        [
+            "test_service.svc batch 1/2 (max_unavailable = 2): drain svc-1, svc-2 from test_thing.lb (\"svc-1\", \"svc-2\": left out) → recreate → restore test_thing.lb (back in)",
+            "test_service.svc batch 2/2 (max_unavailable = 2): drain svc-3, svc-4 from test_thing.lb (\"svc-3\", \"svc-4\": left out) → recreate → restore test_thing.lb (back in)",
+        ]
+    );
+    h.converge(&service("v2")).await;
+    assert_eq!(
+        h.log(),
+        [
+            "drain test_thing.lb",
+            "update test_service.svc svc-1,svc-2",
+            "restore test_thing.lb",
+            "drain test_thing.lb",
+            "update test_service.svc svc-3,svc-4",
+            "restore test_thing.lb",
+        ]
+    );
+    let drained: Vec<Value> = h.calls().iter().filter(|c| c.verb == "drain").map(|c| c.planned.clone()).collect();
+    assert_eq!(
+        drained,
+        [Value::List(vec!["\"svc-1\"".into(), "\"svc-2\"".into()]), Value::List(vec!["\"svc-3\"".into(), "\"svc-4\"".into()])]
+    );
+    let (planned, _) = h.plan(h.dir.path(), &service("v2")).await.expect("plan");
+    assert!(planned.plan.changes.is_empty(), "converged: {:?}", planned.plan.changes);
 }
 
 /// Thirty applies, each under the lock, each changing one `himaplan_data`, while lock-free plans run

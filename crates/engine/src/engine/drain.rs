@@ -20,7 +20,7 @@ use crate::addr::{InstanceAddr, ResourceAddr};
 use crate::diag::{Diag, Diags};
 use crate::graph::Node;
 use crate::plan::{Action, ResourceChange};
-use crate::provider::DrainPlan;
+use crate::provider::{DrainPlan, Member};
 use crate::state::State;
 use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +47,12 @@ pub struct Batch {
     /// What the disruption is, e.g. "stop/start".
     pub disruption: String,
     pub members: Vec<InstanceAddr>,
+    /// For an object disrupted piece by piece (a service's containers):
+    /// the pieces of this batch, of its only member. Empty otherwise.
+    pub parts: Vec<Member>,
+    /// What batches follow each other: the resource, or for pieces the
+    /// object (`number`/`of` count within it).
+    pub sequence: String,
     pub drains: Vec<Drain>,
     /// The members' health gates, waited on after the disruption and
     /// before the restores and the next batch.
@@ -54,13 +60,39 @@ pub struct Batch {
 }
 
 /// The batches of a plan's disruptive updates, per resource in address
-/// order, members in address order; drains not yet found.
-pub fn batches(changes: &[ResourceChange], rollouts: &BTreeMap<ResourceAddr, ResolvedRollout>) -> Vec<Batch> {
+/// order, members in address order; an object whose provider names its
+/// pieces (`members_of`) is rolled piece by piece instead. Drains and gates
+/// not yet found.
+pub fn batches(
+    changes: &[ResourceChange],
+    rollouts: &BTreeMap<ResourceAddr, ResolvedRollout>,
+    members_of: &dyn Fn(&ResourceChange) -> Vec<Member>,
+) -> Vec<Batch> {
     let mut by_resource: BTreeMap<&ResourceAddr, Vec<&ResourceChange>> = BTreeMap::new();
-    for c in changes.iter().filter(|c| c.action == Action::Update && c.disruption.is_some()) {
-        by_resource.entry(&c.addr.resource).or_default().push(c);
-    }
     let mut out = Vec::new();
+    for c in changes.iter().filter(|c| c.action == Action::Update && c.disruption.is_some()) {
+        let parts = members_of(c);
+        if parts.is_empty() {
+            by_resource.entry(&c.addr.resource).or_default().push(c);
+            continue;
+        }
+        let n = rollouts.get(&c.addr.resource).map(|r| r.rollout.resolve(parts.len())).unwrap_or(1);
+        let of = parts.len().div_ceil(n);
+        for (i, chunk) in parts.chunks(n).enumerate() {
+            out.push(Batch {
+                resource: c.addr.resource.clone(),
+                number: i + 1,
+                of,
+                max_unavailable: n,
+                disruption: c.disruption.clone().unwrap_or_default(),
+                members: vec![c.addr.clone()],
+                parts: chunk.to_vec(),
+                sequence: c.addr.to_string(),
+                drains: Vec::new(),
+                gates: Vec::new(),
+            });
+        }
+    }
     for (resource, list) in by_resource {
         let n = rollouts.get(resource).map(|r| r.limit()).unwrap_or(1);
         let of = list.len().div_ceil(n);
@@ -72,6 +104,8 @@ pub fn batches(changes: &[ResourceChange], rollouts: &BTreeMap<ResourceAddr, Res
                 max_unavailable: n,
                 disruption: chunk[0].disruption.clone().unwrap_or_default(),
                 members: chunk.iter().map(|c| c.addr.clone()).collect(),
+                parts: Vec::new(),
+                sequence: resource.to_string(),
                 drains: Vec::new(),
                 gates: Vec::new(),
             });
@@ -86,7 +120,7 @@ pub fn batches(changes: &[ResourceChange], rollouts: &BTreeMap<ResourceAddr, Res
 pub fn find(world: &mut World, state: &State, going: &BTreeSet<InstanceAddr>, batch: &Batch) -> Result<Vec<Drain>, Diags> {
     let now: Vec<(InstanceAddr, Value)> =
         batch.members.iter().filter_map(|m| state.resources.get(m).map(|e| (m.clone(), Value::from_json(&e.attributes)))).collect();
-    let marked: Vec<(InstanceAddr, Value)> = now.iter().map(|(a, v)| (a.clone(), v.with_unknown_leaves())).collect();
+    let marked: Vec<(InstanceAddr, Value)> = now.iter().map(|(a, v)| (a.clone(), mark(v, &batch.parts))).collect();
     let (config, graph, registry) = (world.config.clone(), world.graph.clone(), world.registry.clone());
     let mut drains = Vec::new();
     for listing in config.resources() {
@@ -126,8 +160,12 @@ pub fn find(world: &mut World, state: &State, going: &BTreeSet<InstanceAddr>, ba
 /// 1): drain aws_instance.web[0] from nginx_upstream.web (127.0.0.1:8001
 /// marked down, reload) → stop/start → restore`.
 pub fn describe(batch: &Batch) -> String {
-    let head = format!("{} batch {}/{} (max_unavailable = {}):", batch.resource, batch.number, batch.of, batch.max_unavailable);
-    let members = names(&batch.members);
+    let head = format!("{} batch {}/{} (max_unavailable = {}):", batch.sequence, batch.number, batch.of, batch.max_unavailable);
+    let members = if batch.parts.is_empty() {
+        names(&batch.members)
+    } else {
+        batch.parts.iter().map(|p| p.name.clone()).collect::<Vec<_>>().join(", ")
+    };
     let gates: String = batch.gates.iter().map(|g| format!(" → {}: {}", g.member, gate::describe(g))).collect();
     if batch.drains.is_empty() {
         return format!("{head} {} {members}{gates}", batch.disruption);
@@ -135,6 +173,25 @@ pub fn describe(batch: &Batch) -> String {
     let from: Vec<String> = batch.drains.iter().map(|d| format!("{} ({}: {})", d.listing, d.plan.entries.join(", "), d.plan.how)).collect();
     let back: Vec<String> = batch.drains.iter().map(|d| format!("{} ({})", d.listing, d.plan.undo)).collect();
     format!("{head} drain {members} from {} → {}{gates} → restore {}", from.join(", "), batch.disruption, back.join(", "))
+}
+
+/// A member's value with every attribute of the batch's pieces unknown
+/// (all of it when the batch has no pieces): the provenance mark.
+fn mark(value: &Value, parts: &[Member]) -> Value {
+    if parts.is_empty() {
+        return value.with_unknown_leaves();
+    }
+    let mut marked = value.clone();
+    if let Value::Map(attrs) = &mut marked {
+        for p in parts {
+            if let Some(Value::List(items)) = attrs.get_mut(&p.attribute)
+                && let Some(item) = items.get_mut(p.index)
+            {
+                *item = item.with_unknown_leaves();
+            }
+        }
+    }
+    marked
 }
 
 fn names(addrs: &[InstanceAddr]) -> String {

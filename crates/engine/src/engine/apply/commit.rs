@@ -88,6 +88,7 @@ impl Applier<'_> {
                 changed: Vec::new(),
                 lineage: self.salt.clone(),
                 token: None,
+                part: None,
             };
             let what = format!("relabel {from} as {to}");
             match with_retries(|| provider.relabel(req.clone()), &NoHooks, &what).await {

@@ -36,6 +36,7 @@ impl Applier<'_> {
                 changed: vec![],
                 lineage: self.salt.clone(),
                 token: None,
+                part: None,
             });
         }
         let record = self.items[item].record.as_ref();
@@ -56,7 +57,12 @@ impl Applier<'_> {
         }
         let changed = changed_attributes(&prior, &value, &self.salt);
         let create = step.kind == Kind::Create;
-        let rollout = self.items[item].record.as_ref().map(|r| r.rollout.rollout).unwrap_or_default();
+        let record = self.items[item].record.as_ref();
+        let rollout = record.map(|r| r.rollout.rollout).unwrap_or_default();
+        let part = step
+            .part
+            .then(|| record.and_then(|r| r.batches.get(step.batch)).map(|b| b.parts.iter().map(|p| p.name.clone()).collect()))
+            .flatten();
         Ok(ApplyRequest {
             rollout,
             rtype: change.rtype.clone(),
@@ -67,6 +73,7 @@ impl Applier<'_> {
             changed,
             lineage: self.salt.clone(),
             token: create.then(new_id),
+            part,
         })
     }
 
@@ -115,7 +122,7 @@ impl Applier<'_> {
     /// The listing request of a drain/restore step: the listing as state
     /// holds it now and as plan evaluated it, with the entries to drain.
     pub(super) fn drain_request(&self, step: &Step, restore: bool) -> Result<DrainRequest, Diags> {
-        let batch = self.items[step.item].record.as_ref().and_then(|r| r.batch.as_ref());
+        let batch = self.items[step.item].record.as_ref().and_then(|r| r.batches.get(step.batch));
         let Some(d) = batch.zip(step.drain).and_then(|(b, di)| b.drains.get(di)) else {
             return Err(Diag::error("a drain step without its batch's drain; this is a bug in himaplan").into());
         };
@@ -134,6 +141,7 @@ impl Applier<'_> {
             changed: Vec::new(),
             lineage: self.salt.clone(),
             token: None,
+            part: None,
         };
         Ok(DrainRequest { request, entries: d.plan.entries.clone(), restore })
     }
@@ -142,7 +150,7 @@ impl Applier<'_> {
 impl Applier<'_> {
     /// The member of a gate step as state holds it now, and its gate.
     pub(super) fn gate_request(&self, step: &Step) -> Result<(ApplyRequest, Gate), Diags> {
-        let batch = self.items[step.item].record.as_ref().and_then(|r| r.batch.as_ref());
+        let batch = self.items[step.item].record.as_ref().and_then(|r| r.batches.get(step.batch));
         let Some(gate) = batch.zip(step.gate).and_then(|(b, gi)| b.gates.get(gi)) else {
             return Err(Diag::error("a gate step without its batch's gate; this is a bug in himaplan").into());
         };
@@ -158,6 +166,7 @@ impl Applier<'_> {
             changed: Vec::new(),
             lineage: self.salt.clone(),
             token: None,
+            part: None,
         };
         Ok((request, gate.clone()))
     }

@@ -404,8 +404,12 @@ impl Applier<'_> {
             Kind::Gate => return "health check".to_string(),
             Kind::Drain | Kind::Restore => {
                 let record = self.items[step.item].record.as_ref();
-                let members = record.and_then(|r| r.batch.as_ref()).map(|b| &b.members[..]).unwrap_or_default();
-                let names: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+                let batch = record.and_then(|r| r.batches.get(step.batch));
+                let names: Vec<String> = match batch {
+                    Some(b) if !b.parts.is_empty() => b.parts.iter().map(|p| p.name.clone()).collect(),
+                    Some(b) => b.members.iter().map(|m| m.to_string()).collect(),
+                    None => Vec::new(),
+                };
                 let verb = if step.kind == Kind::Drain { "drain" } else { "restore" };
                 return format!("{verb} {}", names.join(", "));
             }

@@ -49,6 +49,10 @@ pub(super) struct Step {
     pub drain: Option<usize>,
     /// For a gate: which of the batch's gates.
     pub gate: Option<usize>,
+    /// Which of the item's batches the step belongs to.
+    pub batch: usize,
+    /// An update that disrupts only the pieces of its batch.
+    pub part: bool,
     /// A restore that runs even when the disruption failed (its drain
     /// succeeded): PgBouncer resumes rather than leaving clients waiting.
     pub after_failure: bool,
@@ -68,6 +72,8 @@ impl Step {
             item,
             kind,
             subject: None,
+            batch: 0,
+            part: false,
             drain: None,
             gate: None,
             after_failure: false,
@@ -100,6 +106,9 @@ pub(super) struct StepGraph {
     pub deps: Vec<BTreeSet<usize>>,
     /// Per item: its create/update step.
     up: HashMap<usize, usize>,
+    /// Per item rolled piece by piece: its last update step (what depends
+    /// on the item waits for it).
+    up_last: HashMap<usize, usize>,
     /// Per item: its delete step.
     down: HashMap<usize, usize>,
 }
@@ -167,23 +176,28 @@ impl StepGraph {
     /// rollout); the listing instances' own changes after their restores.
     /// A batch's size is its limit, so its steps take no rollout slots.
     fn rollout_groups(&mut self, items: &[Item]) {
-        let mut groups: Vec<(&Batch, Vec<usize>)> = Vec::new();
+        // Each batch with its members: (item, index of the batch in the item's record).
+        let mut groups: Vec<(&Batch, Vec<(usize, usize)>)> = Vec::new();
         for (ci, item) in items.iter().enumerate() {
-            let (Some(batch), true) = (item.record.as_ref().and_then(|r| r.batch.as_deref()), self.up.contains_key(&ci)) else { continue };
-            match groups.iter_mut().find(|(b, _)| std::ptr::eq(*b, batch)) {
-                Some((_, members)) => members.push(ci),
-                None => groups.push((batch, vec![ci])),
+            let Some(record) = item.record.as_ref().filter(|_| self.up.contains_key(&ci)) else { continue };
+            for (bi, batch) in record.batches.iter().enumerate() {
+                match groups.iter_mut().find(|(b, _)| std::ptr::eq(*b, batch.as_ref())) {
+                    Some((_, members)) => members.push((ci, bi)),
+                    None => groups.push((batch.as_ref(), vec![(ci, bi)])),
+                }
             }
         }
-        groups.sort_by(|(a, _), (b, _)| (&a.resource, a.number).cmp(&(&b.resource, b.number)));
+        groups.sort_by(|(a, _), (b, _)| (&a.sequence, a.number).cmp(&(&b.sequence, b.number)));
         let mut restores_of: HashMap<InstanceAddr, Vec<usize>> = HashMap::new();
-        let mut previous: HashMap<&ResourceAddr, Vec<usize>> = HashMap::new();
+        let mut previous: HashMap<&str, Vec<usize>> = HashMap::new();
         for (batch, members) in groups {
-            let before = previous.remove(&batch.resource).unwrap_or_default();
-            let disrupts: Vec<usize> = members.iter().map(|ci| self.up[ci]).collect();
+            let before = previous.remove(batch.sequence.as_str()).unwrap_or_default();
+            let (first, bi) = members[0];
+            let step = |kind| Step { batch: bi, ..Step::new(first, kind) };
+            let disrupts: Vec<usize> = members.iter().map(|&(ci, bi)| self.disrupt_step(ci, bi, !batch.parts.is_empty())).collect();
             let mut drains = Vec::new();
             for (di, d) in batch.drains.iter().enumerate() {
-                let s = self.push(Step { subject: Some(d.listing.clone()), drain: Some(di), ..Step::new(members[0], Kind::Drain) });
+                let s = self.push(Step { subject: Some(d.listing.clone()), drain: Some(di), ..step(Kind::Drain) });
                 self.deps[s].extend(before.iter().copied());
                 drains.push(s);
             }
@@ -194,9 +208,10 @@ impl StepGraph {
             }
             let mut gates = Vec::new();
             for (gi, g) in batch.gates.iter().enumerate() {
-                let Some(&ci) = members.iter().find(|&&ci| items[ci].change.addr == g.member) else { continue };
-                let s = self.push(Step { gate: Some(gi), ..Step::new(ci, Kind::Gate) });
-                self.deps[s].insert(self.up[&ci]);
+                let Some(&(ci, bi)) = members.iter().find(|&&(ci, _)| items[ci].change.addr == g.member) else { continue };
+                let s = self.push(Step { gate: Some(gi), batch: bi, ..Step::new(ci, Kind::Gate) });
+                let x = disrupts[members.iter().position(|m| *m == (ci, bi)).unwrap_or(0)];
+                self.deps[s].insert(x);
                 gates.push(s);
             }
             let mut end: Vec<usize> = disrupts.iter().chain(&gates).copied().collect();
@@ -205,20 +220,38 @@ impl StepGraph {
                     subject: Some(d.listing.clone()),
                     drain: Some(di),
                     after_failure: d.plan.restore_after_failure,
-                    ..Step::new(members[0], Kind::Restore)
+                    ..step(Kind::Restore)
                 });
                 self.deps[r].insert(drains[di]);
                 self.deps[r].extend(disrupts.iter().chain(&gates).copied());
                 restores_of.entry(d.listing.clone()).or_default().push(r);
                 end.push(r);
             }
-            previous.insert(&batch.resource, end);
+            previous.insert(batch.sequence.as_str(), end);
         }
         for (ci, item) in items.iter().enumerate() {
             if let (Some(&u), Some(rs)) = (self.up.get(&ci), restores_of.get(&item.change.addr)) {
                 self.deps[u].extend(rs.iter().copied());
             }
         }
+    }
+
+    /// The step disrupting item `ci` in its batch `bi`: its update step, or
+    /// for an object rolled piece by piece one update step per batch (the
+    /// first is the item's update step; later ones wait for it through the
+    /// batch order, and what depends on the item waits for the last).
+    fn disrupt_step(&mut self, ci: usize, bi: usize, piecewise: bool) -> usize {
+        let first = self.up[&ci];
+        if !piecewise {
+            return first;
+        }
+        if bi == 0 {
+            self.steps[first].part = true;
+            return first;
+        }
+        let s = self.push(Step { batch: bi, part: true, ..Step::new(ci, Kind::Update) });
+        self.up_last.insert(ci, s);
+        s
     }
 
     /// Within a replacement: destroy first, or create first.
@@ -269,7 +302,7 @@ impl StepGraph {
                     self.deps[xu].insert(b);
                     if c.action == Action::Update {
                         let b = self.barrier(&mut barriers, r, Rule::UpdatedDependents);
-                        self.deps[b].insert(xu);
+                        self.deps[b].insert(self.up_last.get(&ci).copied().unwrap_or(xu));
                     }
                 }
                 // A dependency is destroyed only after its dependents were
@@ -287,14 +320,16 @@ impl StepGraph {
                     continue;
                 }
                 let (yu, yd) = (self.up.get(&yi).copied(), self.down.get(&yi).copied());
+                // What waits for y's update waits for its last piece.
+                let yu_last = self.up_last.get(&yi).copied().or(yu);
                 match rule {
                     Rule::UpAll => {
-                        if let Some(yu) = yu {
+                        if let Some(yu) = yu_last {
                             self.deps[b].insert(yu);
                         }
                     }
                     Rule::UpNotShrinking => {
-                        if let (Some(yu), false) = (yu, y.shrinks) {
+                        if let (Some(yu), false) = (yu_last, y.shrinks) {
                             self.deps[b].insert(yu);
                         }
                     }

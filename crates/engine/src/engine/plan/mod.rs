@@ -91,8 +91,9 @@ pub struct PlannedInstance {
     /// The resource's rollout.
     pub rollout: ResolvedRollout,
     /// For a disruptive update: its rollout batch (shared by the batch's
-    /// members), with the drains around it.
-    pub batch: Option<Arc<Batch>>,
+    /// members), with the drains around it; for an object rolled piece by
+    /// piece, one batch per group of pieces, in order.
+    pub batches: Vec<Arc<Batch>>,
 }
 
 /// What plan hands to apply besides the plan itself.
@@ -187,7 +188,7 @@ impl Planner {
         let rollout = self.rollouts.get(&change.addr.resource).copied().unwrap_or_default();
         let addr = change.addr.clone();
         self.changes.push(change);
-        let record = PlannedInstance { expansion, value, adjusted: BTreeMap::new(), rollout, batch: None };
+        let record = PlannedInstance { expansion, value, adjusted: BTreeMap::new(), rollout, batches: Vec::new() };
         self.instances.insert(addr.clone(), record);
         self.instances.get_mut(&addr).expect("inserted just above")
     }

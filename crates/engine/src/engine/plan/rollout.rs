@@ -12,7 +12,7 @@ use crate::engine::world::World;
 use crate::engine::{drain, gate};
 use crate::graph::Node;
 use crate::plan::{Action, ResourceChange};
-use crate::provider::Rollout;
+use crate::provider::{Member, Rollout};
 use crate::value::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -75,14 +75,27 @@ impl Planner {
             .map(|c| c.addr.clone())
             .collect();
         let mut steps = Vec::new();
-        for mut batch in drain::batches(&self.changes, &self.rollouts) {
+        let members_of = |c: &ResourceChange| -> Vec<Member> {
+            let Some(provider) = self.registry.resource_type(&c.rtype).and_then(|(p, _)| self.registry.provider(p)) else {
+                return Vec::new();
+            };
+            let prior = self.state.resources.get(&c.addr).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+            let planned = self.instances.get(&c.addr).map(|r| r.value.clone()).unwrap_or(Value::Null);
+            let changed: Vec<String> = match (c.before.as_ref().and_then(|b| b.as_object()), c.after.as_ref().and_then(|a| a.as_object())) {
+                (Some(b), Some(a)) => a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
+                _ => Vec::new(),
+            };
+            provider.members(&c.rtype, &prior, &planned, &changed)
+        };
+        let batches = drain::batches(&self.changes, &self.rollouts, &members_of);
+        for mut batch in batches {
             batch.drains = drain::find(&mut self.world, &self.state, &going, &batch)?;
             batch.gates = self.gates_of(&batch)?;
             steps.push(drain::describe(&batch));
             let batch = Arc::new(batch);
             for m in &batch.members {
                 if let Some(record) = self.instances.get_mut(m) {
-                    record.batch = Some(batch.clone());
+                    record.batches.push(batch.clone());
                 }
             }
         }
