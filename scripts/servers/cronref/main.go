@@ -15,7 +15,8 @@
 // Usage:
 //
 //	cronref version           robfig/cron, Go and embedded tzdata versions
-//	cronref next N            stdin: EXPR<TAB>TZ<TAB>RFC3339 lines; stdout per
+//	cronref next N            stdin: EXPR<TAB>TZ<TAB>RFC3339 lines (EXPR may
+//	                          hold tabs: the last two split); stdout per
 //	                          line: "ok<TAB>T1<TAB>...<TAB>TN" (UTC, RFC 3339;
 //	                          "none" once Next finds nothing within its five
 //	                          years) or "error<TAB>MESSAGE"
@@ -66,17 +67,19 @@ func main() {
 
 // next answers one EXPR<TAB>TZ<TAB>RFC3339 line.
 func next(line string, n int, zones map[string]bool) string {
-	parts := strings.Split(line, "\t")
-	if len(parts) != 3 {
+	// The expression itself may hold tabs: split at the last two.
+	j := strings.LastIndex(line, "\t")
+	i := strings.LastIndex(line[:max(j, 0)], "\t")
+	if i < 0 {
 		return "error\tinput line needs 3 tab-separated fields"
 	}
-	expr, zone, instant := parts[0], parts[1], parts[2]
+	expr, zone, instant := line[:i], line[i+1:j], line[j+1:]
 	t, err := time.Parse(time.RFC3339Nano, instant)
 	if err != nil {
 		return "error\tbad instant: " + err.Error()
 	}
 	// The API server's validation (pkg/apis/batch/validation).
-	if _, err := cron.ParseStandard(expr); err != nil {
+	if _, err := parse(expr); err != nil {
 		return "error\t" + oneLine(err.Error())
 	}
 	if strings.Contains(expr, "TZ") {
@@ -86,7 +89,7 @@ func next(line string, n int, zones map[string]bool) string {
 		return "error\tzone not in the embedded tzdata: " + zone
 	}
 	// The controller (formatSchedule in pkg/controller/cronjob).
-	sched, err := cron.ParseStandard(fmt.Sprintf("TZ=%s %s", zone, expr))
+	sched, err := parse(fmt.Sprintf("TZ=%s %s", zone, expr))
 	if err != nil {
 		return "error\t" + oneLine(err.Error())
 	}
@@ -100,6 +103,18 @@ func next(line string, n int, zones map[string]bool) string {
 		fields = append(fields, t.UTC().Format(time.RFC3339))
 	}
 	return strings.Join(fields, "\t")
+}
+
+// parse is cron.ParseStandard with a panic made an error, as Kubernetes'
+// parsers.ParseCronScheduleWithPanicRecovery does (robfig panics on a
+// "TZ=..." without a space after it).
+func parse(spec string) (sched cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			sched, err = nil, fmt.Errorf("failed to parse cron schedule: %v", r)
+		}
+	}()
+	return cron.ParseStandard(spec)
 }
 
 // transitions lists a zone's offset at from and its offset changes until to.
@@ -118,6 +133,12 @@ func transitions(name string, from, to int64, zones map[string]bool) string {
 		_, end := t.ZoneBounds()
 		if end.IsZero() || end.Unix() >= to {
 			break
+		}
+		// Beyond the zone's last listed transition (slim zoneinfo files
+		// end in 2007), Go computes periods from the POSIX TZ rule and may
+		// return, at a year's end, an end equal to t itself: step past it.
+		if !end.After(t) {
+			end = t.Add(time.Second)
 		}
 		t = end.In(loc)
 		_, next := t.Zone()

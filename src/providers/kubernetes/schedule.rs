@@ -109,11 +109,10 @@ impl Cron {
         Ok(Cron { minutes, hours, dom, months, dow, dom_star, dow_star })
     }
 
-    /// Whether the schedule fires on this local calendar day.
+    /// Whether the day-of-month and day-of-week fields accept this local
+    /// calendar day (robfig/cron's `dayMatches`: the month is not looked
+    /// at, `Next` checks it on its own).
     pub fn matches_day(&self, day: NaiveDate) -> bool {
-        if self.months & (1 << day.month()) == 0 {
-            return false;
-        }
         let dom = self.dom & (1 << day.day()) != 0;
         let dow = self.dow & (1 << day.weekday().num_days_from_sunday()) != 0;
         // robfig/cron: a `*` in either field means both must match;

@@ -11,9 +11,11 @@
 //!
 //! Must stay a port: its loops, resets and wrap-arounds mirror `Next`
 //! (including its five-year limit), checked against robfig/cron itself by
-//! `tests/cron_differential.rs`. The only liberties are two shortcuts that
-//! jump over minutes or seconds at once where no UTC offset changes on the
-//! way, which is what stepping one at a time would reach.
+//! `tests/cron_differential.rs`. The liberties: two shortcuts that jump
+//! over minutes or seconds at once where no UTC offset changes on the way
+//! (what stepping one at a time would reach), and a budget of steps: where
+//! robfig's `Next` loops forever (it does, at some daylight-saving changes
+//! at midnight), this gives up and answers `None` instead of hanging `plan`.
 
 use super::Cron;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
@@ -21,6 +23,10 @@ use chrono_tz::Tz;
 
 /// How many years ahead `Next` searches before giving up.
 const YEAR_LIMIT: i32 = 5;
+/// Loop iterations before giving up: a five-year search of a schedule that
+/// never fires takes at most about 90,000 (a minute field of `,`: two per
+/// hour).
+const STEP_BUDGET: u32 = 200_000;
 
 /// The first firing strictly after `after`, or `None` when there is none
 /// within [`YEAR_LIMIT`] years (robfig's zero time).
@@ -28,12 +34,15 @@ pub(super) fn next(cron: &Cron, after: DateTime<Utc>, tz: Tz) -> Option<DateTime
     // "Start at the earliest possible time (the upcoming second)."
     let mut t = GoTime::at(after.timestamp().checked_add(1)?, tz)?;
     let mut added = false;
+    let mut budget = STEP_BUDGET;
     let year_limit = t.local.year() + YEAR_LIMIT;
     'wrap: loop {
+        budget = budget.checked_sub(1)?;
         if t.local.year() > year_limit {
             return None;
         }
         while cron.months & (1 << t.local.month()) == 0 {
+            budget = budget.checked_sub(1)?;
             if !added {
                 added = true;
                 t = GoTime::date(t.local.year(), t.local.month() as i64, 1, 0, tz)?;
@@ -44,6 +53,7 @@ pub(super) fn next(cron: &Cron, after: DateTime<Utc>, tz: Tz) -> Option<DateTime
             }
         }
         while !cron.matches_day(t.local.date()) {
+            budget = budget.checked_sub(1)?;
             if !added {
                 added = true;
                 t = GoTime::date(t.local.year(), t.local.month() as i64, t.local.day() as i64, 0, tz)?;
@@ -59,6 +69,7 @@ pub(super) fn next(cron: &Cron, after: DateTime<Utc>, tz: Tz) -> Option<DateTime
             }
         }
         while cron.hours & (1 << t.local.hour()) == 0 {
+            budget = budget.checked_sub(1)?;
             if !added {
                 added = true;
                 t = GoTime::date(t.local.year(), t.local.month() as i64, t.local.day() as i64, t.local.hour() as i64, tz)?;
@@ -69,6 +80,7 @@ pub(super) fn next(cron: &Cron, after: DateTime<Utc>, tz: Tz) -> Option<DateTime
             }
         }
         while cron.minutes & (1 << t.local.minute()) == 0 {
+            budget = budget.checked_sub(1)?;
             if !added {
                 added = true;
                 // Go's Truncate works on absolute time, not on the wall clock.
@@ -90,6 +102,7 @@ pub(super) fn next(cron: &Cron, after: DateTime<Utc>, tz: Tz) -> Option<DateTime
         }
         // The standard parser's seconds field is always {0}.
         while t.local.second() != 0 {
+            budget = budget.checked_sub(1)?;
             added = true;
             let jump = t.add(60 - t.local.second() as i64, tz)?;
             t = if jump.offset == t.offset { jump } else { t.add(1, tz)? };
