@@ -169,7 +169,13 @@ pub fn adjust(at: DateTime<Utc>, items: &mut [DesiredItem]) -> Vec<(usize, Confi
 /// "next firing after AT: UTC = LOCAL ABBR (ZONE)", or that there is none.
 fn next_firing_note(s: &Schedule, at: DateTime<Utc>) -> String {
     match s.cron.next_after(at, s.tz) {
-        Some(t) => format!("next firing after {}: {} = {} ({})", stamp(at), stamp(t), t.with_timezone(&s.tz).format("%Y-%m-%d %H:%M %Z"), s.tz.name()),
+        Some(t) => format!(
+            "next firing after {}: {} = {} ({})",
+            stamp(at),
+            stamp(t),
+            t.with_timezone(&s.tz).format("%Y-%m-%d %H:%M %Z"),
+            s.tz.name()
+        ),
         None => format!("no firing within five years after {}: the CronJob would never run", stamp(at)),
     }
 }
@@ -250,7 +256,10 @@ mod tests {
         set(&mut items[1].config, "schedule", Value::from("30 1 * * *"));
         set(&mut items[1].config, "time_zone", Value::from("America/New_York"));
         adjust(utc("2026-11-01T05:45:00Z"), &mut items);
-        assert_eq!(items[1].notes, ["next firing after 2026-11-01T05:45:00Z: 2026-11-01T06:30:00Z = 2026-11-01 01:30 EST (America/New_York)"]);
+        assert_eq!(
+            items[1].notes,
+            ["next firing after 2026-11-01T05:45:00Z: 2026-11-01T06:30:00Z = 2026-11-01 01:30 EST (America/New_York)"]
+        );
     }
 
     #[test]
