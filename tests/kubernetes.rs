@@ -363,6 +363,12 @@ async fn plan_at_shows_six_before_18_and_two_after() {
     let before = run(&dir, server, &["plan", "--at", BEFORE_EVENING]);
     before.assert_code(0);
     assert!(before.stdout().contains("replicas            = 6"), "{}", before.stdout());
+    // Each schedule shows its next firing, as the CronJob controller runs it.
+    assert!(
+        before.stdout().contains(&format!("next firing after {BEFORE_EVENING}: 2026-12-01T18:00:00Z = 2026-12-01 18:00 UTC (UTC)")),
+        "{}",
+        before.stdout()
+    );
     let after = run(&dir, server, &["plan", "--at", EVENING]);
     after.assert_code(0);
     assert!(after.stdout().contains("replicas            = 2"), "{}", after.stdout());
@@ -370,6 +376,12 @@ async fn plan_at_shows_six_before_18_and_two_after() {
     apply(&dir, server, EVENING);
     let morning = run(&dir, server, &["plan", "--at", "2026-12-02T08:00:00Z"]);
     assert!(morning.stdout().contains("2 -> 6"), "{}", morning.stdout());
+    // Unchanged schedules still show it, as notes of the plan.
+    assert!(
+        morning.stdout().contains("Note: kubernetes_scale_schedule.morning: next firing after 2026-12-02T08:00:00Z: 2026-12-03T07:00:00Z"),
+        "{}",
+        morning.stdout()
+    );
 }
 
 #[test]

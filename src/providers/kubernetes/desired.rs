@@ -9,6 +9,10 @@
 //! - **Schedule-aware values**: the field a schedule drives (the
 //!   deployment's `replicas`, or with an HPA its `min_replicas`) is desired
 //!   at the `replicas` of the schedule that fired last at or before `at`.
+//! - **Next firings**: each schedule notes its next firing after `at`, as
+//!   the CronJob controller will run it (at a daylight-saving change that is
+//!   the instant robfig/cron picks, shown with the zone's abbreviation so a
+//!   repeated hour reads unambiguously).
 //! - **Conflicts**: two schedules firing at the same instant on one target,
 //!   or two HPAs on one deployment, are configuration problems.
 //!
@@ -114,6 +118,7 @@ pub fn adjust(at: DateTime<Utc>, items: &mut [DesiredItem]) -> Vec<(usize, Confi
         let hpa_name = hpa.and_then(|h| text(&items[h].config, "name")).unwrap_or_default();
         for s in group {
             set(&mut items[s.index].config, SCALES_VIA_HPA, Value::from(hpa_name.as_str()));
+            items[s.index].notes.push(next_firing_note(s, at));
         }
         // Two schedules firing together would race; refuse them.
         let from = at - Duration::days(super::schedule::LOOKBACK_DAYS);
@@ -159,6 +164,20 @@ pub fn adjust(at: DateTime<Utc>, items: &mut [DesiredItem]) -> Vec<(usize, Confi
         }
     }
     problems
+}
+
+/// "next firing after AT: UTC = LOCAL ABBR (ZONE)", or that there is none.
+fn next_firing_note(s: &Schedule, at: DateTime<Utc>) -> String {
+    match s.cron.next_after(at, s.tz) {
+        Some(t) => format!(
+            "next firing after {}: {} = {} ({})",
+            stamp(at),
+            stamp(t),
+            t.with_timezone(&s.tz).format("%Y-%m-%d %H:%M %Z"),
+            s.tz.name()
+        ),
+        None => format!("no firing within five years after {}: the CronJob would never run", stamp(at)),
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +242,24 @@ mod tests {
         assert_eq!(items[0].config.get(REPLICAS_MANAGED_BY), Some(&Value::from("kubernetes_hpa.web")));
         assert_eq!(items[3].config.get("min_replicas"), Some(&Value::from(6i64)));
         assert_eq!(items[1].config.get(SCALES_VIA_HPA), Some(&Value::from("web-hpa")));
+    }
+
+    #[test]
+    fn each_schedule_notes_its_next_firing_as_robfig_runs_it() {
+        let mut items = schedules();
+        adjust(utc("2026-12-01T18:30:00Z"), &mut items);
+        assert_eq!(items[1].notes, ["next firing after 2026-12-01T18:30:00Z: 2026-12-02T18:00:00Z = 2026-12-02 18:00 UTC (UTC)"]);
+        assert_eq!(items[2].notes, ["next firing after 2026-12-01T18:30:00Z: 2026-12-02T07:00:00Z = 2026-12-02 07:00 UTC (UTC)"]);
+        // New York repeats 01:00-02:00 on 2026-11-01: after the first 01:30
+        // (EDT) robfig/cron fires again at the second (EST).
+        let mut items = schedules();
+        set(&mut items[1].config, "schedule", Value::from("30 1 * * *"));
+        set(&mut items[1].config, "time_zone", Value::from("America/New_York"));
+        adjust(utc("2026-11-01T05:45:00Z"), &mut items);
+        assert_eq!(
+            items[1].notes,
+            ["next firing after 2026-11-01T05:45:00Z: 2026-11-01T06:30:00Z = 2026-11-01 01:30 EST (America/New_York)"]
+        );
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! Kubernetes' cron grammar and time zones, evaluated offline: parsing a
 //! CronJob `schedule` exactly as the API server's validation does (the
-//! `robfig/cron` standard parser: 5 fields or `@yearly`/`@annually`/
-//! `@monthly`/`@weekly`/`@daily`/`@midnight`/`@hourly`), the day-of-month /
-//! day-of-week OR rule, the latest firing at or before an instant (read in
-//! the schedule's time zone, looking back at most [`LOOKBACK_DAYS`] days),
-//! and whether two schedules ever fire at the same instant.
+//! `robfig/cron` v3 standard parser: 5 fields or `@yearly`/`@annually`/
+//! `@monthly`/`@weekly`/`@daily`/`@midnight`/`@hourly`, and no `TZ` in the
+//! text), the next firing after an instant as the CronJob controller
+//! computes it ([`next`]), the latest firing at or before an instant
+//! (looking back at most [`LOOKBACK_DAYS`] days), and whether two schedules
+//! ever fire at the same instant.
 //!
 //! Must not talk to the cluster: `validate` and `plan` use this without a
 //! network. Written here rather than taken from a cron crate because the
 //! crates at hand accept extensions Kubernetes refuses (seconds, years, `L`,
 //! `W`, `#`), so `validate` would pass what the API server then rejects.
+//! One deliberate difference: `@every` (which robfig/cron accepts) is
+//! refused, see [`CronError::Every`]. `tests/cron_differential.rs` holds
+//! both the grammar and the firings to robfig/cron itself.
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+mod next;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 /// How far back the latest firing is searched (SPEC §4).
@@ -25,6 +31,9 @@ pub const COLLISION_WINDOW_DAYS: i64 = 366;
 pub enum CronError {
     #[error("time zones go in time_zone, not in the schedule (drop the {0} prefix)")]
     TimeZonePrefix(String),
+    /// The API server refuses any schedule containing `TZ`, prefix or not.
+    #[error("Kubernetes refuses a schedule containing \"TZ\" (time zones go in time_zone)")]
+    ContainsTz,
     #[error("@every is not supported: its firings depend on when the controller last ran; use a 5-field expression")]
     Every,
     #[error("unknown macro {0:?} (use @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)")]
@@ -64,22 +73,26 @@ const MONTH: Bounds =
 const DOW: Bounds = Bounds { name: "day-of-week", min: 0, max: 6, names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"] };
 
 impl Cron {
-    /// Parses a CronJob schedule the way the API server validates it.
+    /// Parses a CronJob schedule the way the API server validates it. Like
+    /// robfig/cron, the text is not trimmed: `@daily ` is refused.
     pub fn parse(text: &str) -> Result<Cron, CronError> {
-        let text = text.trim();
         for prefix in ["TZ=", "CRON_TZ="] {
             if text.starts_with(prefix) {
                 return Err(CronError::TimeZonePrefix(prefix.to_string()));
             }
         }
+        if text.contains("TZ") {
+            return Err(CronError::ContainsTz);
+        }
         if let Some(name) = text.strip_prefix('@') {
-            let expanded = match name.to_ascii_lowercase().as_str() {
+            // robfig/cron matches descriptors exactly (case-sensitively).
+            let expanded = match name {
                 "yearly" | "annually" => "0 0 1 1 *",
                 "monthly" => "0 0 1 * *",
                 "weekly" => "0 0 * * 0",
                 "daily" | "midnight" => "0 0 * * *",
                 "hourly" => "0 * * * *",
-                n if n.starts_with("every") => return Err(CronError::Every),
+                n if n.starts_with("every ") => return Err(CronError::Every),
                 _ => return Err(CronError::UnknownMacro(text.to_string())),
             };
             return Cron::parse(expanded);
@@ -96,11 +109,10 @@ impl Cron {
         Ok(Cron { minutes, hours, dom, months, dow, dom_star, dow_star })
     }
 
-    /// Whether the schedule fires on this local calendar day.
+    /// Whether the day-of-month and day-of-week fields accept this local
+    /// calendar day (robfig/cron's `dayMatches`: the month is not looked
+    /// at, `Next` checks it on its own).
     pub fn matches_day(&self, day: NaiveDate) -> bool {
-        if self.months & (1 << day.month()) == 0 {
-            return false;
-        }
         let dom = self.dom & (1 << day.day()) != 0;
         let dow = self.dow & (1 << day.weekday().num_days_from_sunday()) != 0;
         // robfig/cron: a `*` in either field means both must match;
@@ -108,82 +120,40 @@ impl Cron {
         if self.dom_star || self.dow_star { dom && dow } else { dom || dow }
     }
 
-    /// Whether the schedule fires at this local wall-clock minute.
-    pub fn matches_local(&self, t: NaiveDateTime) -> bool {
-        self.matches_day(t.date()) && self.hours & (1 << t.hour()) != 0 && self.minutes & (1 << t.minute()) != 0
-    }
-
-    /// The local times of day (ascending) at which it fires on a matching day.
-    fn times_of_day(&self) -> impl DoubleEndedIterator<Item = NaiveTime> + '_ {
-        (0..24u32)
-            .filter(move |h| self.hours & (1 << h) != 0)
-            .flat_map(move |h| (0..60u32).filter(move |m| self.minutes & (1 << m) != 0).map(move |m| (h, m)))
-            .filter_map(|(h, m)| NaiveTime::from_hms_opt(h, m, 0))
-    }
-
-    /// The instants of one local day's firings; a wall-clock time that a
-    /// daylight-saving change skips does not fire, an ambiguous one fires
-    /// at its first occurrence.
-    fn firings_on(&self, day: NaiveDate, tz: Tz) -> Vec<DateTime<Utc>> {
-        if !self.matches_day(day) {
-            return Vec::new();
-        }
-        self.times_of_day()
-            .filter_map(|t| match tz.from_local_datetime(&day.and_time(t)) {
-                LocalResult::Single(x) => Some(x.with_timezone(&Utc)),
-                LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
-                LocalResult::None => None,
-            })
-            .collect()
+    /// The first firing strictly after `after`, with the schedule read in
+    /// `tz`, as the CronJob controller computes it (robfig/cron's `Next`,
+    /// including at daylight-saving changes); `None` when it does not fire
+    /// within five years (e.g. `0 0 30 2 *`).
+    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        next::next(self, after, tz)
     }
 
     /// The latest firing at or before `at`, no earlier than
-    /// [`LOOKBACK_DAYS`] days before it, with the schedule read in `tz`.
+    /// [`LOOKBACK_DAYS`] days before it, with the schedule read in `tz`:
+    /// the last of the controller's firings from that earliest instant on.
     pub fn latest_at_or_before(&self, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        let earliest = at - Duration::days(LOOKBACK_DAYS);
-        let today = at.with_timezone(&tz).date_naive();
-        // One day more than the lookback covers any time zone offset.
-        let mut day = today;
-        for _ in 0..=LOOKBACK_DAYS + 1 {
-            let best = self.firings_on(day, tz).into_iter().filter(|f| *f <= at && *f >= earliest).max();
-            if best.is_some() {
-                return best;
-            }
-            day = day.pred_opt()?;
+        let mut from = at - Duration::days(LOOKBACK_DAYS) - Duration::seconds(1);
+        let mut latest = None;
+        while let Some(t) = self.next_after(from, tz).filter(|t| *t <= at) {
+            latest = Some(t);
+            from = t;
         }
-        None
-    }
-
-    /// Every firing in `[from, from + days)`, ascending.
-    pub fn firings_between(&self, from: DateTime<Utc>, days: i64, tz: Tz) -> Vec<DateTime<Utc>> {
-        let until = from + Duration::days(days);
-        let mut day = from.with_timezone(&tz).date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
-        let mut out = Vec::new();
-        while day <= until.with_timezone(&tz).date_naive() {
-            out.extend(self.firings_on(day, tz).into_iter().filter(|f| *f >= from && *f < until));
-            match day.succ_opt() {
-                Some(d) => day = d,
-                None => break,
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
+        latest
     }
 }
 
 /// The first instant in `[from, from + COLLISION_WINDOW_DAYS)` at which both
 /// schedules fire, if any.
 pub fn first_common_firing(a: (&Cron, Tz), b: (&Cron, Tz), from: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let fa = a.0.firings_between(from, COLLISION_WINDOW_DAYS, a.1);
-    let fb = b.0.firings_between(from, COLLISION_WINDOW_DAYS, b.1);
-    // Both are sorted: walk them together.
-    let (mut i, mut j) = (0, 0);
-    while i < fa.len() && j < fb.len() {
-        match fa[i].cmp(&fb[j]) {
-            std::cmp::Ordering::Equal => return Some(fa[i]),
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
+    let until = from + Duration::days(COLLISION_WINDOW_DAYS);
+    let second = Duration::seconds(1);
+    let (mut fa, mut fb) = (a.0.next_after(from - second, a.1)?, b.0.next_after(from - second, b.1)?);
+    // Whichever is behind catches up to the other's firing at once.
+    while fa < until && fb < until {
+        match fa.cmp(&fb) {
+            std::cmp::Ordering::Equal => return Some(fa),
+            std::cmp::Ordering::Less => fa = a.0.next_after(fb - second, a.1)?,
+            std::cmp::Ordering::Greater => fb = b.0.next_after(fa - second, b.1)?,
         }
     }
     None
@@ -200,59 +170,71 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>().map_err(|_| format!("unknown time zone {name:?}: use an IANA name such as \"UTC\" or \"Europe/Berlin\""))
 }
 
-/// Parses one field into a bit set, and whether it was a plain `*`/`?`.
+/// Parses one field into a bit set, and whether a `*`/`?` without a step
+/// above 1 was among its parts (robfig/cron's star bit), the way robfig/cron
+/// does: empty parts of a list are skipped (so `,` is a valid field that
+/// never matches), `*` or `?` before a `-` makes the whole range `*`, and a
+/// step is any non-negative 64-bit number, a huge one leaving only the start.
 fn field(text: &str, b: &Bounds) -> Result<(u64, bool), CronError> {
     let err = |why: String| CronError::Field { field: b.name, text: text.to_string(), why };
     let mut bits = 0u64;
     let mut star = false;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => {
-                let step: u32 = s.parse().map_err(|_| err(format!("step {s:?} is not a number")))?;
-                if step == 0 {
-                    return Err(err("a step must be a positive number".into()));
-                }
-                (r, Some(step))
-            }
-            None => (part, None),
-        };
-        let (start, end, is_star) = if range == "*" || range == "?" {
-            (b.min, b.max, true)
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let mut pieces = part.split('/');
+        let range = pieces.next().unwrap_or_default();
+        let step = pieces.next().map(|s| number(s).map_err(&err)).transpose()?;
+        if pieces.next().is_some() {
+            return Err(err(format!("too many slashes in {part:?}")));
+        }
+        let bounds: Vec<&str> = range.split('-').collect();
+        let (start, end, is_star) = if bounds[0] == "*" || bounds[0] == "?" {
+            (b.min as u64, b.max as u64, true)
         } else {
-            match range.split_once('-') {
-                Some((lo, hi)) => (value(lo, b).map_err(&err)?, value(hi, b).map_err(&err)?, false),
-                // "N/step" means "N-max/step" (robfig/cron).
-                None => {
-                    let v = value(range, b).map_err(&err)?;
-                    (v, if step.is_some() { b.max } else { v }, false)
-                }
+            let start = value(bounds[0], b).map_err(&err)?;
+            match bounds.len() {
+                // "N/step" means "N-max/step".
+                1 => (start, if step.is_some() { b.max as u64 } else { start }, false),
+                2 => (start, value(bounds[1], b).map_err(&err)?, false),
+                _ => return Err(err(format!("too many hyphens in {part:?}"))),
             }
         };
+        if start < b.min as u64 {
+            return Err(err(format!("beginning of range ({start}) below minimum ({})", b.min)));
+        }
+        if end > b.max as u64 {
+            return Err(err(format!("end of range ({end}) above maximum ({})", b.max)));
+        }
         if start > end {
             return Err(err(format!("beginning of range ({start}) beyond end of range ({end})")));
         }
         let step = step.unwrap_or(1);
+        if step == 0 {
+            return Err(err("a step must be a positive number".into()));
+        }
         // A step above 1 restricts the field even when written with `*`.
         star |= is_star && step == 1;
-        let mut v = start;
-        while v <= end {
+        // `step_by` never overflows, where `v += step` would for a huge step.
+        for v in (start..=end).step_by(usize::try_from(step).unwrap_or(usize::MAX)) {
             bits |= 1 << v;
-            v += step;
         }
     }
     Ok((bits, star))
 }
 
-fn value(text: &str, b: &Bounds) -> Result<u32, String> {
+/// A field value: a name of the field (case-insensitive) or a number.
+fn value(text: &str, b: &Bounds) -> Result<u64, String> {
     let lower = text.to_ascii_lowercase();
     if let Some(i) = b.names.iter().position(|n| *n == lower) {
-        return Ok(i as u32 + if b.names.len() == 12 { 1 } else { 0 });
+        return Ok(i as u64 + if b.names.len() == 12 { 1 } else { 0 });
     }
-    let v: u32 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
-    if v < b.min || v > b.max {
-        return Err(format!("{v} is out of range {}-{}", b.min, b.max));
-    }
-    Ok(v)
+    number(text)
+}
+
+/// A number as robfig/cron reads one (Go's `strconv.Atoi`: an optional sign
+/// and decimal digits fitting 64 bits), refusing negative ones.
+fn number(text: &str) -> Result<u64, String> {
+    let v: i64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    u64::try_from(v).map_err(|_| format!("negative number ({v}) not allowed"))
 }
 
 #[cfg(test)]
@@ -333,6 +315,66 @@ mod tests {
             assert!(Cron::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Cron::parse("TZ=Europe/Berlin 0 0 * * *"), Err(CronError::TimeZonePrefix("TZ=".into())));
+    }
+
+    #[test]
+    fn a_huge_step_fires_only_at_its_start_and_never_panics() {
+        // robfig/cron: a step beyond the range leaves the start alone;
+        // `v += step` on u32 used to overflow (a panic, or minute 0 too).
+        let c = Cron::parse("1/4294967295 * * * *").expect("parse");
+        assert_eq!(c.next_after(utc("2026-01-01T00:00:30Z"), Tz::UTC), Some(utc("2026-01-01T00:01:00Z")));
+        assert_eq!(c.next_after(utc("2026-01-01T00:01:00Z"), Tz::UTC), Some(utc("2026-01-01T01:01:00Z")));
+        assert_eq!(Cron::parse("1/9223372036854775807 * * * *"), Cron::parse("1 * * * *"));
+        assert!(Cron::parse("*/9223372036854775807 * * * *").is_ok());
+        // Beyond Go's int64 (strconv.Atoi) robfig refuses it, as do we.
+        assert!(Cron::parse("1/9223372036854775808 * * * *").is_err());
+    }
+
+    #[test]
+    fn a_wall_clock_time_a_dst_change_skips_does_not_fire() {
+        // New York springs forward at 02:00 on 2026-03-08: no 02:30 that day.
+        let ny = parse_time_zone("America/New_York").expect("tz");
+        let c = Cron::parse("30 2 * * *").expect("parse");
+        assert_eq!(c.next_after(utc("2026-03-07T12:00:00Z"), ny), Some(utc("2026-03-09T06:30:00Z")));
+    }
+
+    #[test]
+    fn a_repeated_hour_fires_in_both_offsets() {
+        // New York falls back at 02:00 EDT on 2026-11-01: 01:30 comes twice,
+        // and robfig/cron (so the CronJob controller) fires at both.
+        let ny = parse_time_zone("America/New_York").expect("tz");
+        let c = Cron::parse("30 1 * * *").expect("parse");
+        let first = c.next_after(utc("2026-11-01T00:00:00Z"), ny).expect("first");
+        assert_eq!(first, utc("2026-11-01T05:30:00Z"));
+        assert_eq!(c.next_after(first, ny), Some(utc("2026-11-01T06:30:00Z")));
+        assert_eq!(c.latest_at_or_before(utc("2026-11-01T06:45:00Z"), ny), Some(utc("2026-11-01T06:30:00Z")));
+    }
+
+    #[test]
+    fn a_midnight_that_does_not_exist_is_skipped() {
+        // Santiago springs forward at 24:00 on 2026-09-05: 2026-09-06 has no
+        // 00:00, and the next midnight firing is 2026-09-07 00:00 -03.
+        let santiago = parse_time_zone("America/Santiago").expect("tz");
+        let c = Cron::parse("0 0 * * *").expect("parse");
+        let first = c.next_after(utc("2026-09-04T12:00:00Z"), santiago).expect("first");
+        assert_eq!(first, utc("2026-09-05T04:00:00Z"));
+        assert_eq!(c.next_after(first, santiago), Some(utc("2026-09-07T03:00:00Z")));
+    }
+
+    #[test]
+    fn robfig_syntax_quirks_are_kept() {
+        // `*` before a hyphen is a star, empty list parts are skipped, a
+        // list of nothing never fires, a sign is allowed in numbers.
+        assert_eq!(Cron::parse("*-5 * * * *"), Cron::parse("* * * * *"));
+        assert_eq!(Cron::parse("1,,2 * * * *"), Cron::parse("1,2 * * * *"));
+        assert_eq!(Cron::parse("*/+3 * * * *"), Cron::parse("*/3 * * * *"));
+        let never = Cron::parse(", * * * *").expect("parse");
+        assert_eq!(never.next_after(utc("2026-01-01T00:00:00Z"), Tz::UTC), None);
+        assert_eq!(Cron::parse("0 0 30 2 *").expect("parse").next_after(utc("2026-01-01T00:00:00Z"), Tz::UTC), None);
+        // Descriptors are exact and case-sensitive; "TZ" anywhere is refused.
+        for bad in ["@Daily", "@daily ", " @daily", "0 0 * * *-TZ", "*/-1 * * * *"] {
+            assert!(Cron::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! desired values (an HPA owning a deployment's replicas, a scale schedule
 //! in force at `--at`). Changed instances are diffed again; what changed is
 //! kept in the instance's record so apply lays it over every
-//! re-evaluation: providers keep no plan-time state of their own.
+//! re-evaluation: providers keep no plan-time state of their own. Notes of
+//! an instance left unchanged become plan notes (e.g. a schedule's next
+//! firing), since no change carries them.
 
 use super::Planner;
 use super::diff::{diff_instance, make_change};
@@ -66,6 +68,11 @@ impl Planner {
                 let resource = config.resource(&a.addr.resource).expect("evaluated from the configuration");
                 let (_, rt) = registry.resource_type(&a.addr.resource.rtype).expect("registered");
                 let mut diff = diff_instance(rt, provider.as_ref(), item.prior.as_ref(), item.config, resource, a.force, &self.salt);
+                if diff.action == Action::NoOp {
+                    // No change to carry them: the provider's notes become
+                    // the plan's, so a reviewer still reads them.
+                    self.notes.extend(item.notes.iter().map(|n| format!("{}: {n}", a.addr)));
+                }
                 diff.notes.extend(item.notes);
                 self.changes.retain(|c| c.addr != a.addr || c.is_duplicate_delete());
                 self.instances.remove(&a.addr);
