@@ -104,6 +104,16 @@ pub fn load(bin: &Path, file: &Path, project: &str, service: &str) -> Result<Com
         .and_then(|s| s.get(service))
         .cloned()
         .ok_or_else(|| format!("{} defines no service {service:?}", file.display()))?;
+    // The normalised JSON merges env_file into environment and drops it;
+    // only the unresolved form still says the service uses one.
+    let raw_text = run(bin, &[&base[..], &["--no-env-resolution", "--no-interpolate", "--format", "json"]].concat())?;
+    let raw: Json = serde_json::from_str(&raw_text).map_err(|e| format!("compose printed no JSON configuration: {e}"))?;
+    let mut config = config;
+    if let (Some(env_file), Some(obj)) =
+        (raw.get("services").and_then(|s| s.get(service)).and_then(|s| s.get("env_file")), config.as_object_mut())
+    {
+        obj.insert("env_file".into(), env_file.clone());
+    }
     let hash_text = run(bin, &[&base[..], &["--hash", service]].concat())?;
     let hash = hash_text
         .lines()

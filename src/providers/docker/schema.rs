@@ -127,9 +127,9 @@ fn service_schema() -> Schema {
             // recreates nothing.
             AttrSchema::new("stop_timeout", AttrType::Number)
                 .describe("seconds between SIGTERM and SIGKILL on scale-down, delete and recreate; default: the container's own, else 10"),
+            // Not declared: left as the containers have it, and not compared.
             AttrSchema::new("restart", AttrType::String)
-                .optional_computed()
-                .describe("restart policy: no, always, unless-stopped, on-failure[:N]; in place"),
+                .describe("restart policy: no, always, unless-stopped, on-failure[:N]; in place; unset: not managed"),
             AttrSchema::new("compose_file", AttrType::String)
                 .describe("the compose file defining this service; plan compares compose's own hash with the containers'"),
             // Filled by plan from `docker compose config --hash`, so that
@@ -459,7 +459,9 @@ pub fn compose_recreate_warning(prior: &Value, planned: &Value, changed: &[Strin
         .is_some_and(|cs| cs.iter().any(|c| c.get("config_hash").and_then(Value::as_str).is_some_and(|h| !h.is_empty())));
     let has_compose_hash = planned.get("compose_file").and_then(Value::as_str).is_some()
         && planned.get("compose_hash").and_then(Value::as_str).is_some_and(|h| !h.is_empty());
-    if !carries_hash || has_compose_hash {
+    // With compose_file, plan's comparison with compose says it (adjust_desired).
+    let _ = has_compose_hash;
+    if !carries_hash || planned.get("compose_file").and_then(Value::as_str).is_some() {
         return None;
     }
     let n = planned.get("replicas").and_then(Value::as_i64).unwrap_or(1);

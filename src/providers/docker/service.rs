@@ -285,7 +285,11 @@ fn config_attrs(c: &Observed, image: &ImageDefaults, prior: &Value) -> BTreeMap<
         ("memory".to_string(), schema::memory_value(c.limits.memory, prior_str("memory"))),
         ("memory_reservation".to_string(), schema::memory_value(c.limits.memory_reservation, prior_str("memory_reservation"))),
         ("cpu_shares".to_string(), c.limits.cpu_shares.map_or(Value::Null, |s| Value::Number(s as f64))),
-        ("restart".to_string(), Value::from(c.restart.as_str())),
+        // Reported only when declared: an undeclared policy is not managed.
+        (
+            "restart".to_string(),
+            if prior.get("restart").is_some_and(|r| !r.is_null()) { Value::from(c.restart.as_str()) } else { Value::Null },
+        ),
     ])
 }
 
