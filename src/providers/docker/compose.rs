@@ -186,7 +186,7 @@ pub fn disagreements(declared: &Value, compose: &Json) -> Vec<String> {
     }
     if let Some(fields) = compose.as_object() {
         for (k, v) in fields {
-            let understood = UNDERSTOOD.contains(&k.as_str()) && !(k == "entrypoint" && !v.is_null());
+            let understood = (k != "entrypoint" || v.is_null()) && UNDERSTOOD.contains(&k.as_str());
             if !understood && !v.is_null() {
                 out.push(format!("{k} (set by compose, not declared by docker_service)"));
             }

@@ -829,7 +829,7 @@ mod tests {
         old.command = vec!["sleep".into(), "1".into()];
         let new = container(1, &[], &[]);
         let images = HashMap::from([("sha256:img".to_string(), image())]);
-        let prior = service_attrs("erp", "w", &[new.clone()], &images, &Value::Null);
+        let prior = service_attrs("erp", "w", std::slice::from_ref(&new), &images, &Value::Null);
         let attrs = service_attrs("erp", "w", &[new, old], &images, &prior);
         assert_eq!(attrs.get("command").map(ToString::to_string).as_deref(), Some("[\"sleep\", \"1\"]"));
         assert_eq!(attrs.get("replicas").and_then(Value::as_i64), Some(2));
