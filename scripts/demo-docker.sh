@@ -8,6 +8,9 @@
 #   demo_docker_stop    remove the demo's containers; stop dockerd only if
 #                       demo_docker_start started it (the tests share it)
 #   demo_docker_ps      list the demo's containers with their limits
+#   demo_docker_compose_ps  what the real Docker Compose v2 CLI (built once
+#                       by scripts/servers/compose.sh, exported as
+#                       HIMAPLAN_DOCKER_COMPOSE) lists for the project
 # Works under `set -euo pipefail`. Uses HIMAPLAN_CACHE / HIMAPLAN_RUN like
 # the other scripts (see scripts/env.sh).
 
@@ -36,6 +39,10 @@ _demo_docker_clean() {
 
 demo_docker_start() {
   _demo_docker_sh install
+  # The Compose v2 CLI operators run beside himaplan (cached after one build).
+  bash "$_demo_docker_root/scripts/servers/compose.sh" install
+  eval "$(bash "$_demo_docker_root/scripts/servers/compose.sh" env)"
+  export HIMAPLAN_DOCKER_COMPOSE
   eval "$(_demo_docker_sh env)"
   if ! _demo_docker_cli -H "$DOCKER_HOST" version >/dev/null 2>&1; then
     _demo_docker_started=1
@@ -62,4 +69,9 @@ demo_docker_ps() {
   for id in $(_demo_docker_cli ps -q --filter "label=com.docker.compose.project=$DEMO_DOCKER_PROJECT"); do
     _demo_docker_cli inspect --format '{{.Name}} cpus={{.HostConfig.NanoCpus}} memory={{.HostConfig.Memory}} started={{.State.StartedAt}}' "$id"
   done | sed 's|^/||' | sort -V
+}
+
+demo_docker_compose_ps() {
+  # `-p` alone: compose finds the project's containers by their labels.
+  "$HIMAPLAN_DOCKER_COMPOSE" -p "$DEMO_DOCKER_PROJECT" ps --format '{{.Name}}\t{{.Service}}\t{{.Status}}' | sort -V
 }

@@ -268,8 +268,8 @@ fn compose_config(project: &str, replicas: i64, import: bool) -> String {
     )
 }
 
-/// A stack of 2 containers made as `docker compose up --scale web=2` makes
-/// it is adopted through an `import` block: the first plan shows only the
+/// A stack of 2 containers made by the real `docker compose up --scale web=2`
+/// is adopted through an `import` block: the first plan shows only the
 /// real differences (nothing, or just replicas), and applying keeps the
 /// compose containers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,9 +282,12 @@ async fn compose_stack_is_adopted_through_import_with_only_real_differences() {
         (3, &["replicas"], "Plan: 1 to import, 0 to add, 1 to change, 0 to destroy."),
     ];
     for (replicas, changes, summary) in cases {
+        let Some(bin) = docker::compose_bin() else { return };
         let proj = docker::project(&format!("adopt{replicas}"));
-        let ids = docker::compose_up(&d, &proj, "web", 2, &["sleep", "3600"], &["QUEUE=default"]).await;
         let dir = TestDir::new(&compose_config(&proj, *replicas, true));
+        dir.write("docker-compose.yml", &docker::compose_file(""));
+        docker::compose(bin, host, dir.path(), &proj, &["up", "-d", "--scale", "web=2"]);
+        let ids: Vec<String> = docker::containers(&d, &proj, "web").await.into_iter().map(|c| c.id).collect();
         let plan = run(&dir, host, &["plan", "--format", "json"]);
         plan.assert_code(0);
         assert_eq!(changed_attributes(&plan.json()), changes.to_vec(), "replicas {replicas}:\n{}", plan.stdout());
@@ -308,9 +311,11 @@ async fn compose_stack_is_adopted_through_import_with_only_real_differences() {
 async fn compose_stack_is_recognised_without_import() {
     let Some(host) = docker::daemon() else { return };
     let d = docker::client(host);
+    let Some(bin) = docker::compose_bin() else { return };
     let proj = docker::project("recognise");
-    docker::compose_up(&d, &proj, "web", 2, &["sleep", "3600"], &["QUEUE=default"]).await;
     let dir = TestDir::new(&compose_config(&proj, 3, false));
+    dir.write("docker-compose.yml", &docker::compose_file(""));
+    docker::compose(bin, host, dir.path(), &proj, &["up", "-d", "--scale", "web=2"]);
     let plan = run(&dir, host, &["plan", "--format", "json"]);
     docker::cleanup(&d, &proj).await;
     plan.assert_code(0);

@@ -14,10 +14,7 @@
 //! sends traffic anywhere.
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures::StreamExt;
 use himaplan::providers::docker::DockerProvider;
 use himaplan_engine::addr::InstanceAddr;
@@ -37,7 +34,7 @@ const LINEAGE: &str = "lineage-docker-test";
 
 // The daemon is started once per test binary by the shared starter.
 #[path = "support/docker.rs"]
-#[allow(dead_code, reason = "this binary uses only the daemon starter")]
+#[allow(dead_code, reason = "this binary uses only the daemon starter and the compose helpers")]
 mod support_docker;
 use support_docker::daemon;
 
@@ -280,7 +277,7 @@ async fn command_change_recreates_one_at_a_time() {
     cleanup(&docker, &proj).await;
 }
 
-/// A stack started the way `docker compose` starts it (compose labels and
+/// A stack started by the real `docker compose up` (compose labels and
 /// names, image env merged in) is read with no spurious env or labels, and a
 /// replicas change adopts it: containers 1-2 are kept, 3 is added.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,51 +285,29 @@ async fn compose_stack_is_read_and_adopted() {
     let Some(host) = daemon() else { return };
     let p = provider(host).await;
     let docker = raw(host);
+    let Some(bin) = support_docker::compose_bin() else { return };
     let proj = project("compose");
-    let mut ids = Vec::new();
-    for n in 1..=2 {
-        let labels = HashMap::from([
-            ("com.docker.compose.project".to_string(), proj.clone()),
-            ("com.docker.compose.service".to_string(), "worker".to_string()),
-            ("com.docker.compose.container-number".to_string(), n.to_string()),
-            ("com.docker.compose.oneoff".to_string(), "False".to_string()),
-            ("com.docker.compose.config-hash".to_string(), "0123abcd".to_string()),
-            ("com.docker.compose.version".to_string(), "2.20.2".to_string()),
-            ("com.docker.compose.project.working_dir".to_string(), "/srv/erp".to_string()),
-            ("tier".to_string(), "batch".to_string()),
-        ]);
-        let body = ContainerCreateBody {
-            image: Some(IMAGE.into()),
-            cmd: Some(vec!["sleep".into(), "3600".into()]),
-            env: Some(vec!["QUEUE=default".into()]),
-            labels: Some(labels),
-            host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
-            ..Default::default()
-        };
-        let name = format!("{proj}-worker-{n}");
-        let c = docker.create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body).await.expect("create");
-        docker.start_container(&c.id, None).await.expect("start");
-        ids.push(c.id);
-    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Never a bridge: network_mode none, as every compose file here.
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            "services:\n  worker:\n    image: {IMAGE}\n    pull_policy: never\n    network_mode: none\n    command: [\"sleep\", \"3600\"]\n    environment:\n      QUEUE: default\n    labels:\n      tier: batch\n"
+        ),
+    )
+    .expect("write compose file");
+    let networks_before = support_docker::networks(&docker).await;
+    support_docker::compose(bin, host, dir.path(), &proj, &["up", "-d", "--scale", "worker=2"]);
+    let ids: Vec<String> = support_docker::containers(&docker, &proj, "worker").await.into_iter().map(|c| c.id).collect();
+    assert_eq!(ids.len(), 2);
     // A `docker compose run` container is not a replica.
-    let oneoff = docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::new().name(&format!("{proj}-worker-run-1")).build()),
-            ContainerCreateBody {
-                image: Some(IMAGE.into()),
-                cmd: Some(vec!["true".into()]),
-                labels: Some(HashMap::from([
-                    ("com.docker.compose.project".to_string(), proj.clone()),
-                    ("com.docker.compose.service".to_string(), "worker".to_string()),
-                    ("com.docker.compose.oneoff".to_string(), "True".to_string()),
-                ])),
-                host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
-                ..Default::default()
-            },
-        )
+    support_docker::compose(bin, host, dir.path(), &proj, &["run", "-d", "--no-deps", "worker", "sleep", "600"]);
+    let oneoff_id = support_docker::containers(&docker, &proj, "worker")
         .await
-        .expect("create oneoff");
-
+        .into_iter()
+        .find(|c| c.labels.get("com.docker.compose.oneoff").map(String::as_str) == Some("True"))
+        .map(|c| c.id)
+        .expect("the compose run container");
     let prior =
         Value::Map(BTreeMap::from([("project".to_string(), Value::from(proj.as_str())), ("service".to_string(), Value::from("worker"))]));
     let found = read(&p, &[&prior]).await.current.remove(0).expect("compose stack found");
@@ -353,8 +328,9 @@ async fn compose_stack_is_read_and_adopted() {
     assert_eq!(got[0].2, ids[0], "compose container 1 adopted, not recreated");
     assert_eq!(got[1].2, ids[1], "compose container 2 adopted, not recreated");
     assert_eq!(got[2].1, format!("{proj}-worker-3"));
-    assert!(docker.inspect_container(&oneoff.id, None).await.is_ok(), "the oneoff container was left alone");
+    assert!(docker.inspect_container(&oneoff_id, None).await.is_ok(), "the oneoff container was left alone");
     cleanup(&docker, &proj).await;
+    assert_eq!(support_docker::networks(&docker).await, networks_before, "a network was created");
 }
 
 /// A container removed behind himaplan's back shows as one replica fewer;

@@ -1,7 +1,8 @@
 //! The real dockerd of the end-to-end Docker tests, and what they ask it
 //! directly: the containers of one compose service, the event stream (with
-//! nanosecond times), a running-count poller, and a compose-style stack made
-//! the way `docker compose up` makes one.
+//! nanosecond times), a running-count poller, and the real Docker Compose v2
+//! CLI (`scripts/servers/compose.sh`) with compose files that never make a
+//! bridge network.
 //!
 //! Declare it with `#[path = "support/docker.rs"] mod docker;`. The daemon
 //! is started once per test binary by `scripts/servers/dockerd.sh start`
@@ -18,10 +19,7 @@
 #![allow(dead_code, reason = "each test uses a different subset of the helpers")]
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -151,36 +149,80 @@ pub async fn cleanup(docker: &Docker, project: &str) {
     }
 }
 
-/// Creates and starts `replicas` containers of `project`/`service` the way
-/// `docker compose up` does: compose's labels (config hash, version, working
-/// dir and oneoff included), names `PROJECT-SERVICE-N`, no himaplan label.
-pub async fn compose_up(docker: &Docker, project: &str, service: &str, replicas: i64, cmd: &[&str], env: &[&str]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for n in 1..=replicas {
-        let labels = HashMap::from([
-            ("com.docker.compose.project".to_string(), project.to_string()),
-            ("com.docker.compose.service".to_string(), service.to_string()),
-            ("com.docker.compose.container-number".to_string(), n.to_string()),
-            ("com.docker.compose.oneoff".to_string(), "False".to_string()),
-            ("com.docker.compose.config-hash".to_string(), "5d41402abc4b2a76b9719d911017c592".to_string()),
-            ("com.docker.compose.version".to_string(), "2.26.1".to_string()),
-            ("com.docker.compose.project.working_dir".to_string(), format!("/srv/{project}")),
-            ("com.docker.compose.project.config_files".to_string(), format!("/srv/{project}/docker-compose.yml")),
-        ]);
-        let body = ContainerCreateBody {
-            image: Some(IMAGE.into()),
-            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-            env: Some(env.iter().map(|s| s.to_string()).collect()),
-            labels: Some(labels),
-            host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
-            ..Default::default()
-        };
-        let name = format!("{project}-{service}-{n}");
-        let c = docker.create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body).await.expect("create");
-        docker.start_container(&c.id, None).await.expect("start");
-        ids.push(c.id);
+// ---------------------------------------------------------------------------
+// The real Docker Compose v2 CLI
+
+static COMPOSE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+fn find_compose() -> Result<PathBuf, String> {
+    if let Some(b) = std::env::var_os("HIMAPLAN_DOCKER_COMPOSE").filter(|b| !b.is_empty()) {
+        return Ok(PathBuf::from(b));
     }
-    ids
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/servers/compose.sh");
+    // `install` finds the cached binary in milliseconds; builds it otherwise.
+    let out = Command::new("bash").arg(&script).arg("install").output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!("compose.sh install failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let out = Command::new("bash").arg(&script).arg("path").output().map_err(|e| e.to_string())?;
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// The Compose v2 binary (`HIMAPLAN_DOCKER_COMPOSE`, else the one
+/// `scripts/servers/compose.sh` caches), or `None` when the test should be
+/// skipped; panics under `CI=true` when it cannot be had.
+pub fn compose_bin() -> Option<&'static Path> {
+    match COMPOSE.get_or_init(find_compose) {
+        Ok(p) => Some(p.as_path()),
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("Docker Compose v2 is required under CI=true and could not be found or built: {why}")
+        }
+        Err(why) => {
+            eprintln!("skipping: Docker Compose v2 is not available ({why})");
+            None
+        }
+    }
+}
+
+/// A compose file with one service `web` running `sleep 3600` on
+/// `network_mode: none` (never a bridge), QUEUE=default, `extra` lines
+/// appended to the service (indented four spaces).
+pub fn compose_file(extra: &str) -> String {
+    format!(
+        "services:\n  web:\n    image: {IMAGE}\n    pull_policy: never\n    network_mode: none\n    command: [\"sleep\", \"3600\"]\n    environment:\n      QUEUE: default\n{extra}"
+    )
+}
+
+/// Runs `docker-compose -p PROJECT ARGS` in `dir` against the test daemon;
+/// panics with compose's output when it fails.
+pub fn compose(bin: &Path, host: &str, dir: &Path, project: &str, args: &[&str]) -> String {
+    let out =
+        Command::new(bin).arg("-p").arg(project).args(args).current_dir(dir).env("DOCKER_HOST", host).output().expect("run docker-compose");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "docker-compose -p {project} {args:?} failed:\n{text}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `docker compose ps` as (name, service) pairs, sorted by name.
+pub fn compose_ps(bin: &Path, host: &str, dir: &Path, project: &str) -> Vec<String> {
+    let out = compose(bin, host, dir, project, &["ps", "--all", "--format", "{{.Name}}"]);
+    let mut names: Vec<String> = out.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// The daemon's networks (`docker network ls`), by name: tests assert no
+/// bridge on a private range was created.
+pub async fn networks(docker: &Docker) -> Vec<String> {
+    let mut names: Vec<String> = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .expect("list networks")
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    names.sort();
+    names
 }
 
 /// One container event: seconds since the epoch (nanosecond precision),
@@ -192,6 +234,8 @@ pub struct Event {
     pub action: String,
     pub name: String,
     pub id: String,
+    /// `die`: the exit code; `kill`: the signal number; else empty.
+    pub detail: String,
 }
 
 /// The container events of `project` between `since` and `until` (Unix
@@ -210,6 +254,7 @@ pub async fn events(docker: &Docker, project: &str, since: i64, until: i64) -> V
                 // "exec_start: sh" style actions keep only their verb.
                 action: e.action?.split(':').next().unwrap_or_default().to_string(),
                 name: actor.attributes.as_ref().and_then(|a| a.get("name")).cloned().unwrap_or_default(),
+                detail: actor.attributes.as_ref().and_then(|a| a.get("exitCode").or_else(|| a.get("signal"))).cloned().unwrap_or_default(),
                 id: actor.id.unwrap_or_default(),
             })
         })

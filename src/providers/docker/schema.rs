@@ -33,6 +33,27 @@ pub const ENV_KEYS_LABEL: &str = "himaplan.io/env-keys";
 /// JSON list of the user label keys himaplan set (image labels merge too).
 pub const LABEL_KEYS_LABEL: &str = "himaplan.io/label-keys";
 
+/// Compose's bookkeeping labels that a new replica copies from an existing
+/// one (SPEC §4), so `docker compose ps` lists it and `up` leaves it alone.
+pub const COMPOSE_COPIED_LABELS: &[&str] = &[
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    ONEOFF_LABEL,
+    "com.docker.compose.version",
+    "com.docker.compose.project.working_dir",
+    "com.docker.compose.project.config_files",
+    "com.docker.compose.project.environment_file",
+    "com.docker.compose.depends_on",
+];
+/// Compose's hash of the service configuration a container was made from.
+pub const CONFIG_HASH_LABEL: &str = "com.docker.compose.config-hash";
+/// The id of the image compose made the container from.
+pub const IMAGE_LABEL: &str = "com.docker.compose.image";
+/// Set by compose on a container being replaced; never copied.
+pub const REPLACE_LABEL: &str = "com.docker.compose.replace";
+/// Present on every container compose made (and on replicas copied from one).
+pub const VERSION_LABEL: &str = "com.docker.compose.version";
+
 /// Docker refuses memory limits below 6 MiB.
 pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
@@ -40,6 +61,13 @@ pub const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 pub const RECREATE_ATTRS: &[&str] = &["image", "command", "env", "labels", "network_mode"];
 /// Attributes changed live through the container update API.
 pub const LIMIT_ATTRS: &[&str] = &["cpus", "memory", "memory_reservation", "cpu_shares"];
+/// Attributes that change what compose hashes (`config --hash`) when they
+/// differ from what the containers run: the plan then warns that the next
+/// `docker compose up` recreates them.
+pub const COMPOSE_HASHED_ATTRS: &[&str] =
+    &["image", "command", "env", "labels", "network_mode", "cpus", "memory", "memory_reservation", "cpu_shares", "restart"];
+/// The service-level `state` when every container runs.
+pub const RUNNING: &str = "running";
 
 /// The attributes of `provider "docker" { ... }`.
 pub fn provider_schema() -> Schema {
@@ -47,6 +75,9 @@ pub fn provider_schema() -> Schema {
         attributes: vec![
             AttrSchema::new("host", AttrType::String)
                 .describe("Docker daemon address (unix:// or tcp://); defaults to DOCKER_HOST, else unix:///var/run/docker.sock"),
+            AttrSchema::new("compose_bin", AttrType::String).describe(
+                "Docker Compose v2 CLI run at plan time for compose_file; defaults to HIMAPLAN_DOCKER_COMPOSE, else docker-compose on PATH",
+            ),
         ],
         blocks: vec![],
     }
@@ -92,9 +123,26 @@ fn service_schema() -> Schema {
             AttrSchema::new("memory", AttrType::String).describe("\"512M\", \"8G\" (binary units); live update"),
             AttrSchema::new("memory_reservation", AttrType::String).describe("soft limit; live update"),
             AttrSchema::new("cpu_shares", AttrType::Number).describe("relative CPU weight; live update"),
+            // Passed to the stop call, never to the container: changing it
+            // recreates nothing.
+            AttrSchema::new("stop_timeout", AttrType::Number)
+                .describe("seconds between SIGTERM and SIGKILL on scale-down, delete and recreate; default: the container's own, else 10"),
+            // Not declared: left as the containers have it, and not compared.
+            AttrSchema::new("restart", AttrType::String)
+                .describe("restart policy: no, always, unless-stopped, on-failure[:N]; in place; unset: not managed"),
+            AttrSchema::new("compose_file", AttrType::String)
+                .describe("the compose file defining this service; plan compares compose's own hash with the containers'"),
+            // Filled by plan from `docker compose config --hash`, so that
+            // apply labels new replicas without running compose.
+            AttrSchema::new("compose_hash", AttrType::String)
+                .optional_computed()
+                .describe("compose's config hash of compose_file's service, filled at plan time; leave unset"),
+            AttrSchema::new("state", AttrType::String)
+                .default(Value::from(RUNNING))
+                .describe("\"running\": every container runs; a container exited, created or paused is drift and apply starts it"),
             AttrSchema::new("containers", AttrType::List(Box::new(AttrType::Map(Box::new(AttrType::Any)))))
                 .computed()
-                .describe("{ number, name, id, ip } sorted by number; ip is empty under none/host"),
+                .describe("{ number, name, id, ip, state, config_hash } sorted by number; ip is empty under none/host"),
             AttrSchema::new("id", AttrType::String).computed().describe("PROJECT/SERVICE"),
         ],
         blocks: vec![],
@@ -195,6 +243,13 @@ pub struct ServiceSpec {
     /// `None`: the daemon's default.
     pub network_mode: Option<String>,
     pub limits: Limits,
+    /// Seconds between SIGTERM and SIGKILL; `None`: the container's own.
+    pub stop_timeout: Option<i64>,
+    /// Restart policy as written (`no`, `always`, `on-failure:3`); `None`: leave it.
+    pub restart: Option<String>,
+    /// Compose's hash of the service, computed at plan time from
+    /// `compose_file` when it agrees with the declaration.
+    pub compose_hash: Option<String>,
 }
 
 impl ServiceSpec {
@@ -235,6 +290,9 @@ impl ServiceSpec {
                 memory_reservation: memory("memory_reservation")?,
                 cpu_shares: v.get("cpu_shares").and_then(Value::as_i64),
             },
+            stop_timeout: v.get("stop_timeout").and_then(Value::as_i64),
+            restart: opt_text("restart").map(str::to_string),
+            compose_hash: opt_text("compose_hash").map(str::to_string),
         })
     }
 
@@ -263,6 +321,28 @@ pub fn string_map_of(v: Option<&Value>) -> BTreeMap<String, String> {
     v.and_then(Value::as_map)
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.to_template_string()?))).collect())
         .unwrap_or_default()
+}
+
+/// Parses a restart policy as compose writes it (`no`, `always`,
+/// `unless-stopped`, `on-failure`, `on-failure:N`) into Docker's name and
+/// maximum retry count.
+pub fn parse_restart(text: &str) -> Result<(&str, Option<i64>), String> {
+    let bad = || format!("restart {text:?} must be no, always, unless-stopped, on-failure or on-failure:N");
+    match text.split_once(':') {
+        None if matches!(text, "no" | "always" | "unless-stopped" | "on-failure") => Ok((text, None)),
+        Some(("on-failure", n)) => n.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| ("on-failure", Some(n))).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+/// A restart policy as compose writes it, from Docker's name and retries
+/// (Docker reports an empty name for `no`).
+pub fn restart_text(name: &str, retries: Option<i64>) -> String {
+    match (name, retries) {
+        ("" | "no", _) => "no".to_string(),
+        ("on-failure", Some(n)) if n > 0 => format!("on-failure:{n}"),
+        (other, _) => other.to_string(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -321,6 +401,21 @@ pub fn validate_service(config: &Value) -> Vec<ConfigProblem> {
             problem("labels", format!("label {key:?} is reserved (himaplan.io/ and com.docker.compose. labels identify the service)"));
         }
     }
+    if let Some(r) = config.get("restart").and_then(Value::as_str)
+        && let Err(e) = parse_restart(r)
+    {
+        problem("restart", e);
+    }
+    if let Some(t) = config.get("stop_timeout").filter(|t| !t.has_unknown() && !t.is_null())
+        && t.as_i64().is_none_or(|n| n < 0)
+    {
+        problem("stop_timeout", format!("stop_timeout must be a whole number of seconds ≥ 0, not {t}"));
+    }
+    if let Some(st) = config.get("state").and_then(Value::as_str)
+        && st != RUNNING
+    {
+        problem("state", format!("state {st:?} is not supported: a docker_service's containers are kept \"running\""));
+    }
     if let Some(env) = config.get("env").and_then(Value::as_map) {
         for key in env.keys().filter(|k| k.is_empty() || k.contains('=')) {
             problem("env", format!("environment variable name {key:?} must be non-empty and contain no '='"));
@@ -331,6 +426,53 @@ pub fn validate_service(config: &Value) -> Vec<ConfigProblem> {
 
 fn valid_name(name: &str, allowed: impl Fn(char) -> bool) -> bool {
     name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && name.chars().all(allowed)
+}
+
+/// The provider steps that bring stopped containers back: one line per
+/// container of `prior` that is not running.
+pub fn start_steps(prior: &Value) -> Vec<String> {
+    let Some(items) = prior.get("containers").and_then(Value::as_list) else { return Vec::new() };
+    items
+        .iter()
+        .filter_map(|c| {
+            let name = c.get("name").and_then(Value::as_str)?;
+            match c.get("state").and_then(Value::as_str)? {
+                RUNNING => None,
+                "paused" => Some(format!("unpause {name} (paused)")),
+                other => Some(format!("start {name} ({other}; recreated if it cannot start)")),
+            }
+        })
+        .collect()
+}
+
+/// Whether the next `docker compose up` recreates containers because of this
+/// change (SPEC §4): the containers carry compose's bookkeeping (a config
+/// hash), the update changes what compose hashes, and no hash of
+/// `compose_file` agreeing with the declaration is recorded for the new ones.
+pub fn compose_recreate_warning(prior: &Value, planned: &Value, changed: &[String]) -> Option<String> {
+    if !changed.iter().any(|c| COMPOSE_HASHED_ATTRS.contains(&c.as_str())) {
+        return None;
+    }
+    let carries_hash = prior
+        .get("containers")
+        .and_then(Value::as_list)
+        .is_some_and(|cs| cs.iter().any(|c| c.get("config_hash").and_then(Value::as_str).is_some_and(|h| !h.is_empty())));
+    let has_compose_hash = planned.get("compose_file").and_then(Value::as_str).is_some()
+        && planned.get("compose_hash").and_then(Value::as_str).is_some_and(|h| !h.is_empty());
+    // With compose_file, plan's comparison with compose says it (adjust_desired).
+    let _ = has_compose_hash;
+    if !carries_hash || planned.get("compose_file").and_then(Value::as_str).is_some() {
+        return None;
+    }
+    let n = planned.get("replicas").and_then(Value::as_i64).unwrap_or(1);
+    let text = |k: &str| planned.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+    let file = planned.get("compose_file").and_then(Value::as_str).unwrap_or("docker-compose.yml");
+    Some(compose_warning(n, &text("project"), &text("service"), file))
+}
+
+/// The plan's warning that compose will recreate `n` containers.
+pub fn compose_warning(n: i64, project: &str, service: &str, file: &str) -> String {
+    format!("warning: the next `docker compose up` recreates {n} containers of {project}/{service} unless {file} is updated")
 }
 
 /// How disruptive a `docker_service` update is. Config changes recreate the
@@ -360,6 +502,22 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
     }
     for a in LIMIT_ATTRS.iter().filter(|a| has(a) && !unset.contains(a)) {
         shape.notes.push(format!("{a}: live update, no restart"));
+    }
+    if has("restart") {
+        shape.notes.push("restart: policy changed live, no restart".into());
+    }
+    if has("stop_timeout") {
+        shape.notes.push("stop_timeout: used by the next stop; nothing is recreated".into());
+    }
+    if has("state") {
+        // Starting a container disrupts nothing: it takes no rollout slot.
+        shape.notes.extend(start_steps(prior));
+        if !shape.recomputed.iter().any(|r| r == "containers") {
+            shape.recomputed.push("containers".into());
+        }
+    }
+    if let Some(note) = compose_recreate_warning(prior, planned, changed) {
+        shape.notes.push(note);
     }
     if has("replicas") {
         let before = prior.get("replicas").and_then(Value::as_i64).unwrap_or(0);

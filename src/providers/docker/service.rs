@@ -24,13 +24,16 @@
 
 use super::client::docker_error;
 use super::schema::{
-    self, ADDRESS_LABEL, COMPOSE_PREFIX, ENV_KEYS_LABEL, HIMAPLAN_PREFIX, LABEL_KEYS_LABEL, LINEAGE_LABEL, Limits, NUMBER_LABEL,
-    ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, ServiceSpec, TOKEN_LABEL,
+    self, ADDRESS_LABEL, COMPOSE_PREFIX, CONFIG_HASH_LABEL, ENV_KEYS_LABEL, HIMAPLAN_PREFIX, IMAGE_LABEL, LABEL_KEYS_LABEL, LINEAGE_LABEL,
+    Limits, NUMBER_LABEL, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL, ServiceSpec, TOKEN_LABEL,
 };
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerUpdateBody, HostConfig, Mount, MountType, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder, StopContainerOptionsBuilder};
 use futures::{StreamExt, TryStreamExt, future::try_join_all};
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, FoundObject, ProviderError, ReadRequest, ReadResponse};
@@ -66,6 +69,13 @@ pub struct Observed {
     pub limits: Limits,
     pub ip: String,
     pub started_at: String,
+    /// Docker's status: `running`, `exited`, `created`, `paused`,
+    /// `restarting`, `dead`, `removing`.
+    pub state: String,
+    /// The restart policy as compose writes it (`no`, `on-failure:3`).
+    pub restart: String,
+    /// Anonymous volumes (name, destination): a recreate inherits them.
+    pub anonymous_volumes: Vec<(String, String)>,
 }
 
 /// What an image contributes to its containers' configuration.
@@ -127,7 +137,27 @@ pub fn observed(summary: &ContainerSummary, inspect: &ContainerInspectResponse) 
         },
         ip: networks.into_iter().next().map(|(_, ip)| ip).unwrap_or_default(),
         started_at: state.started_at.unwrap_or_default(),
+        state: state.status.map(|s| s.to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "created".into()),
+        restart: host
+            .restart_policy
+            .as_ref()
+            .map(|r| schema::restart_text(&r.name.map(|n| n.to_string()).unwrap_or_default(), r.maximum_retry_count))
+            .unwrap_or_else(|| "no".into()),
+        anonymous_volumes: inspect
+            .mounts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.typ.as_ref().map(|t| t.to_string()).as_deref() == Some("volume"))
+            .filter_map(|m| Some((m.name?, m.destination?)))
+            .filter(|(name, _)| is_anonymous_volume(name))
+            .collect(),
     }
+}
+
+/// Docker names an anonymous volume by 64 hex digits.
+fn is_anonymous_volume(name: &str) -> bool {
+    name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn recorded_keys(labels: &BTreeMap<String, String>, label: &str) -> Option<BTreeSet<String>> {
@@ -179,6 +209,29 @@ pub fn needs_recreate(spec: &ServiceSpec, c: &Observed, image: &ImageDefaults) -
         || unset(spec.limits.cpu_shares, c.limits.cpu_shares)
 }
 
+/// True when what compose hashes is the same for `spec` and container `c`
+/// (configuration, every limit and the restart policy): only then may a
+/// new replica carry `c`'s config hash.
+pub fn hashed_config_identical(spec: &ServiceSpec, c: &Observed, image: &ImageDefaults) -> bool {
+    !needs_recreate(spec, c, image)
+        && spec.limits == c.limits
+        && spec.restart.as_deref().is_none_or(|r| r == c.restart)
+        && spec.command.is_some()
+        && spec.network_mode.is_some()
+}
+
+/// The restart policy body for `text` (validated earlier).
+fn restart_policy(text: &str) -> Option<RestartPolicy> {
+    let (name, retries) = schema::parse_restart(text).ok()?;
+    let name = match name {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => RestartPolicyNameEnum::NO,
+    };
+    Some(RestartPolicy { name: Some(name), maximum_retry_count: retries })
+}
+
 /// The update body bringing `have` to `want`, or `None` when they agree.
 /// MemorySwap travels with Memory (twice it, Docker's own default): the
 /// daemon refuses a memory raise above the current swap limit otherwise.
@@ -191,6 +244,21 @@ pub fn limits_update(want: &Limits, have: &Limits) -> Option<ContainerUpdateBody
     {
         return None;
     }
+    limits_body(want)
+}
+
+/// The update body of a container: its limits when they differ, and its
+/// restart policy when `restart` is declared and differs (both live).
+fn update_body(spec: &ServiceSpec, c: &Observed) -> Option<ContainerUpdateBody> {
+    let limits = limits_update(&spec.limits, &c.limits);
+    let restart = spec.restart.as_deref().filter(|r| *r != c.restart).and_then(restart_policy);
+    match (limits, restart) {
+        (None, None) => None,
+        (limits, restart) => Some(ContainerUpdateBody { restart_policy: restart, ..limits.unwrap_or_default() }),
+    }
+}
+
+fn limits_body(want: &Limits) -> Option<ContainerUpdateBody> {
     Some(ContainerUpdateBody {
         nano_cpus: want.nano_cpus,
         memory: want.memory,
@@ -217,6 +285,11 @@ fn config_attrs(c: &Observed, image: &ImageDefaults, prior: &Value) -> BTreeMap<
         ("memory".to_string(), schema::memory_value(c.limits.memory, prior_str("memory"))),
         ("memory_reservation".to_string(), schema::memory_value(c.limits.memory_reservation, prior_str("memory_reservation"))),
         ("cpu_shares".to_string(), c.limits.cpu_shares.map_or(Value::Null, |s| Value::Number(s as f64))),
+        // Reported only when declared: an undeclared policy is not managed.
+        (
+            "restart".to_string(),
+            if prior.get("restart").is_some_and(|r| !r.is_null()) { Value::from(c.restart.as_str()) } else { Value::Null },
+        ),
     ])
 }
 
@@ -238,13 +311,18 @@ pub fn service_attrs(
     let differs = |attrs: &BTreeMap<String, Value>| attrs.iter().any(|(k, v)| prior.get(k).unwrap_or(&Value::Null) != v);
     let mut attrs = per_container.iter().find(|a| differs(a)).or(per_container.first()).cloned().unwrap_or_else(|| {
         // No containers (replicas = 0): the configuration is what state says.
-        let keep = ["image", "command", "env", "labels", "network_mode", "cpus", "memory", "memory_reservation", "cpu_shares"];
+        let keep = ["image", "command", "env", "labels", "network_mode", "cpus", "memory", "memory_reservation", "cpu_shares", "restart"];
         keep.iter().map(|k| (k.to_string(), prior.get(k).cloned().unwrap_or(Value::Null))).collect()
     });
     attrs.insert("project".into(), Value::from(project));
     attrs.insert("service".into(), Value::from(service));
     attrs.insert("id".into(), Value::from(schema::service_id(project, service)));
     attrs.insert("replicas".into(), Value::Number(containers.len() as f64));
+    // Attributes the daemon does not hold: what the configuration said.
+    for k in ["stop_timeout", "compose_file", "compose_hash"] {
+        attrs.insert(k.into(), prior.get(k).cloned().unwrap_or(Value::Null));
+    }
+    attrs.insert("state".into(), Value::from(service_state(containers)));
     let list = containers
         .iter()
         .map(|c| {
@@ -253,11 +331,20 @@ pub fn service_attrs(
                 ("name".to_string(), Value::from(c.name.as_str())),
                 ("id".to_string(), Value::from(c.id.as_str())),
                 ("ip".to_string(), Value::from(c.ip.as_str())),
+                ("state".to_string(), Value::from(c.state.as_str())),
+                ("config_hash".to_string(), Value::from(c.labels.get(CONFIG_HASH_LABEL).map(String::as_str).unwrap_or(""))),
             ]))
         })
         .collect();
     attrs.insert("containers".into(), Value::List(list));
     Value::Map(attrs)
+}
+
+/// The service-level `state`: `running` when every container runs (or
+/// there are none), else how many do not, which plan turns into start steps.
+pub fn service_state(containers: &[Observed]) -> String {
+    let down = containers.iter().filter(|c| c.state != schema::RUNNING).count();
+    if down == 0 { schema::RUNNING.to_string() } else { format!("{down} of {} not running", containers.len()) }
 }
 
 /// The project and service a prior value names (attributes, else `id`).
@@ -273,12 +360,45 @@ pub fn identity(prior: &Value) -> Option<(String, String)> {
 }
 
 fn sort_containers(containers: &mut [Observed]) {
-    containers.sort_by_key(|c| (c.number.unwrap_or(i64::MAX), !c.running, c.created, c.id.clone()));
+    containers.sort_by_key(|c| (c.number.unwrap_or(i64::MAX), c.state != schema::RUNNING, c.created, c.id.clone()));
+}
+
+/// Compose's labels of a new or recreated container number `n` (SPEC §4):
+/// the bookkeeping labels of `template` (an existing replica, or the
+/// container being replaced), `image_id` as the image label, and a config
+/// hash only when one is known to describe what the container runs. Never
+/// himaplan's own labels, `replace`, or anything else of the template.
+pub fn compose_labels(template: Option<&Observed>, image_id: &str, config_hash: Option<&str>) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = template
+        .map(|t| {
+            t.labels
+                .iter()
+                .filter(|(k, _)| schema::COMPOSE_COPIED_LABELS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !image_id.is_empty() {
+        labels.insert(IMAGE_LABEL.into(), image_id.into());
+    }
+    if let Some(h) = config_hash.filter(|h| !h.is_empty()) {
+        labels.insert(CONFIG_HASH_LABEL.into(), h.into());
+    }
+    labels
+}
+
+/// What a new container carries besides the spec: compose's labels and the
+/// anonymous volumes of the container it replaces.
+#[derive(Debug, Clone, Default)]
+pub struct Lineage {
+    pub compose_labels: BTreeMap<String, String>,
+    pub volumes: Vec<(String, String)>,
 }
 
 /// The container `create` sends for number `n` of `spec`.
-pub fn create_body(spec: &ServiceSpec, n: i64, req: &ApplyRequest) -> ContainerCreateBody {
-    let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+pub fn create_body(spec: &ServiceSpec, n: i64, req: &ApplyRequest, from: &Lineage) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = from.compose_labels.clone().into_iter().collect();
+    labels.extend(spec.labels.clone());
     let keys_json = |keys: Vec<&String>| serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into());
     labels.insert(ENV_KEYS_LABEL.into(), keys_json(spec.env.keys().collect()));
     labels.insert(LABEL_KEYS_LABEL.into(), keys_json(spec.labels.keys().collect()));
@@ -303,6 +423,18 @@ pub fn create_body(spec: &ServiceSpec, n: i64, req: &ApplyRequest) -> ContainerC
             memory_swap: spec.limits.memory.map(|m| m.saturating_mul(2)),
             memory_reservation: spec.limits.memory_reservation,
             cpu_shares: spec.limits.cpu_shares,
+            restart_policy: spec.restart.as_deref().and_then(restart_policy),
+            mounts: (!from.volumes.is_empty()).then(|| {
+                from.volumes
+                    .iter()
+                    .map(|(name, target)| Mount {
+                        typ: Some(MountType::VOLUME),
+                        source: Some(name.clone()),
+                        target: Some(target.clone()),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -365,7 +497,13 @@ async fn observe_service(
     summaries: &[ContainerSummary],
     prior: &Value,
 ) -> Result<Value, ProviderError> {
-    let containers = inspect_all(docker, summaries).await?;
+    let mut containers = inspect_all(docker, summaries).await?;
+    // `restarting` is transient: wait briefly, then judge what it became.
+    let deadline = std::time::Instant::now() + RESTARTING_WAIT;
+    while containers.iter().any(|c| c.state == "restarting") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        containers = inspect_all(docker, summaries).await?;
+    }
     let images = image_defaults(docker, &containers.iter().collect::<Vec<_>>()).await?;
     Ok(service_attrs(project, service, &containers, &images, prior))
 }
@@ -383,47 +521,82 @@ async fn start(docker: &Docker, id: &str) -> Result<(), ProviderError> {
     settled("start container", docker.start_container(id, None).await)
 }
 
-async fn remove(docker: &Docker, id: &str) -> Result<(), ProviderError> {
-    let options = RemoveContainerOptionsBuilder::new().force(true).build();
-    settled("remove container", docker.remove_container(id, Some(options)).await)
+/// Stops a container gracefully, as compose does: SIGTERM (or the image's
+/// stop signal), up to `timeout` seconds (`None`: the container's own stop
+/// timeout, else Docker's 10 s), then SIGKILL; and removes it, without force.
+async fn stop_and_remove(docker: &Docker, c: &Observed, timeout: Option<i64>) -> Result<(), ProviderError> {
+    let options = timeout.and_then(|t| i32::try_from(t).ok()).map(|t| StopContainerOptionsBuilder::new().t(t).build());
+    if c.state == "paused" {
+        // A paused container cannot receive SIGTERM; unpause it first.
+        settled("unpause container", docker.unpause_container(&c.id).await)?;
+    }
+    settled(&format!("stop container {}", c.name), docker.stop_container(&c.id, options).await)?;
+    settled(&format!("remove container {}", c.name), docker.remove_container(&c.id, None).await)
 }
 
-async fn create_and_start(docker: &Docker, spec: &ServiceSpec, n: i64, req: &ApplyRequest) -> Result<(), ProviderError> {
+async fn create_and_start(docker: &Docker, spec: &ServiceSpec, n: i64, req: &ApplyRequest, from: &Lineage) -> Result<(), ProviderError> {
     let name = spec.container_name(n);
     let options = CreateContainerOptionsBuilder::new().name(&name).build();
     let created = docker
-        .create_container(Some(options), create_body(spec, n, req))
+        .create_container(Some(options), create_body(spec, n, req, from))
         .await
         .map_err(|e| docker_error(&format!("create container {name}"), e))?;
     start(docker, &created.id).await
 }
 
-/// Stops (gracefully, with the container's own stop timeout), removes and
-/// recreates one container.
-async fn recreate(docker: &Docker, spec: &ServiceSpec, old: &Observed, req: &ApplyRequest) -> Result<(), ProviderError> {
-    let n = old.number.unwrap_or(1);
-    settled("stop container", docker.stop_container(&old.id, None).await)?;
-    remove(docker, &old.id).await?;
-    create_and_start(docker, spec, n, req).await
+/// The image id of `spec.image` (himaplan does not pull: a missing image is
+/// a permanent error before anything is disrupted).
+async fn image_id(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Result<String, ProviderError> {
+    match docker.inspect_image(&spec.image).await {
+        Ok(image) => Ok(image.id.unwrap_or_default()),
+        Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Err(ProviderError::invalid(format!(
+            "{}: image {:?} is not present on the Docker daemon (himaplan does not pull images; pull or build it first)",
+            req.addr, spec.image
+        ))),
+        Err(e) => Err(docker_error("inspect image", e)),
+    }
 }
 
-/// Recreates containers in batches of at most `max_unavailable`, each batch
-/// finished (running again) before the next starts.
-pub async fn recreate_in_batches(
-    docker: &Docker,
-    spec: &ServiceSpec,
-    outdated: &[&Observed],
-    req: &ApplyRequest,
-    max_unavailable: usize,
-) -> Result<(), ProviderError> {
-    for batch in outdated.chunks(max_unavailable.max(1)) {
-        try_join_all(batch.iter().map(|c| recreate(docker, spec, c, req))).await?;
+/// How new containers of one apply are made: the spec, the request, the
+/// image id and the config hash the plan recorded from `compose_file`.
+pub struct Maker<'a> {
+    pub docker: &'a Docker,
+    pub spec: &'a ServiceSpec,
+    pub req: &'a ApplyRequest,
+    pub image_id: String,
+}
+
+impl Maker<'_> {
+    /// The hash compose computed at plan time, when `compose_file` agreed
+    /// with the declaration (the plan recorded it; apply never runs compose).
+    fn compose_hash(&self) -> Option<&str> {
+        self.req.planned.get("compose_file").and_then(Value::as_str)?;
+        self.spec.compose_hash.as_deref().filter(|h| !h.is_empty())
     }
-    Ok(())
+
+    /// Stops, removes and recreates `containers` together (one rollout
+    /// batch): each keeps its number, compose's bookkeeping labels and its
+    /// anonymous volumes. The engine may drive this per batch.
+    pub async fn recreate(&self, containers: &[&Observed]) -> Result<(), ProviderError> {
+        try_join_all(containers.iter().map(|old| async move {
+            let n = old.number.unwrap_or(1);
+            let from = Lineage {
+                compose_labels: compose_labels(Some(old), &self.image_id, self.compose_hash()),
+                volumes: old.anonymous_volumes.clone(),
+            };
+            stop_and_remove(self.docker, old, self.spec.stop_timeout).await?;
+            create_and_start(self.docker, self.spec, n, self.req, &from).await
+        }))
+        .await
+        .map(drop)
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Refresh
+
+/// How long refresh waits for containers in `restarting` to settle.
+const RESTARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Refreshes the requested services (one list call per distinct project)
 /// and lists the lineage's other services (one more list call).
@@ -530,42 +703,50 @@ async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Re
 
     // Check the image before disrupting anything: himaplan does not pull,
     // and a recreate that cannot create would leave a container missing.
-    if !missing.is_empty() || !outdated.is_empty() {
-        match docker.inspect_image(&spec.image).await {
-            Ok(_) => {}
-            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {
-                return Err(ProviderError::invalid(format!(
-                    "{}: image {:?} is not present on the Docker daemon (himaplan does not pull images; pull or build it first)",
-                    req.addr, spec.image
-                )));
-            }
-            Err(e) => return Err(docker_error("inspect image", e)),
-        }
-    }
+    let image_id = if !missing.is_empty() || !outdated.is_empty() { image_id(docker, spec, req).await? } else { String::new() };
+    let maker = Maker { docker, spec, req, image_id };
 
-    // Scale down first, highest number first (unnumbered ones before all).
+    // Scale down first, highest number first (unnumbered ones before all),
+    // each stopped gracefully before it is removed.
     extras.sort_by_key(|c| std::cmp::Reverse(c.number.unwrap_or(i64::MAX)));
     for c in extras {
-        remove(docker, &c.id).await?;
+        stop_and_remove(docker, c, spec.stop_timeout).await?;
     }
-    // New containers next: capacity is added before any is disrupted.
-    let creates: Vec<_> = missing.into_iter().map(|n| create_and_start(docker, spec, n, req)).collect();
+    // New containers next: capacity is added before any is disrupted. They
+    // copy compose's bookkeeping from a kept replica that stays as it is.
+    let template = keep.values().copied().find(|c| !outdated.iter().any(|o| o.id == c.id) && c.labels.contains_key(PROJECT_LABEL));
+    let template_hash = template
+        .filter(|t| hashed_config_identical(spec, t, images.get(&t.image_id).unwrap_or(&none)))
+        .and_then(|t| t.labels.get(CONFIG_HASH_LABEL))
+        .map(String::as_str);
+    let new_labels = compose_labels(template, &maker.image_id, template_hash.or(maker.compose_hash()));
+    let from = Lineage { compose_labels: new_labels, volumes: Vec::new() };
+    let creates: Vec<_> = missing.into_iter().map(|n| create_and_start(docker, spec, n, req, &from)).collect();
     futures::stream::iter(creates).buffer_unordered(CREATE_PARALLELISM).try_collect::<Vec<()>>().await?;
-    // Live limit changes and restarts of stopped containers disrupt nothing.
-    try_join_all(keep.values().filter(|c| !outdated.iter().any(|o| o.id == c.id)).map(|c| async move {
-        if let Some(body) = limits_update(&spec.limits, &c.limits) {
-            docker.update_container(&c.id, body).await.map_err(|e| docker_error(&format!("update container {}", c.name), e))?;
-        }
-        if !c.running {
-            start(docker, &c.id).await?;
-        }
-        Ok::<(), ProviderError>(())
-    }))
-    .await?;
+    // Live limit and restart-policy changes, and starting stopped
+    // containers, disrupt nothing: no rollout slot. One that cannot start
+    // is recreated (with the rest, in batches).
+    let unstartable: Vec<Option<&Observed>> =
+        try_join_all(keep.values().filter(|c| !outdated.iter().any(|o| o.id == c.id)).map(|c| async move {
+            if let Some(body) = update_body(spec, c) {
+                docker.update_container(&c.id, body).await.map_err(|e| docker_error(&format!("update container {}", c.name), e))?;
+            }
+            match c.state.as_str() {
+                schema::RUNNING => Ok(None),
+                "paused" => settled(&format!("unpause container {}", c.name), docker.unpause_container(&c.id).await).map(|_| None),
+                _ => Ok(start(docker, &c.id).await.err().map(|_| *c)),
+            }
+        }))
+        .await?;
+    let mut outdated = outdated;
+    outdated.extend(unstartable.into_iter().flatten());
     // SPEC §6: at most max_unavailable containers down at once; "P%" is
     // a share of the service's replicas.
     let batch = req.rollout.resolve(usize::try_from(spec.replicas).unwrap_or(0).max(1));
-    recreate_in_batches(docker, spec, &outdated, req, batch).await
+    for group in outdated.chunks(batch.max(1)) {
+        maker.recreate(group).await?;
+    }
+    Ok(())
 }
 
 async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderError> {
@@ -573,7 +754,9 @@ async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderEr
         return Ok(Value::Null);
     };
     let found = list(docker, &[(PROJECT_LABEL, &project), (SERVICE_LABEL, &service)]).await?;
-    try_join_all(found.iter().filter_map(|c| c.id.as_deref()).map(|id| remove(docker, id))).await?;
+    let containers = inspect_all(docker, &found).await?;
+    let timeout = req.prior.get("stop_timeout").and_then(Value::as_i64);
+    try_join_all(containers.iter().map(|c| stop_and_remove(docker, c, timeout))).await?;
     Ok(Value::Null)
 }
 
@@ -646,7 +829,7 @@ mod tests {
         old.command = vec!["sleep".into(), "1".into()];
         let new = container(1, &[], &[]);
         let images = HashMap::from([("sha256:img".to_string(), image())]);
-        let prior = service_attrs("erp", "w", &[new.clone()], &images, &Value::Null);
+        let prior = service_attrs("erp", "w", std::slice::from_ref(&new), &images, &Value::Null);
         let attrs = service_attrs("erp", "w", &[new, old], &images, &prior);
         assert_eq!(attrs.get("command").map(ToString::to_string).as_deref(), Some("[\"sleep\", \"1\"]"));
         assert_eq!(attrs.get("replicas").and_then(Value::as_i64), Some(2));
@@ -676,8 +859,18 @@ mod tests {
             labels: BTreeMap::new(),
             network_mode: Some("none".into()),
             limits: Limits::default(),
+            stop_timeout: None,
+            restart: None,
+            compose_hash: None,
         };
         let c = container(1, &["PATH=/bin"], &[]);
+        let mut c = c;
+        c.restart = "no".into();
+        c.state = "running".into();
+        assert!(hashed_config_identical(&spec, &c, &image()));
+        let mut restarting = spec.clone();
+        restarting.restart = Some("always".into());
+        assert!(!hashed_config_identical(&restarting, &c, &image()));
         assert!(!needs_recreate(&spec, &c, &image()));
         let mut limited = c.clone();
         limited.limits.memory = Some(64 << 20);
@@ -688,6 +881,35 @@ mod tests {
         assert!(!needs_recreate(&other, &c, &image()));
         other.image = "busybox:2".into();
         assert!(needs_recreate(&other, &c, &image()));
+    }
+
+    #[test]
+    fn new_replicas_copy_only_compose_bookkeeping() {
+        let t = container(
+            1,
+            &[],
+            &[
+                (PROJECT_LABEL, "erp"),
+                ("com.docker.compose.version", "2.40.3"),
+                (CONFIG_HASH_LABEL, "old"),
+                ("com.docker.compose.replace", "x"),
+                (TOKEN_LABEL, "tok"),
+                (NUMBER_LABEL, "1"),
+            ],
+        );
+        let labels = compose_labels(Some(&t), "sha256:img", None);
+        assert_eq!(labels.keys().map(String::as_str).collect::<Vec<_>>(), vec![IMAGE_LABEL, PROJECT_LABEL, "com.docker.compose.version"]);
+        assert_eq!(compose_labels(Some(&t), "", Some("h")).get(CONFIG_HASH_LABEL).map(String::as_str), Some("h"));
+    }
+
+    #[test]
+    fn service_state_counts_containers_not_running() {
+        let mut a = container(1, &[], &[]);
+        a.state = "running".into();
+        let mut b = container(2, &[], &[]);
+        b.state = "exited".into();
+        assert_eq!(service_state(&[a.clone()]), "running");
+        assert_eq!(service_state(&[a, b]), "1 of 2 not running");
     }
 
     #[test]
