@@ -12,8 +12,8 @@
 //! Every rule is limited to the one object by `resourceNames`. Must not
 //! decide the mode itself: it applies what the planned value says.
 
-use super::client::{self, Fetched, apply_params, kube_error, metadata, object_id};
-use super::schema::{DEFAULT_KUBECTL_IMAGE, SCALES_VIA_HPA};
+use super::client::{self, Fetched, FieldPaths, apply_params, kube_error, metadata, object_id};
+use super::schema::{DEFAULT_KUBECTL_IMAGE, FIELDS_SET_BY, SCALES_VIA_HPA};
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, ProviderError, ReadRequest, ReadResponse};
 use himaplan_engine::value::Value;
@@ -32,6 +32,8 @@ pub const TARGET_ANNOTATION: &str = "himaplan.io/scale-target";
 /// differ from what its command needs: a value no plan desires, so the plan
 /// shows a change and apply restores them.
 pub const RBAC_DRIFTED: &str = "(RBAC objects missing or changed)";
+/// The job's one container.
+const CONTAINER_NAME: &str = "kubectl";
 
 /// What the job's command does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +154,45 @@ pub fn observe(cj: &CronJob, rbac: &Rbac) -> Value {
     attrs.insert("target".to_string(), target.map(Value::from).unwrap_or(Value::Null));
     attrs.insert("replicas".to_string(), replicas.map(Value::from).unwrap_or(Value::Null));
     attrs.insert(SCALES_VIA_HPA.to_string(), Value::from(if rbac_ok { via_hpa } else { RBAC_DRIFTED.to_string() }));
+    let mut set_by = client::fields_set_by(cj, &field_paths());
+    // The mode also decides the Role's rules.
+    if let Some(role) = rbac.role {
+        let rules = client::fields_set_by(role, &vec![(SCALES_VIA_HPA.to_string(), vec![client::path(&["f:rules"])])]);
+        for (attr, managers) in rules {
+            set_by
+                .entry(attr)
+                .and_modify(|m| *m = Value::from(format!("{},{}", m.as_str().unwrap_or_default(), managers.as_str().unwrap_or_default())))
+                .or_insert(managers);
+        }
+    }
+    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(set_by));
     Value::Map(attrs)
+}
+
+/// Where each attribute lives in the CronJob's `managedFields`: the
+/// target, count and mode are all in the container's command (an atomic
+/// list).
+fn field_paths() -> FieldPaths {
+    let container = |field: &str| {
+        client::path(&[
+            "f:spec",
+            "f:jobTemplate",
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            &client::list_key("name", CONTAINER_NAME),
+            field,
+        ])
+    };
+    vec![
+        ("schedule".into(), vec![client::path(&["f:spec", "f:schedule"])]),
+        ("time_zone".into(), vec![client::path(&["f:spec", "f:timeZone"])]),
+        ("image".into(), vec![container("f:image")]),
+        ("target".into(), vec![container("f:command")]),
+        ("replicas".into(), vec![container("f:command")]),
+        (SCALES_VIA_HPA.into(), vec![container("f:command")]),
+    ]
 }
 
 /// Whether the ServiceAccount exists, the Role grants exactly what the
@@ -208,7 +248,7 @@ pub fn manifests(planned: &Value, address: &str, lineage: &str, token: Option<&s
                     "template": { "spec": {
                         "serviceAccountName": name,
                         "restartPolicy": "OnFailure",
-                        "containers": [{ "name": "kubectl", "image": image, "command": action.command() }],
+                        "containers": [{ "name": CONTAINER_NAME, "image": image, "command": action.command() }],
                     }},
                 }},
             },
