@@ -35,8 +35,10 @@
 # at ~2.3 GB RSS (the linker) and leaves a 114 MB binary plus ~2.7 GB of Go
 # build cache under $HIMAPLAN_CACHE/kube/gocache (safe to delete once the
 # binary exists). It runs under `nice -n 19` because the cores are shared.
-# Later runs find the binary in the cache: `install` then takes milliseconds
-# and `start` a few seconds.
+# kubectl builds from the same module and caches: measured 83 s wall
+# (~53 CPU-s) once kube-apiserver's build cache exists, ~0.9 GB peak RSS,
+# a 62 MB binary. Later runs find the binaries in the cache: `install` then
+# takes milliseconds and `start` a few seconds.
 #
 # Each etcd kind keeps its own data directory (etcd-data-debian,
 # etcd-data-build): etcd 3.4 cannot open a 3.7 data directory.

@@ -1,7 +1,7 @@
 //! `kubernetes_scale_schedule`: a `batch/v1` CronJob that scales a
 //! deployment at the times of a cron schedule, plus the ServiceAccount,
 //! Role and RoleBinding (all named like the schedule) that give its job
-//! exactly the rights its one kubectl command needs:
+//! the rights SPEC §4 lists for its one kubectl command:
 //! - `kubectl scale deployment TARGET --replicas=N` (Role: get on
 //!   `deployments`, get/patch on `deployments/scale`), or
 //! - when an HPA of the configuration targets the deployment (decided by
@@ -9,7 +9,10 @@
 //!   NAME --type=merge -p '{"spec":{"minReplicas":N}}'` (Role: get/patch on
 //!   `horizontalpodautoscalers`), since the HPA would undo a direct scale.
 //!
-//! Every rule is limited to the one object by `resourceNames`. Must not
+//! Every rule is limited to the one object by `resourceNames`. Run for real
+//! (tests/kubernetes_jobs.rs), kubectl v1.37.2 needs each of these verbs
+//! except `get` on `deployments/scale`, which `kubectl scale` without
+//! preconditions never uses; SPEC grants it, so it stays. Must not
 //! decide the mode itself: it applies what the planned value says.
 
 use super::client::{self, Fetched, FieldPaths, apply_params, kube_error, metadata, object_id};
@@ -77,7 +80,7 @@ impl Action {
         }
     }
 
-    /// Exactly the Role rules the command needs.
+    /// The Role rules of the command (SPEC §4).
     pub fn rules(&self) -> serde_json::Value {
         match self {
             Action::ScaleDeployment { target, .. } => json!([
