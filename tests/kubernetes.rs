@@ -1,8 +1,9 @@
 //! The `kubernetes` provider against a real kube-apiserver (with etcd) on
 //! loopback, through the `himaplan` binary: creating a deployment, its HPA
 //! and two scale schedules and reading the stored objects back through the
-//! API; an in-place HPA change; replicas changed by another field manager
-//! (drift without an HPA, none with one, the last firing with schedules);
+//! API; an in-place HPA change; replicas changed by the real kubectl (drift
+//! without an HPA, none with one, the last firing with schedules); other
+//! fields set by the real kubectl, whose managers the plan names;
 //! `plan --at` around 18:00; invalid cron, racing schedules, an object the
 //! API server rejects, forbidden and unreachable clusters.
 //!
@@ -104,11 +105,16 @@ async fn replicas(client: &::kube::Client, ns: &str, name: &str) -> Option<i32> 
 }
 
 fn owners(d: &Deployment) -> Vec<String> {
+    owners_of(d, &["f:spec", "f:replicas"])
+}
+
+/// The field managers owning `path` of the object's `managedFields`.
+fn owners_of(d: &Deployment, path: &[&str]) -> Vec<String> {
     d.metadata
         .managed_fields
         .iter()
         .flatten()
-        .filter(|m| m.fields_v1.as_ref().is_some_and(|f| f.0.get("f:spec").and_then(|s| s.get("f:replicas")).is_some()))
+        .filter(|m| m.fields_v1.as_ref().is_some_and(|f| path.iter().try_fold(&f.0, |node, step| node.get(*step)).is_some()))
         .filter_map(|m| m.manager.clone())
         .collect()
 }
@@ -258,14 +264,15 @@ async fn raising_hpa_max_is_one_in_place_change_and_then_nothing() {
 
 #[tokio::test]
 async fn replicas_changed_by_another_manager_are_drift_and_apply_takes_them_back() {
-    // No HPA, no schedule: `kubectl scale` to 7 is drift; the plan names
-    // the manager, and apply forces the declared 4 back.
+    // No HPA, no schedule: a real `kubectl scale` to 7 is drift; the plan
+    // names the manager (kubectl's default, from its argv[0]), and apply
+    // forces the declared 4 back.
     let Some(server) = kube::server() else { return };
     let ns = server.namespace("drift").await;
     let dir = TestDir::new(&deployment(&ns, ""));
     apply(&dir, server, EVENING);
     let client = server.client().await;
-    kube::scale_as(&client, &ns, "web", 7, "kubectl").await;
+    server.kubectl(&["-n", &ns, "scale", "deployment", "web", "--replicas=7"]).assert_success();
 
     let drift = run(&dir, server, &["drift", "--detailed-exitcode"]);
     drift.assert_code(2);
@@ -273,11 +280,44 @@ async fn replicas_changed_by_another_manager_are_drift_and_apply_takes_them_back
     plan.assert_code(2);
     let out = plan.stdout();
     assert!(out.contains("7 -> 4"), "{out}");
-    assert!(out.contains("replicas were set by field manager kubectl; applying forces them back"), "{out}");
+    assert!(out.contains("replicas is managed by field manager kubectl; applying takes it over (force)"), "{out}");
     apply(&dir, server, EVENING);
     assert_eq!(replicas(&client, &ns, "web").await, Some(4));
     let d: Deployment = Api::namespaced(client.clone(), &ns).get("web").await.expect("deployment");
     assert_eq!(owners(&d), ["himaplan"], "the conflict is resolved with force");
+    run(&dir, server, &["plan", "--detailed-exitcode", "--at", EVENING]).assert_code(0);
+}
+
+#[tokio::test]
+async fn every_field_another_manager_set_is_named_in_the_plan_and_taken_over() {
+    // A real kubectl changes the image (`set image`) and a label (`label`):
+    // the plan names each field's manager, not only for replicas, and
+    // apply takes both fields over with force.
+    let Some(server) = kube::server() else { return };
+    let ns = server.namespace("managers").await;
+    let dir = TestDir::new(&deployment(&ns, ""));
+    apply(&dir, server, EVENING);
+    server.kubectl(&["-n", &ns, "set", "image", "deployment/web", "web=registry.example/himalytix/web:hotfix"]).assert_success();
+    server.kubectl(&["-n", &ns, "label", "deployment", "web", "tier=ops", "--overwrite"]).assert_success();
+
+    let plan = run(&dir, server, &["plan", "--detailed-exitcode", "--at", EVENING]);
+    plan.assert_code(2);
+    let out = plan.stdout();
+    assert!(out.contains("image is managed by field manager kubectl-set; applying takes it over (force)"), "{out}");
+    assert!(out.contains(r#"label "tier" is managed by field manager kubectl-label; applying takes it over (force)"#), "{out}");
+    assert!(!out.contains("replicas is managed"), "replicas were not touched: {out}");
+    apply(&dir, server, EVENING);
+
+    let client = server.client().await;
+    let d: Deployment = Api::namespaced(client.clone(), &ns).get("web").await.expect("deployment");
+    assert_eq!(
+        d.spec.template.spec.as_ref().map(|p| p.containers[0].image.clone()),
+        Some(Some("registry.example/himalytix/web:2026.11.1".into()))
+    );
+    assert_eq!(d.metadata.labels.as_ref().and_then(|l| l.get("tier")).map(String::as_str), Some("web"));
+    let image = ["f:spec", "f:template", "f:spec", "f:containers", r#"k:{"name":"web"}"#, "f:image"];
+    assert_eq!(owners_of(&d, &image), ["himaplan"], "the forced apply took the image over");
+    assert_eq!(owners_of(&d, &["f:metadata", "f:labels", "f:tier"]), ["himaplan"], "and the label");
     run(&dir, server, &["plan", "--detailed-exitcode", "--at", EVENING]).assert_code(0);
 }
 
@@ -290,7 +330,7 @@ async fn with_an_hpa_replicas_changed_elsewhere_are_not_drift() {
     let dir = TestDir::new(&format!("{}{}", deployment(&ns, ""), hpa(&ns, 10)));
     apply(&dir, server, EVENING);
     let client = server.client().await;
-    kube::scale_as(&client, &ns, "web", 7, "kubectl").await;
+    server.kubectl(&["-n", &ns, "scale", "deployment", "web", "--replicas=7"]).assert_success();
     run(&dir, server, &["drift", "--detailed-exitcode"]).assert_code(0);
     run(&dir, server, &["plan", "--detailed-exitcode", "--at", EVENING]).assert_code(0);
     apply(&dir, server, EVENING);
@@ -334,7 +374,7 @@ async fn with_schedules_apply_keeps_the_last_firing() {
     assert!(first.stdout().contains("kubernetes_scale_schedule.evening, which last fired at 2026-12-01T18:00:00Z"), "{}", first.stdout());
     let client = server.client().await;
     assert_eq!(replicas(&client, &ns, "web").await, Some(2));
-    kube::scale_as(&client, &ns, "web", 9, "kubectl").await;
+    server.kubectl(&["-n", &ns, "scale", "deployment", "web", "--replicas=9"]).assert_success();
     let plan = run(&dir, server, &["plan", "--detailed-exitcode", "--at", EVENING]);
     plan.assert_code(2);
     assert!(plan.stdout().contains("9 -> 2"), "{}", plan.stdout());

@@ -317,23 +317,62 @@ pub fn found<K: Resource>(obj: &K, attrs: Value) -> FoundObject {
 
 /// Field managers other than himaplan's own that own `path` (e.g.
 /// `["f:spec", "f:replicas"]`) of an object, in the server's order.
-pub fn other_owners<K: Resource>(obj: &K, path: &[&str]) -> Vec<String> {
+pub fn other_owners<K: Resource, S: AsRef<str>>(obj: &K, path: &[S]) -> Vec<String> {
     owners(obj, path).into_iter().filter(|m| m != FIELD_MANAGER && m != HANDOVER_MANAGER).collect()
 }
 
 /// Every field manager owning `path`.
-pub fn owners<K: Resource>(obj: &K, path: &[&str]) -> Vec<String> {
+pub fn owners<K: Resource, S: AsRef<str>>(obj: &K, path: &[S]) -> Vec<String> {
     let mut out = Vec::new();
     for entry in obj.meta().managed_fields.iter().flatten() {
         let mut node = entry.fields_v1.as_ref().map(|f| &f.0);
         for step in path {
-            node = node.and_then(|n| n.get(*step));
+            node = node.and_then(|n| n.get(step.as_ref()));
         }
         if node.is_some()
             && let Some(m) = &entry.manager
             && !out.contains(m)
         {
             out.push(m.clone());
+        }
+    }
+    out
+}
+
+/// Where an attribute lives in an object, as `managedFields` paths
+/// (`f:` for a field, `k:{...}` for the list entry with that key): the
+/// attribute is owned by whoever owns any of them.
+pub type FieldPaths = Vec<(String, Vec<Vec<String>>)>;
+
+/// A `managedFields` path from its steps.
+pub fn path(steps: &[&str]) -> Vec<String> {
+    steps.iter().map(|s| s.to_string()).collect()
+}
+
+/// The `k:` step of the list entry whose key field `key` is `value` (e.g.
+/// the container named "web": `k:{"name":"web"}`), as the server writes it.
+pub fn list_key(key: &str, value: &str) -> String {
+    format!("k:{}", serde_json::json!({ key: value }))
+}
+
+/// The attributes of `fields` that field managers other than himaplan's own
+/// own, as `attribute → "manager,manager"`: the managers a forced apply
+/// takes a changed attribute from, which the plan names (SPEC §4:
+/// conflicts are resolved with `force`, and the plan names the manager
+/// being overridden). Attributes no other manager owns are left out.
+pub fn fields_set_by<K: Resource>(obj: &K, fields: &FieldPaths) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for (attr, paths) in fields {
+        let mut managers: Vec<String> = Vec::new();
+        for p in paths {
+            for m in other_owners(obj, p) {
+                if !managers.contains(&m) {
+                    managers.push(m);
+                }
+            }
+        }
+        if !managers.is_empty() {
+            out.insert(attr.clone(), Value::from(managers.join(",")));
         }
     }
     out

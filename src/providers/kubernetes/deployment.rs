@@ -7,8 +7,8 @@
 //! Must not wait for a rollout (no controller runs here or is assumed), and
 //! must not send `replicas` while an HPA owns them.
 
-use super::client::{self, FIELD_MANAGER, Fetched, HANDOVER_MANAGER, apply_params, kube_error, metadata, object_id};
-use super::schema::{REPLICAS_MANAGED_BY, SELECTOR_LABEL, same_quantity};
+use super::client::{self, FIELD_MANAGER, Fetched, FieldPaths, HANDOVER_MANAGER, apply_params, kube_error, metadata, object_id};
+use super::schema::{FIELDS_SET_BY, REPLICAS_MANAGED_BY, SELECTOR_LABEL, same_quantity};
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, ProviderError, ReadRequest, ReadResponse};
 use himaplan_engine::value::Value;
@@ -48,15 +48,15 @@ pub fn observe(d: &Deployment, prior: &Value) -> Value {
     attrs.insert("id".to_string(), Value::from(object_id(&namespace, &name)));
     attrs.insert("image".to_string(), container.and_then(|c| c.image.clone()).map(Value::from).unwrap_or(Value::Null));
     attrs.insert("container_name".to_string(), container.map(|c| Value::from(c.name.as_str())).unwrap_or(Value::Null));
-    if managed_by.is_empty() {
-        let replicas = spec.replicas.map(|r| Value::from(i64::from(r))).unwrap_or(Value::Null);
-        attrs.insert("replicas".to_string(), replicas);
-        attrs.insert("replicas_set_by".to_string(), Value::from(client::other_owners(d, REPLICAS_PATH).join(",")));
+    let replicas = if managed_by.is_empty() {
+        spec.replicas.map(|r| Value::from(i64::from(r))).unwrap_or(Value::Null)
     } else {
         // The HPA owns the count: neither reported nor drift.
-        attrs.insert("replicas".to_string(), Value::Null);
-        attrs.insert("replicas_set_by".to_string(), Value::from(""));
-    }
+        Value::Null
+    };
+    attrs.insert("replicas".to_string(), replicas);
+    let paths = field_paths(d, container.map(|c| c.name.as_str()), managed_by.is_empty());
+    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(client::fields_set_by(d, &paths)));
     attrs.insert(REPLICAS_MANAGED_BY.to_string(), Value::from(managed_by));
     let labels: BTreeMap<String, Value> =
         d.labels().iter().filter(|(k, _)| !k.starts_with("himaplan.io/")).map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
@@ -84,6 +84,48 @@ pub fn observe(d: &Deployment, prior: &Value) -> Value {
     let port = if !prior.is_null() && prior.get("port").is_none_or(Value::is_null) { Value::Null } else { port.unwrap_or(Value::Null) };
     attrs.insert("port".to_string(), port);
     Value::Map(attrs)
+}
+
+/// Where each attribute himaplan may send lives in `managedFields`, for
+/// naming the other managers a forced apply overrides. `replicas` counts
+/// only while himaplan sends them (not under an HPA). `port` is left out:
+/// a changed port is a different entry of the ports list (keyed by port
+/// and protocol), so the apply takes nothing over from whoever owns the
+/// old entry.
+fn field_paths(d: &Deployment, container: Option<&str>, with_replicas: bool) -> FieldPaths {
+    let mut fields: FieldPaths = Vec::new();
+    if with_replicas {
+        fields.push(("replicas".into(), vec![client::path(REPLICAS_PATH)]));
+    }
+    if let Some(c) = container {
+        let entry = client::list_key("name", c);
+        let in_container = |steps: &[&str]| {
+            let mut p = client::path(&["f:spec", "f:template", "f:spec", "f:containers", &entry]);
+            p.extend(steps.iter().map(|s| s.to_string()));
+            p
+        };
+        fields.push(("image".into(), vec![in_container(&["f:image"])]));
+        for (attr, kind, key) in [
+            ("cpu_request", "f:requests", "f:cpu"),
+            ("cpu_limit", "f:limits", "f:cpu"),
+            ("memory_request", "f:requests", "f:memory"),
+            ("memory_limit", "f:limits", "f:memory"),
+        ] {
+            fields.push((attr.into(), vec![in_container(&["f:resources", kind, key])]));
+        }
+    }
+    // Labels go on the deployment and on its pod template.
+    for key in d.labels().keys().filter(|k| !k.starts_with("himaplan.io/")) {
+        let field = format!("f:{key}");
+        fields.push((
+            format!("labels.{key}"),
+            vec![
+                client::path(&["f:metadata", "f:labels", &field]),
+                client::path(&["f:spec", "f:template", "f:metadata", "f:labels", &field]),
+            ],
+        ));
+    }
+    fields
 }
 
 /// The applied object: only the declared fields, plus `replicas` when

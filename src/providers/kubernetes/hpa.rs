@@ -5,7 +5,8 @@
 //! Must not touch the deployment it targets: the hand-over of its replica
 //! count is the deployment's own apply (see `deployment.rs`).
 
-use super::client::{self, Fetched, apply_params, kube_error, metadata, object_id};
+use super::client::{self, Fetched, FieldPaths, apply_params, kube_error, metadata, object_id};
+use super::schema::FIELDS_SET_BY;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, ProviderError, ReadRequest, ReadResponse};
 use himaplan_engine::value::Value;
@@ -52,7 +53,22 @@ pub fn observe(h: &HorizontalPodAutoscaler) -> Value {
     attrs.insert("max_replicas".to_string(), spec.map(|s| Value::from(i64::from(s.max_replicas))).unwrap_or(Value::Null));
     attrs.insert("cpu_utilization".to_string(), utilization(h, "cpu"));
     attrs.insert("memory_utilization".to_string(), utilization(h, "memory"));
+    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(client::fields_set_by(h, &field_paths())));
     Value::Map(attrs)
+}
+
+/// Where each attribute lives in `managedFields`. The metrics list is
+/// atomic (one owner for the whole list), so both utilization targets are
+/// that list.
+fn field_paths() -> FieldPaths {
+    let spec = |field: &str| vec![client::path(&["f:spec", field])];
+    vec![
+        ("target".into(), vec![client::path(&["f:spec", "f:scaleTargetRef", "f:name"])]),
+        ("min_replicas".into(), spec("f:minReplicas")),
+        ("max_replicas".into(), spec("f:maxReplicas")),
+        ("cpu_utilization".into(), spec("f:metrics")),
+        ("memory_utilization".into(), spec("f:metrics")),
+    ]
 }
 
 /// The applied object: only the declared fields.

@@ -1,7 +1,7 @@
 //! `kubernetes_scale_schedule`: a `batch/v1` CronJob that scales a
 //! deployment at the times of a cron schedule, plus the ServiceAccount,
 //! Role and RoleBinding (all named like the schedule) that give its job
-//! exactly the rights its one kubectl command needs:
+//! the rights SPEC §4 lists for its one kubectl command:
 //! - `kubectl scale deployment TARGET --replicas=N` (Role: get on
 //!   `deployments`, get/patch on `deployments/scale`), or
 //! - when an HPA of the configuration targets the deployment (decided by
@@ -9,11 +9,14 @@
 //!   NAME --type=merge -p '{"spec":{"minReplicas":N}}'` (Role: get/patch on
 //!   `horizontalpodautoscalers`), since the HPA would undo a direct scale.
 //!
-//! Every rule is limited to the one object by `resourceNames`. Must not
+//! Every rule is limited to the one object by `resourceNames`. Run for real
+//! (tests/kubernetes_jobs.rs), kubectl v1.37.2 needs each of these verbs
+//! except `get` on `deployments/scale`, which `kubectl scale` without
+//! preconditions never uses; SPEC grants it, so it stays. Must not
 //! decide the mode itself: it applies what the planned value says.
 
-use super::client::{self, Fetched, apply_params, kube_error, metadata, object_id};
-use super::schema::{DEFAULT_KUBECTL_IMAGE, SCALES_VIA_HPA};
+use super::client::{self, Fetched, FieldPaths, apply_params, kube_error, metadata, object_id};
+use super::schema::{DEFAULT_KUBECTL_IMAGE, FIELDS_SET_BY, SCALES_VIA_HPA};
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, ProviderError, ReadRequest, ReadResponse};
 use himaplan_engine::value::Value;
@@ -32,6 +35,8 @@ pub const TARGET_ANNOTATION: &str = "himaplan.io/scale-target";
 /// differ from what its command needs: a value no plan desires, so the plan
 /// shows a change and apply restores them.
 pub const RBAC_DRIFTED: &str = "(RBAC objects missing or changed)";
+/// The job's one container.
+const CONTAINER_NAME: &str = "kubectl";
 
 /// What the job's command does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +80,7 @@ impl Action {
         }
     }
 
-    /// Exactly the Role rules the command needs.
+    /// The Role rules of the command (SPEC §4).
     pub fn rules(&self) -> serde_json::Value {
         match self {
             Action::ScaleDeployment { target, .. } => json!([
@@ -152,7 +157,45 @@ pub fn observe(cj: &CronJob, rbac: &Rbac) -> Value {
     attrs.insert("target".to_string(), target.map(Value::from).unwrap_or(Value::Null));
     attrs.insert("replicas".to_string(), replicas.map(Value::from).unwrap_or(Value::Null));
     attrs.insert(SCALES_VIA_HPA.to_string(), Value::from(if rbac_ok { via_hpa } else { RBAC_DRIFTED.to_string() }));
+    let mut set_by = client::fields_set_by(cj, &field_paths());
+    // The mode also decides the Role's rules.
+    if let Some(role) = rbac.role {
+        let rules = client::fields_set_by(role, &vec![(SCALES_VIA_HPA.to_string(), vec![client::path(&["f:rules"])])]);
+        for (attr, managers) in rules {
+            set_by
+                .entry(attr)
+                .and_modify(|m| *m = Value::from(format!("{},{}", m.as_str().unwrap_or_default(), managers.as_str().unwrap_or_default())))
+                .or_insert(managers);
+        }
+    }
+    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(set_by));
     Value::Map(attrs)
+}
+
+/// Where each attribute lives in the CronJob's `managedFields`: the
+/// target, count and mode are all in the container's command (an atomic
+/// list).
+fn field_paths() -> FieldPaths {
+    let container = |field: &str| {
+        client::path(&[
+            "f:spec",
+            "f:jobTemplate",
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            &client::list_key("name", CONTAINER_NAME),
+            field,
+        ])
+    };
+    vec![
+        ("schedule".into(), vec![client::path(&["f:spec", "f:schedule"])]),
+        ("time_zone".into(), vec![client::path(&["f:spec", "f:timeZone"])]),
+        ("image".into(), vec![container("f:image")]),
+        ("target".into(), vec![container("f:command")]),
+        ("replicas".into(), vec![container("f:command")]),
+        (SCALES_VIA_HPA.into(), vec![container("f:command")]),
+    ]
 }
 
 /// Whether the ServiceAccount exists, the Role grants exactly what the
@@ -208,7 +251,7 @@ pub fn manifests(planned: &Value, address: &str, lineage: &str, token: Option<&s
                     "template": { "spec": {
                         "serviceAccountName": name,
                         "restartPolicy": "OnFailure",
-                        "containers": [{ "name": "kubectl", "image": image, "command": action.command() }],
+                        "containers": [{ "name": CONTAINER_NAME, "image": image, "command": action.command() }],
                     }},
                 }},
             },

@@ -26,6 +26,10 @@ pub const DEFAULT_KUBECTL_IMAGE: &str = "registry.k8s.io/kubectl:v1.37.2";
 /// may not declare them.
 pub const REPLICAS_MANAGED_BY: &str = "replicas_managed_by";
 pub const SCALES_VIA_HPA: &str = "scales_via_hpa";
+/// Computed on every type: the field managers other than himaplan that own
+/// a field the resource declares (attribute, or `labels.KEY`, → managers),
+/// so that the plan of a change names whom the forced apply overrides.
+pub const FIELDS_SET_BY: &str = "fields_set_by";
 
 /// The attributes of `provider "kubernetes" { ... }`.
 pub fn provider_schema() -> Schema {
@@ -55,6 +59,12 @@ fn id() -> AttrSchema {
     AttrSchema::new("id", AttrType::String).computed().describe("NAMESPACE/NAME")
 }
 
+fn fields_set_by() -> AttrSchema {
+    AttrSchema::new(FIELDS_SET_BY, AttrType::Map(Box::new(AttrType::String)))
+        .computed()
+        .describe("other field managers owning declared fields (attribute or labels.KEY → managers)")
+}
+
 fn deployment_schema() -> Schema {
     Schema {
         attributes: vec![
@@ -76,9 +86,7 @@ fn deployment_schema() -> Schema {
             AttrSchema::new(REPLICAS_MANAGED_BY, AttrType::String)
                 .optional_computed()
                 .describe("set by himaplan: the kubernetes_hpa owning replicas, or empty"),
-            AttrSchema::new("replicas_set_by", AttrType::String)
-                .computed()
-                .describe("the other field manager that last set replicas, if any"),
+            fields_set_by(),
             id(),
         ],
         blocks: vec![],
@@ -98,6 +106,7 @@ fn hpa_schema() -> Schema {
             // The server defaults an HPA without metrics to 80 % CPU.
             AttrSchema::new("cpu_utilization", AttrType::Number).optional_computed().describe("average CPU utilization target, percent"),
             AttrSchema::new("memory_utilization", AttrType::Number).describe("average memory utilization target, percent"),
+            fields_set_by(),
             id(),
         ],
         blocks: vec![],
@@ -117,6 +126,7 @@ fn schedule_schema() -> Schema {
             AttrSchema::new(SCALES_VIA_HPA, AttrType::String)
                 .optional_computed()
                 .describe("set by himaplan: the HPA whose minReplicas the job patches, or empty to scale the deployment"),
+            fields_set_by(),
             id(),
         ],
         blocks: vec![],
@@ -222,13 +232,7 @@ pub fn validate(rtype: &str, config: &Value) -> Vec<ConfigProblem> {
 
 /// The plan notes of an update: who is being overridden.
 pub fn shape_change(rtype: &str, prior: &Value, planned: &Value, changed: &[String]) -> ChangeShape {
-    let mut shape = ChangeShape::default();
-    if rtype == DEPLOYMENT_TYPE
-        && changed.iter().any(|c| c == "replicas")
-        && let Some(manager) = prior.get("replicas_set_by").and_then(Value::as_str).filter(|m| !m.is_empty())
-    {
-        shape.notes.push(format!("replicas were set by field manager {manager}; applying forces them back"));
-    }
+    let mut shape = ChangeShape { notes: forced_fields(prior, planned, changed), ..ChangeShape::default() };
     if rtype == DEPLOYMENT_TYPE && changed.iter().any(|c| c == REPLICAS_MANAGED_BY) {
         match planned.get(REPLICAS_MANAGED_BY).and_then(Value::as_str) {
             Some(owner) if !owner.is_empty() => {
@@ -238,6 +242,35 @@ pub fn shape_change(rtype: &str, prior: &Value, planned: &Value, changed: &[Stri
         }
     }
     shape
+}
+
+/// One note per changed field that another field manager owns: the apply
+/// sends it with `force`, which takes the field over from that manager
+/// (server-side apply's conflict resolution). A changed label is named by
+/// its key; only the labels whose value changes are forced.
+fn forced_fields(prior: &Value, planned: &Value, changed: &[String]) -> Vec<String> {
+    let Some(set_by) = prior.get(FIELDS_SET_BY).and_then(Value::as_map) else { return vec![] };
+    let note = |field: String, managers: &Value| {
+        let managers: Vec<&str> = managers.as_str().unwrap_or_default().split(',').filter(|m| !m.is_empty()).collect();
+        let plural = if managers.len() > 1 { "s" } else { "" };
+        format!("{field} is managed by field manager{plural} {}; applying takes it over (force)", managers.join(", "))
+    };
+    let mut notes = Vec::new();
+    for attr in changed {
+        if attr == "labels" {
+            let before = prior.get("labels").and_then(Value::as_map);
+            for (key, value) in planned.get("labels").and_then(Value::as_map).into_iter().flatten() {
+                if before.and_then(|b| b.get(key)) != Some(value)
+                    && let Some(managers) = set_by.get(&format!("labels.{key}"))
+                {
+                    notes.push(note(format!("label {key:?}"), managers));
+                }
+            }
+        } else if let Some(managers) = set_by.get(attr) {
+            notes.push(note(attr.clone(), managers));
+        }
+    }
+    notes
 }
 
 /// A DNS-1123 label: at most 63 of `[a-z0-9-]`, alphanumeric at both ends.
@@ -338,9 +371,23 @@ mod tests {
     }
 
     #[test]
-    fn override_of_another_manager_is_named() {
-        let prior = cfg(&[("replicas_set_by", "kubectl".into())]);
-        let shape = shape_change(DEPLOYMENT_TYPE, &prior, &Value::Null, &["replicas".into()]);
-        assert_eq!(shape.notes, ["replicas were set by field manager kubectl; applying forces them back"]);
+    fn every_forced_field_names_its_manager() {
+        let set_by =
+            cfg(&[("replicas", "kubectl-scale".into()), ("image", "ops,kubectl-set".into()), ("labels.tier", "kubectl-label".into())]);
+        let labels = |tier: &str| Value::Map([("tier".to_string(), tier.into()), ("team".to_string(), "web".into())].into());
+        let prior = cfg(&[(FIELDS_SET_BY, set_by), ("labels", labels("ops"))]);
+        let planned = cfg(&[("labels", labels("web"))]);
+        let changed = ["replicas".into(), "image".into(), "labels".into(), "cpu_request".into()];
+        let shape = shape_change(DEPLOYMENT_TYPE, &prior, &planned, &changed);
+        assert_eq!(
+            shape.notes,
+            [
+                "replicas is managed by field manager kubectl-scale; applying takes it over (force)",
+                "image is managed by field managers ops, kubectl-set; applying takes it over (force)",
+                "label \"tier\" is managed by field manager kubectl-label; applying takes it over (force)",
+            ]
+        );
+        // An unchanged field is not forced, whoever owns it.
+        assert!(shape_change(DEPLOYMENT_TYPE, &prior, &planned, &["cpu_request".into()]).notes.is_empty());
     }
 }
