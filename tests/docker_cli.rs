@@ -406,7 +406,12 @@ async fn bad_inputs_exit_1_with_file_and_line_and_change_nothing() {
 /// docker_service.web and an nginx_upstream whose servers are
 /// 127.0.0.1:(8000 + number) of its containers, reloaded through `nginx_bin`.
 fn upstream_hcl(project: &str, nginx: &servers::Nginx, nginx_bin: &std::path::Path) -> String {
-    let service = service_hcl(project, "");
+    upstream_hcl_with(project, nginx, nginx_bin, "")
+}
+
+/// [`upstream_hcl`] with `extra` in the service's body.
+fn upstream_hcl_with(project: &str, nginx: &servers::Nginx, nginx_bin: &std::path::Path, extra: &str) -> String {
+    let service = service_hcl(project, extra);
     format!(
         r#"{service}
 resource "nginx_upstream" "web" {{
@@ -486,5 +491,70 @@ async fn upstream_drops_containers_before_removal_and_adds_them_after_start() {
     eprintln!("MEASURE scale-up: container 3 started {:.3} s before the reload listing it", added.before - started);
     assert!(started < added.before, "container 3 started at {started}, listed by a reload begun at {}", added.before);
     assert!(reloads.iter().filter(|r| r.before < started).all(|r| !r.lists("127.0.0.1:8003")), "{reloads:?}");
+    docker::cleanup(&d, &proj).await;
+}
+
+/// Recreate of 4 containers at `max_unavailable = 2` behind the upstream:
+/// two batches, each drained on its own — both containers of a batch are
+/// marked `down` in a reload before Docker stops either, never more than 2
+/// are out at once, and both are back before the next batch stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreate_drains_each_batch_of_containers_from_the_upstream() {
+    let Some(host) = docker::daemon() else { return };
+    let Some(nginx) = servers::Nginx::start("docker-batches") else { return };
+    let d = docker::client(host);
+    let proj = docker::project("batches");
+    let wrapper = docker::reload_recorder(&nginx.prefix, &nginx.upstream_file);
+    let dir = TestDir::new(&upstream_hcl_with(&proj, &nginx, &wrapper, "  rollout {\n    max_unavailable = 2\n  }\n"));
+    apply(&dir, host, "4 containers + upstream", &["--var", "replicas=4"]);
+
+    let plan = run(&dir, host, &["plan", "--var", "replicas=4", "--var", "sleep=3601"]);
+    plan.assert_code(0);
+    let out = plan.stdout();
+    for (n, pair) in [(1, (1, 2)), (2, (3, 4))] {
+        let line = format!(
+            "docker_service.web batch {n}/2 (max_unavailable = 2): drain {proj}-web-{}, {proj}-web-{} from nginx_upstream.web",
+            pair.0, pair.1
+        );
+        assert!(out.contains(&line), "the plan shows batch {n} ({line:?}):\n{out}");
+    }
+    docker::clear_reloads(&nginx.prefix);
+    let since = docker::now() - 1;
+    let started = std::time::Instant::now();
+    apply(&dir, host, "recreate behind nginx", &["--var", "replicas=4", "--var", "sleep=3601"]);
+    let took = started.elapsed();
+    let events = docker::events(&d, &proj, since, docker::now() + 1).await;
+    let reloads = docker::reloads(&nginx.prefix);
+    let addr = |n: i32| format!("127.0.0.1:{}", 8000 + n);
+    let first_stop = |n: i32| {
+        events
+            .iter()
+            .filter(|e| e.name == format!("{proj}-web-{n}") && matches!(e.action.as_str(), "kill" | "stop" | "die"))
+            .map(|e| e.at)
+            .fold(f64::MAX, f64::min)
+    };
+    for r in reloads.iter().filter(|r| r.exit == 0) {
+        let out_of_rotation = (1..=4).filter(|n| !r.lists(&addr(*n))).count();
+        assert!(out_of_rotation <= 2, "a reload has {out_of_rotation} containers out:\n{}", r.text);
+    }
+    for (batch, next) in [((1, 2), Some((3, 4))), ((3, 4), None)] {
+        let stop = first_stop(batch.0).min(first_stop(batch.1));
+        assert!(stop < f64::MAX, "batch {batch:?} was never stopped: {events:?}");
+        let drained = reloads
+            .iter()
+            .filter(|r| r.exit == 0 && r.after < stop)
+            .last()
+            .unwrap_or_else(|| panic!("no reload before batch {batch:?} stopped: {reloads:?}"));
+        assert!(!drained.lists(&addr(batch.0)) && !drained.lists(&addr(batch.1)), "batch {batch:?} still in rotation when stopped:\n{}", drained.text);
+        if let Some(next) = next {
+            let next_stop = first_stop(next.0).min(first_stop(next.1));
+            let before_next = reloads.iter().filter(|r| r.exit == 0 && r.after < next_stop).last().expect("a reload before the next batch");
+            assert!(before_next.text.matches(" down;").count() == 2, "only the next batch is out:\n{}", before_next.text);
+            assert!(before_next.lists(&addr(batch.0)) && before_next.lists(&addr(batch.1)), "batch {batch:?} is not back before the next stops:\n{}", before_next.text);
+        }
+    }
+    let last = reloads.last().expect("reloads");
+    assert!((1..=4).all(|n| last.lists(&addr(n))), "all back at the end:\n{}", last.text);
+    eprintln!("MEASURE recreate of 4 at max_unavailable = 2 behind nginx: {took:.2?}, {} reloads", reloads.len());
     docker::cleanup(&d, &proj).await;
 }

@@ -362,12 +362,14 @@ pub struct Reload {
 }
 
 impl Reload {
-    /// Whether the loaded upstream lists `address` (`host:port`).
+    /// Whether the loaded upstream routes to `address` (`host:port`): it
+    /// lists it, not marked `down` (how a drain takes it out of rotation).
     pub fn lists(&self, address: &str) -> bool {
         self.text.lines().any(|l| {
-            l.trim()
-                .strip_prefix("server ")
-                .is_some_and(|rest| rest.starts_with(&format!("{address} ")) || rest.starts_with(&format!("{address};")))
+            l.trim().strip_prefix("server ").is_some_and(|rest| {
+                (rest.starts_with(&format!("{address} ")) || rest.starts_with(&format!("{address};")))
+                    && !rest.trim_end_matches(';').split_whitespace().any(|w| w == "down")
+            })
         })
     }
 }

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
-    ApplyRequest, ChangeShape, ConfigProblem, DesiredItem, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
+    ApplyRequest, ChangeShape, ConfigProblem, DesiredItem, Member, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
 };
 use himaplan_engine::value::Value;
 use tokio::sync::OnceCell;
@@ -95,6 +95,26 @@ impl Provider for DockerProvider {
             schema::SERVICE_TYPE => schema::shape_service_change(prior, planned, changed),
             _ => ChangeShape::default(),
         }
+    }
+
+    /// A recreate replaces the containers one batch at a time: each kept
+    /// container (number within the planned replicas) is a member, so the
+    /// engine drains exactly the batch it recreates.
+    fn members(&self, rtype: &str, prior: &Value, planned: &Value, changed: &[String]) -> Vec<Member> {
+        if rtype != schema::SERVICE_TYPE || schema::shape_service_change(prior, planned, changed).disruption.is_none() {
+            return Vec::new();
+        }
+        let replicas = planned.get("replicas").and_then(Value::as_f64).unwrap_or(0.0);
+        let containers = prior.get("containers").and_then(Value::as_list).unwrap_or_default();
+        containers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.get("number").and_then(Value::as_f64).is_some_and(|n| n >= 1.0 && n <= replicas))
+            .filter_map(|(index, c)| {
+                let name = c.get("name").and_then(Value::as_str)?.to_string();
+                Some(Member { name, attribute: "containers".into(), index })
+            })
+            .collect()
     }
 
     async fn configure(&self, config: &Value) -> Result<(), ProviderError> {

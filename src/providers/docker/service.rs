@@ -740,6 +740,11 @@ async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Re
         .await?;
     let mut outdated = outdated;
     outdated.extend(unstartable.into_iter().flatten());
+    // One batch of the engine's rollout (its drains around it): only the
+    // containers it names are recreated now.
+    if let Some(part) = &req.part {
+        outdated.retain(|c| part.contains(&c.name));
+    }
     // SPEC §6: at most max_unavailable containers down at once; "P%" is
     // a share of the service's replicas.
     let batch = req.rollout.resolve(usize::try_from(spec.replicas).unwrap_or(0).max(1));
