@@ -266,3 +266,28 @@ async fn stopped_container_is_drift_and_apply_starts_only_it() {
     run(&dir, host, &bin, &["drift", "--detailed-exitcode"]).assert_code(0);
     docker::cleanup(&d, &proj).await;
 }
+
+/// `apply FILE` never runs compose: the hash computed when planning is in
+/// the plan and is reused. The apply runs with a "compose" that records
+/// being called and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_with_compose_file_applies_without_running_compose() {
+    let (Some(host), Some(bin)) = (docker::daemon(), docker::compose_bin()) else { return };
+    let d = docker::client(host);
+    let proj = docker::project("saved");
+    let dir = TestDir::new(&web_hcl(&proj, 2, "  compose_file = \"docker-compose.yml\"\n"));
+    dir.write("docker-compose.yml", &docker::compose_file(""));
+    run(&dir, host, bin, &["plan", "--out", "create.plan"]).assert_code(0);
+    let marker = dir.join("compose-was-run");
+    let fake = dir.join("fake-compose.sh");
+    std::fs::write(&fake, format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display())).expect("write the fake compose");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    run(&dir, host, &fake, &["apply", "create.plan"]).assert_code(0);
+    assert!(!marker.exists(), "apply FILE ran compose");
+    let made = docker::containers(&d, &proj, "web").await;
+    let hash = docker::compose(bin, host, dir.path(), &proj, &["config", "--hash", "web"]);
+    assert_eq!(made.len(), 2);
+    assert!(made.iter().all(|c| c.labels.get("com.docker.compose.config-hash").map(String::as_str) == hash.split_whitespace().nth(1)));
+    docker::cleanup(&d, &proj).await;
+}

@@ -25,6 +25,7 @@ fn options(args: &PlanArgs) -> Result<PlanOptions, Failure> {
         targets: context::parse_addrs(&args.targets, "--target")?,
         replace: context::parse_addrs(&args.replace, "--replace")?,
         at: args.at.unwrap_or_else(chrono::Utc::now),
+        saved: Default::default(),
     })
 }
 

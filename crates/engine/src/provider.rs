@@ -324,6 +324,10 @@ pub struct DesiredItem {
     pub prior: Option<Value>,
     /// Lines the plan shows for this instance.
     pub notes: Vec<String>,
+    /// When a saved plan is applied: the planned value it holds for this
+    /// instance, so a provider reuses what it computed at plan time (e.g. a
+    /// compose hash) instead of asking again.
+    pub saved: Option<Value>,
 }
 
 /// What kind of failure a [`ProviderError`] is: it decides whether the

@@ -145,6 +145,13 @@ fn adjust_for_compose(bin: &std::path::Path, item: &mut DesiredItem) -> Result<(
     let Some(file) = item.config.get("compose_file").and_then(Value::as_str).map(str::to_string) else { return Ok(()) };
     let text = |k: &str| item.config.get(k).and_then(Value::as_str).map(str::to_string);
     let (Some(project), Some(service)) = (text("project"), text("service")) else { return Ok(()) };
+    // Applying a saved plan: its hash was computed when it was planned.
+    if let Some(hash) = item.saved.as_ref().and_then(|s| s.get("compose_hash")).filter(|h| h.as_str().is_some()).cloned() {
+        if let Value::Map(m) = &mut item.config {
+            m.insert("compose_hash".into(), hash);
+        }
+        return Ok(());
+    }
     let found = compose::load(bin, std::path::Path::new(&file), &project, &service)?;
     if let Some(why) = compose::refusal(&found.config) {
         return Err(format!("{file}: {why}"));

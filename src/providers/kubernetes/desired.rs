@@ -193,6 +193,7 @@ mod tests {
             config: Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
             prior,
             notes: vec![],
+            saved: None,
         }
     }
 

@@ -87,6 +87,7 @@ pub async fn plan(input: SavedInput<'_>, snapshot: &mut Snapshot, hooks: &dyn Ho
         at: chrono::DateTime::parse_from_rfc3339(&file.options.at)
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_else(|_| chrono::Utc::now()),
+        saved: file.plan.changes.iter().filter_map(|c| Some((c.addr.clone(), c.after.clone()?))).collect(),
     };
     let recorded = snapshot.state.clone();
     let input = PlanInput {

@@ -50,6 +50,7 @@ impl Planner {
                     config: a.config.clone(),
                     prior: self.state.resources.get(&a.addr).map(|e| Value::from_json(&e.attributes)),
                     notes: Vec::new(),
+                    saved: self.options.saved.get(&a.addr).map(Value::from_json),
                 })
                 .collect();
             for (i, problem) in provider.adjust_desired(self.options.at, &mut items) {

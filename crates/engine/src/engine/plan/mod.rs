@@ -49,11 +49,13 @@ pub struct PlanOptions {
     pub replace: Vec<InstanceAddr>,
     /// `--at`: the instant schedules are evaluated at.
     pub at: chrono::DateTime<chrono::Utc>,
+    /// Applying a saved plan: its planned values (`after`) per instance.
+    pub saved: BTreeMap<InstanceAddr, serde_json::Value>,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { refresh: true, targets: Vec::new(), replace: Vec::new(), at: chrono::Utc::now() }
+        PlanOptions { refresh: true, targets: Vec::new(), replace: Vec::new(), at: chrono::Utc::now(), saved: BTreeMap::new() }
     }
 }
 
