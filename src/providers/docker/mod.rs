@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod compose;
+pub mod probe;
 pub mod schema;
 pub mod service;
 
@@ -132,6 +133,13 @@ impl Provider for DockerProvider {
     async fn apply(&self, req: ApplyRequest) -> Result<Value, ProviderError> {
         SERVED.check(&req.rtype)?;
         service::apply(self.docker()?, &req).await
+    }
+
+    /// `value` is the gated container (`name`, `number`, `id`).
+    async fn probe(&self, rtype: &str, value: &Value, command: &[String]) -> Result<String, String> {
+        SERVED.check(rtype).map_err(|e| e.to_string())?;
+        let name = value.get("name").and_then(Value::as_str).ok_or("a health check command needs one container to run in")?;
+        probe::run(self.docker().map_err(|e| e.to_string())?, name, command).await
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {

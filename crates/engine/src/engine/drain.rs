@@ -166,7 +166,11 @@ pub fn describe(batch: &Batch) -> String {
     } else {
         batch.parts.iter().map(|p| p.name.clone()).collect::<Vec<_>>().join(", ")
     };
-    let gates: String = batch.gates.iter().map(|g| format!(" → {}: {}", g.member, gate::describe(g))).collect();
+    let gates: String = batch
+        .gates
+        .iter()
+        .map(|g| format!(" → {}: {}", g.part.clone().unwrap_or_else(|| g.member.to_string()), gate::describe(g)))
+        .collect();
     if batch.drains.is_empty() {
         return format!("{head} {} {members}{gates}", batch.disruption);
     }

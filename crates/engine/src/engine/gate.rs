@@ -35,6 +35,9 @@ pub enum Probe {
 #[derive(Debug, Clone)]
 pub struct Gate {
     pub member: InstanceAddr,
+    /// For a piece of the member (a container): its name; probes then run
+    /// against that piece.
+    pub part: Option<String>,
     pub probes: Vec<Probe>,
     pub interval: Duration,
     pub attempt_timeout: Duration,
@@ -116,6 +119,7 @@ pub fn resolve(
     }
     Ok(Some(Gate {
         member: member.clone(),
+        part: None,
         probes,
         interval: duration("interval")?,
         attempt_timeout: duration("attempt_timeout")?,
@@ -148,6 +152,27 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit..];
     }
     Some(total)
+}
+
+/// The gates of one batch of pieces: one per piece, `target` bound to the
+/// piece as state holds it (a container's `name`, `number`, `id`).
+pub fn resolve_parts(
+    world: &World,
+    resource: &Resource,
+    expansion: &Expansion,
+    member: &InstanceAddr,
+    prior: &Value,
+    parts: &[crate::provider::Member],
+) -> Result<Vec<Gate>, Diags> {
+    let mut gates = Vec::new();
+    for p in parts {
+        let piece = prior.get(&p.attribute).and_then(Value::as_list).and_then(|l| l.get(p.index)).cloned().unwrap_or(Value::Null);
+        if let Some(mut gate) = resolve(world, resource, expansion, member, piece)? {
+            gate.part = Some(p.name.clone());
+            gates.push(gate);
+        }
+    }
+    Ok(gates)
 }
 
 /// A reviewer's line: "wait until http://127.0.0.1:8001/health/ answers

@@ -112,7 +112,12 @@ impl Planner {
         let mut gates = Vec::new();
         for m in &batch.members {
             let Some(record) = self.instances.get(m) else { continue };
-            gates.extend(gate::resolve(&self.world, resource, &record.expansion, m, record.value.clone())?);
+            if batch.parts.is_empty() {
+                gates.extend(gate::resolve(&self.world, resource, &record.expansion, m, record.value.clone())?);
+            } else {
+                let prior = self.state.resources.get(m).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+                gates.extend(gate::resolve_parts(&self.world, resource, &record.expansion, m, &prior, &batch.parts)?);
+            }
         }
         Ok(gates)
     }
