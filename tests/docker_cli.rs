@@ -542,8 +542,7 @@ async fn a_recreate_drains_each_batch_of_containers_from_the_upstream() {
         assert!(stop < f64::MAX, "batch {batch:?} was never stopped: {events:?}");
         let drained = reloads
             .iter()
-            .filter(|r| r.exit == 0 && r.after < stop)
-            .last()
+            .rfind(|r| r.exit == 0 && r.after < stop)
             .unwrap_or_else(|| panic!("no reload before batch {batch:?} stopped: {reloads:?}"));
         assert!(
             !drained.lists(&addr(batch.0)) && !drained.lists(&addr(batch.1)),
@@ -552,7 +551,7 @@ async fn a_recreate_drains_each_batch_of_containers_from_the_upstream() {
         );
         if let Some(next) = next {
             let next_stop = first_stop(next.0).min(first_stop(next.1));
-            let before_next = reloads.iter().filter(|r| r.exit == 0 && r.after < next_stop).last().expect("a reload before the next batch");
+            let before_next = reloads.iter().rfind(|r| r.exit == 0 && r.after < next_stop).expect("a reload before the next batch");
             assert!(before_next.text.matches(" down;").count() == 2, "only the next batch is out:\n{}", before_next.text);
             assert!(
                 before_next.lists(&addr(batch.0)) && before_next.lists(&addr(batch.1)),

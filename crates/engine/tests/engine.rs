@@ -699,6 +699,25 @@ async fn a_service_recreate_rolls_its_containers_in_batches_each_drained_on_its_
     assert!(planned.plan.changes.is_empty(), "converged: {:?}", planned.plan.changes);
 }
 
+#[tokio::test]
+async fn a_created_member_joins_its_listing_only_after_passing_its_gate() {
+    let hcl = |count: u32, port: u16| {
+        gated_web(1, port).replace("count = 3", &format!("count = {count}"))
+            + "\nresource \"test_thing\" \"lb\" {\n  name  = \"lb\"\n  input = [for w in test_thing.web : w.id]\n}\n"
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let h = Harness::new();
+    h.converge(&hcl(2, port)).await;
+    drop(listener);
+    h.reset();
+    let (planned, _) = h.plan(h.dir.path(), &hcl(3, port)).await.expect("plan");
+    assert!(planned.plan.steps.iter().any(|s| s.starts_with("test_thing.web[2]: created, then wait until")), "{:?}", planned.plan.steps);
+    let outcome = h.apply(&hcl(3, port), 10).await.expect("plan");
+    assert!(outcome.errors.to_string().contains("test_thing.web[2] is not healthy"), "{}", outcome.errors);
+    assert_eq!(h.log(), ["create test_thing.web[2]"], "the listing is not updated to include an unhealthy member");
+}
+
 /// Thirty applies, each under the lock, each changing one `himaplan_data`, while lock-free plans run
 /// against the same state in a loop.
 fn race_config(round: usize) -> String {

@@ -135,11 +135,26 @@ impl Provider for DockerProvider {
         service::apply(self.docker()?, &req).await
     }
 
-    /// `value` is the gated container (`name`, `number`, `id`).
+    /// `value` is the gated container (`name`, `number`, `id`), or a whole
+    /// service (a created one): then the command must pass in each container.
     async fn probe(&self, rtype: &str, value: &Value, command: &[String]) -> Result<String, String> {
         SERVED.check(rtype).map_err(|e| e.to_string())?;
-        let name = value.get("name").and_then(Value::as_str).ok_or("a health check command needs one container to run in")?;
-        probe::run(self.docker().map_err(|e| e.to_string())?, name, command).await
+        let docker = self.docker().map_err(|e| e.to_string())?;
+        if let Some(name) = value.get("name").and_then(Value::as_str) {
+            return probe::run(docker, name, command).await;
+        }
+        let names: Vec<&str> = value
+            .get("containers")
+            .and_then(Value::as_list)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c.get("name").and_then(Value::as_str))
+            .collect();
+        let mut passed = Vec::new();
+        for name in names {
+            passed.push(probe::run(docker, name, command).await?);
+        }
+        Ok(passed.join("; "))
     }
 
     async fn import(&self, rtype: &str, addr: &InstanceAddr, id: &str, lineage: &str) -> Result<Value, ProviderError> {

@@ -77,9 +77,35 @@ pub fn resolve(
     member: &InstanceAddr,
     target: Value,
 ) -> Result<Option<Gate>, Diags> {
+    resolve_with(world, resource, expansion, member, target, false)
+}
+
+/// The gate of a member being created: `None` also when its values are
+/// known only after the create (e.g. an address the cloud assigns).
+pub fn resolve_created(
+    world: &World,
+    resource: &Resource,
+    expansion: &Expansion,
+    member: &InstanceAddr,
+    target: Value,
+) -> Result<Option<Gate>, Diags> {
+    resolve_with(world, resource, expansion, member, target, true)
+}
+
+fn resolve_with(
+    world: &World,
+    resource: &Resource,
+    expansion: &Expansion,
+    member: &InstanceAddr,
+    target: Value,
+    unknown_ok: bool,
+) -> Result<Option<Gate>, Diags> {
     let Some(hc) = &resource.health_check else { return Ok(None) };
     let value = world.eval_block(resource, expansion, &hc.body, &schema(), &[], &hc.location, &[("target", target)])?;
     let bad = |what: String| -> Diags { Diag::error(format!("Invalid health_check of {member}: {what}")).at(hc.location.clone()).into() };
+    if value.has_unknown() && unknown_ok {
+        return Ok(None);
+    }
     if value.has_unknown() {
         return Err(bad("its values must be known when planning (use values of variables, tags or count.index)".into()));
     }

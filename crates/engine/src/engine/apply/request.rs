@@ -150,9 +150,14 @@ impl Applier<'_> {
 impl Applier<'_> {
     /// The member of a gate step as state holds it now, and its gate.
     pub(super) fn gate_request(&self, step: &Step) -> Result<(ApplyRequest, Gate), Diags> {
-        let batch = self.items[step.item].record.as_ref().and_then(|r| r.batches.get(step.batch));
-        let Some(gate) = batch.zip(step.gate).and_then(|(b, gi)| b.gates.get(gi)) else {
-            return Err(Diag::error("a gate step without its batch's gate; this is a bug in himaplan").into());
+        let record = self.items[step.item].record.as_ref();
+        let batch = record.and_then(|r| r.batches.get(step.batch));
+        let gate = match step.gate {
+            Some(gi) => batch.and_then(|b| b.gates.get(gi)),
+            None => record.and_then(|r| r.create_gate.as_ref()),
+        };
+        let Some(gate) = gate else {
+            return Err(Diag::error("a gate step without its gate; this is a bug in himaplan").into());
         };
         let entry = self.state.resources.get(&gate.member);
         let mut prior = entry.map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);

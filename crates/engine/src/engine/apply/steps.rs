@@ -119,6 +119,7 @@ impl StepGraph {
         let mut g = StepGraph::default();
         g.action_steps(items);
         g.rollout_groups(items);
+        g.creation_gates(items);
         g.replacement_order(items);
         g.dependency_order(items, state);
         g
@@ -252,6 +253,17 @@ impl StepGraph {
         let s = self.push(Step { batch: bi, part: true, ..Step::new(ci, Kind::Update) });
         self.up_last.insert(ci, s);
         s
+    }
+
+    /// A created member's health gate, after its create; what depends on
+    /// the member (a listing's update) waits for the gate.
+    fn creation_gates(&mut self, items: &[Item]) {
+        for (ci, item) in items.iter().enumerate() {
+            let (Some(&up), Some(_)) = (self.up.get(&ci), item.record.as_ref().and_then(|r| r.create_gate.as_ref())) else { continue };
+            let g = self.push(Step::new(ci, Kind::Gate));
+            self.deps[g].insert(up);
+            self.up_last.insert(ci, g);
+        }
     }
 
     /// Within a replacement: destroy first, or create first.

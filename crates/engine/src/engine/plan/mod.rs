@@ -24,6 +24,7 @@ pub use diff::{InstanceDiff, diff_instance, unknown_tree};
 pub use fingerprint::fingerprint;
 
 use super::drain::Batch;
+use super::gate::Gate;
 use super::refresh::{self, Refreshed};
 use super::world::{Expansion, World};
 use super::{Hooks, provider_error};
@@ -96,6 +97,9 @@ pub struct PlannedInstance {
     /// members), with the drains around it; for an object rolled piece by
     /// piece, one batch per group of pieces, in order.
     pub batches: Vec<Arc<Batch>>,
+    /// For a create: the health gate it passes before what lists it is
+    /// updated to include it.
+    pub create_gate: Option<Gate>,
 }
 
 /// What plan hands to apply besides the plan itself.
@@ -190,7 +194,7 @@ impl Planner {
         let rollout = self.rollouts.get(&change.addr.resource).copied().unwrap_or_default();
         let addr = change.addr.clone();
         self.changes.push(change);
-        let record = PlannedInstance { expansion, value, adjusted: BTreeMap::new(), rollout, batches: Vec::new() };
+        let record = PlannedInstance { expansion, value, adjusted: BTreeMap::new(), rollout, batches: Vec::new(), create_gate: None };
         self.instances.insert(addr.clone(), record);
         self.instances.get_mut(&addr).expect("inserted just above")
     }

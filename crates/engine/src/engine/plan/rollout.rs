@@ -99,12 +99,37 @@ impl Planner {
                 }
             }
         }
+        steps.extend(self.creation_gates()?);
         steps.extend(shrink_lines(&self.changes));
         Ok(steps)
     }
 }
 
 impl Planner {
+    /// Gates of created members (a scale-up): each passes its health check
+    /// before the resources that list it are updated to include it.
+    fn creation_gates(&mut self) -> Result<Vec<String>, Diags> {
+        let mut steps = Vec::new();
+        let created: Vec<InstanceAddr> = self
+            .changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Create | Action::DeleteThenCreate | Action::CreateThenDelete))
+            .map(|c| c.addr.clone())
+            .collect();
+        for addr in created {
+            let Some(resource) = self.config.resource(&addr.resource).filter(|r| r.health_check.is_some()) else { continue };
+            let Some(record) = self.instances.get(&addr) else { continue };
+            let Some(gate) = gate::resolve_created(&self.world, resource, &record.expansion, &addr, record.value.clone())? else {
+                continue;
+            };
+            steps.push(format!("{addr}: created, then {} before what lists it includes it", gate::describe(&gate)));
+            if let Some(record) = self.instances.get_mut(&addr) {
+                record.create_gate = Some(gate);
+            }
+        }
+        Ok(steps)
+    }
+
     /// The health gates of a batch's members, each resolved with `target`
     /// bound to the member's planned value.
     fn gates_of(&self, batch: &drain::Batch) -> Result<Vec<gate::Gate>, Diags> {
