@@ -117,6 +117,8 @@ fn an_ec2_resize_waits_for_each_instance_health_and_stops_on_a_failing_one() {
     assert!(probed >= 2, "the gate waited, probing {probed} time(s)");
     assert!(failed.stderr().contains("aws_instance.web[1] is not healthy"), "{}", failed.stderr());
     assert!(failed.stderr().contains("HTTP 503"), "the error gives the last result: {}", failed.stderr());
+    let progress = failed.stdout() + &failed.stderr();
+    assert!(progress.contains("aws_instance.web[1]: waiting for health ("), "the wait is shown as it happens:\n{progress}");
     assert_eq!(types(), ["t3.large", "t3.large", "t3.medium"], "the batch after the failing one is not touched");
     let state = dir.state();
     let marked: Vec<&str> = state["resources"]

@@ -625,6 +625,7 @@ async fn a_failing_health_gate_stops_the_rollout_and_the_next_apply_gates_the_me
     let h = Harness::new();
     h.converge(&gated_web(1, port)).await;
     let (planned, _) = h.plan(h.dir.path(), &gated_web(2, port)).await.expect("plan");
+    insta::assert_snapshot!("gated_rollout_steps", planned.plan.steps.join("\n").replace(&port.to_string(), "PORT"));
     assert!(
         planned.plan.steps[0].ends_with(&format!(
             "restart test_thing.web[0] → test_thing.web[0]: wait until 127.0.0.1:{port} accepts a connection, at most 1s"

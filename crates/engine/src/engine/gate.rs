@@ -51,6 +51,8 @@ pub struct Gate {
 /// Upper bounds, so that a typo cannot make apply wait for days.
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 const MAX_THRESHOLD: f64 = 1000.0;
+/// How often a wait reports while the member is not yet healthy.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// How much of an HTTP answer is read (the status line is enough).
 const MAX_ANSWER: usize = 16 * 1024;
 
@@ -273,9 +275,16 @@ pub async fn probe_tcp(addr: &str, timeout: Duration) -> Result<String, String> 
 /// Probes until the gate passes (`healthy_threshold` healthy rounds in a
 /// row) or its timeout; `Ok` and `Err` both say how it went, the error
 /// with the last result of each check.
-pub async fn wait(gate: &Gate, provider: &dyn Provider, rtype: &str, value: &Value) -> Result<String, String> {
+pub async fn wait(
+    gate: &Gate,
+    provider: &dyn Provider,
+    rtype: &str,
+    value: &Value,
+    progress: &(dyn Fn(String) + Send + Sync),
+) -> Result<String, String> {
     let started = Instant::now();
     let (mut streak, mut rounds) = (0, 0u32);
+    let mut reported = Duration::ZERO;
     loop {
         rounds += 1;
         let mut healthy = true;
@@ -296,6 +305,17 @@ pub async fn wait(gate: &Gate, provider: &dyn Provider, rtype: &str, value: &Val
         let took = started.elapsed();
         if streak >= gate.healthy_threshold {
             return Ok(format!("healthy after {rounds} probe round(s) in {:.1}s: {last}", took.as_secs_f64()));
+        }
+        // While waiting: a line at the first unhealthy round, then every
+        // few seconds, so a terminal and a CI log both show the wait.
+        if !healthy && (rounds == 1 || took >= reported + PROGRESS_EVERY) {
+            reported = took;
+            let what = gate.part.clone().unwrap_or_else(|| gate.member.to_string());
+            progress(format!(
+                "{what}: waiting for health ({rounds} probe round(s), {:.0}s of {}s): {last}",
+                took.as_secs_f64(),
+                gate.timeout.as_secs()
+            ));
         }
         if took + gate.interval > gate.timeout {
             return Err(format!(

@@ -192,6 +192,8 @@ impl Applier<'_> {
     pub(super) async fn run(&mut self) -> Result<(), Diags> {
         let mut schedule = Schedule::new(StepGraph::build(&self.items, &self.state));
         let mut running = tokio::task::JoinSet::new();
+        // Lines from gates while they wait, shown as they come.
+        let (waiting_tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<String>();
         let parallelism = self.options.parallelism.max(1);
         loop {
             let starting =
@@ -204,13 +206,18 @@ impl Applier<'_> {
                     let provider = self.registry.provider(provider_name).expect("registered").clone();
                     let what = self.describe(schedule.step(i), &req);
                     self.hooks.event(Event::ActionStarted { addr: req.addr.clone(), what: what.clone() });
+                    let waiting_tx = waiting_tx.clone();
                     running.spawn(async move {
                         let started = Instant::now();
                         let result = match call {
                             Call::Drain(d) => with_retries(|| provider.drain(d.clone()), &crate::engine::NoHooks, &what).await,
                             Call::Apply(r) => with_retries(|| provider.apply(r.clone()), &crate::engine::NoHooks, &what).await,
                             Call::Gate(r, g) => {
-                                gate::wait(&g, provider.as_ref(), &r.rtype, &r.prior).await.map(Value::String).map_err(ProviderError::other)
+                                let progress = move |line: String| drop(waiting_tx.send(line));
+                                gate::wait(&g, provider.as_ref(), &r.rtype, &r.prior, &progress)
+                                    .await
+                                    .map(Value::String)
+                                    .map_err(ProviderError::other)
                             }
                         };
                         (i, req, result, started.elapsed())
@@ -223,8 +230,14 @@ impl Applier<'_> {
             // Wait for one completion, then take every other finished one too,
             // so they share one journal fsync.
             let mut done = Vec::new();
-            if let Some(joined) = running.join_next().await {
-                done.push(joined);
+            loop {
+                tokio::select! {
+                    joined = running.join_next() => {
+                        done.extend(joined);
+                        break;
+                    }
+                    Some(line) = waiting.recv() => self.hooks.event(Event::Note(line)),
+                }
             }
             while let Some(joined) = running.try_join_next() {
                 done.push(joined);
