@@ -73,5 +73,14 @@ demo_docker_ps() {
 
 demo_docker_compose_ps() {
   # `-p` alone: compose finds the project's containers by their labels.
-  "$HIMAPLAN_DOCKER_COMPOSE" -p "$DEMO_DOCKER_PROJECT" ps --format '{{.Name}}\t{{.Service}}\t{{.Status}}' | sort -V
+  local listed
+  listed="$("$HIMAPLAN_DOCKER_COMPOSE" -p "$DEMO_DOCKER_PROJECT" ps --format '{{.Name}}\t{{.Service}}\t{{.Status}}' | sort -V)"
+  if [ -n "$listed" ]; then
+    echo "$listed"
+  else
+    # The example's services declare no compose_file and no compose-made
+    # replica exists to copy compose's bookkeeping labels from, so compose
+    # does not count these containers as its own (docs/docker-compose.md).
+    echo "(none: the example's services are himaplan's alone; declare compose_file to share them with compose)"
+  fi
 }
