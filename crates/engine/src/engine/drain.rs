@@ -77,41 +77,49 @@ pub fn batches(
             continue;
         }
         let n = rollouts.get(&c.addr.resource).map(|r| r.rollout.resolve(parts.len())).unwrap_or(1);
-        let of = parts.len().div_ceil(n);
-        for (i, chunk) in parts.chunks(n).enumerate() {
-            out.push(Batch {
-                resource: c.addr.resource.clone(),
-                number: i + 1,
-                of,
-                max_unavailable: n,
-                disruption: c.disruption.clone().unwrap_or_default(),
-                members: vec![c.addr.clone()],
-                parts: chunk.to_vec(),
-                sequence: c.addr.to_string(),
-                drains: Vec::new(),
-                gates: Vec::new(),
-            });
-        }
+        let disruption = c.disruption.clone().unwrap_or_default();
+        out.extend(sequence(&c.addr.resource, c.addr.to_string(), n, &parts, |chunk| {
+            (vec![c.addr.clone()], chunk.to_vec(), disruption.clone())
+        }));
     }
     for (resource, list) in by_resource {
         let n = rollouts.get(resource).map(|r| r.limit()).unwrap_or(1);
-        let of = list.len().div_ceil(n);
-        for (i, chunk) in list.chunks(n).enumerate() {
-            out.push(Batch {
+        out.extend(sequence(resource, resource.to_string(), n, &list, |chunk| {
+            (chunk.iter().map(|c| c.addr.clone()).collect(), Vec::new(), chunk[0].disruption.clone().unwrap_or_default())
+        }));
+    }
+    out
+}
+
+/// One sequence of batches: `items` in chunks of `n`, each chunk giving the
+/// batch's (members, pieces, disruption).
+fn sequence<T>(
+    resource: &ResourceAddr,
+    sequence: String,
+    n: usize,
+    items: &[T],
+    split: impl Fn(&[T]) -> (Vec<InstanceAddr>, Vec<Member>, String),
+) -> Vec<Batch> {
+    let of = items.len().div_ceil(n);
+    items
+        .chunks(n)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let (members, parts, disruption) = split(chunk);
+            Batch {
                 resource: resource.clone(),
                 number: i + 1,
                 of,
                 max_unavailable: n,
-                disruption: chunk[0].disruption.clone().unwrap_or_default(),
-                members: chunk.iter().map(|c| c.addr.clone()).collect(),
-                parts: Vec::new(),
-                sequence: resource.to_string(),
+                disruption,
+                members,
+                parts,
+                sequence: sequence.clone(),
                 drains: Vec::new(),
                 gates: Vec::new(),
-            });
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
 /// The drains of one batch: every instance (not itself going away) of a
@@ -166,11 +174,7 @@ pub fn describe(batch: &Batch) -> String {
     } else {
         batch.parts.iter().map(|p| p.name.clone()).collect::<Vec<_>>().join(", ")
     };
-    let gates: String = batch
-        .gates
-        .iter()
-        .map(|g| format!(" → {}: {}", g.part.clone().unwrap_or_else(|| g.member.to_string()), gate::describe(g)))
-        .collect();
+    let gates: String = batch.gates.iter().map(|g| format!(" → {}: {}", g.target_name(), gate::describe(g))).collect();
     if batch.drains.is_empty() {
         return format!("{head} {} {members}{gates}", batch.disruption);
     }

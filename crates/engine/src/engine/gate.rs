@@ -35,9 +35,9 @@ pub enum Probe {
 #[derive(Debug, Clone)]
 pub struct Gate {
     pub member: InstanceAddr,
-    /// For a piece of the member (a container): its name; probes then run
+    /// For a piece of the member (a container): which one; probes then run
     /// against that piece.
-    pub part: Option<String>,
+    pub part: Option<crate::provider::Member>,
     pub probes: Vec<Probe>,
     pub interval: Duration,
     pub attempt_timeout: Duration,
@@ -46,6 +46,14 @@ pub struct Gate {
     /// Consecutive healthy rounds needed.
     pub healthy_threshold: u32,
     pub location: Location,
+}
+
+impl Gate {
+    /// What the gate checks, as the plan and progress lines name it: the
+    /// piece (a container's name), else the member.
+    pub fn target_name(&self) -> String {
+        self.part.as_ref().map(|p| p.name.clone()).unwrap_or_else(|| self.member.to_string())
+    }
 }
 
 /// Upper bounds, so that a typo cannot make apply wait for days.
@@ -71,6 +79,15 @@ fn schema() -> Schema {
     }
 }
 
+/// What a check whose values are known only after apply means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknowns {
+    /// An error: a disrupted member's check must be known when planning.
+    Refuse,
+    /// No gate: a created member's address may be the cloud's to assign.
+    Skip,
+}
+
 /// The gate of one member of `resource`, `None` without a `health_check`.
 pub fn resolve(
     world: &World,
@@ -78,34 +95,12 @@ pub fn resolve(
     expansion: &Expansion,
     member: &InstanceAddr,
     target: Value,
-) -> Result<Option<Gate>, Diags> {
-    resolve_with(world, resource, expansion, member, target, false)
-}
-
-/// The gate of a member being created: `None` also when its values are
-/// known only after the create (e.g. an address the cloud assigns).
-pub fn resolve_created(
-    world: &World,
-    resource: &Resource,
-    expansion: &Expansion,
-    member: &InstanceAddr,
-    target: Value,
-) -> Result<Option<Gate>, Diags> {
-    resolve_with(world, resource, expansion, member, target, true)
-}
-
-fn resolve_with(
-    world: &World,
-    resource: &Resource,
-    expansion: &Expansion,
-    member: &InstanceAddr,
-    target: Value,
-    unknown_ok: bool,
+    unknowns: Unknowns,
 ) -> Result<Option<Gate>, Diags> {
     let Some(hc) = &resource.health_check else { return Ok(None) };
     let value = world.eval_block(resource, expansion, &hc.body, &schema(), &[], &hc.location, &[("target", target)])?;
     let bad = |what: String| -> Diags { Diag::error(format!("Invalid health_check of {member}: {what}")).at(hc.location.clone()).into() };
-    if value.has_unknown() && unknown_ok {
+    if value.has_unknown() && unknowns == Unknowns::Skip {
         return Ok(None);
     }
     if value.has_unknown() {
@@ -195,8 +190,8 @@ pub fn resolve_parts(
     let mut gates = Vec::new();
     for p in parts {
         let piece = prior.get(&p.attribute).and_then(Value::as_list).and_then(|l| l.get(p.index)).cloned().unwrap_or(Value::Null);
-        if let Some(mut gate) = resolve(world, resource, expansion, member, piece)? {
-            gate.part = Some(p.name.clone());
+        if let Some(mut gate) = resolve(world, resource, expansion, member, piece, Unknowns::Refuse)? {
+            gate.part = Some(p.clone());
             gates.push(gate);
         }
     }
@@ -310,7 +305,7 @@ pub async fn wait(
         // few seconds, so a terminal and a CI log both show the wait.
         if !healthy && (rounds == 1 || took >= reported + PROGRESS_EVERY) {
             reported = took;
-            let what = gate.part.clone().unwrap_or_else(|| gate.member.to_string());
+            let what = gate.target_name();
             progress(format!(
                 "{what}: waiting for health ({rounds} probe round(s), {:.0}s of {}s): {last}",
                 took.as_secs_f64(),

@@ -162,9 +162,9 @@ impl Applier<'_> {
         let entry = self.state.resources.get(&gate.member);
         let mut prior = entry.map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
         // A piece's gate probes the piece as it is now (a recreated container).
-        if let Some(name) = &gate.part {
-            let pieces = prior.as_map().into_iter().flat_map(|m| m.values()).filter_map(Value::as_list).flatten();
-            let piece = pieces.into_iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str())).cloned();
+        if let Some(part) = &gate.part {
+            let pieces = prior.get(&part.attribute).and_then(Value::as_list).unwrap_or_default();
+            let piece = pieces.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(part.name.as_str())).cloned();
             prior = piece.unwrap_or(Value::Null);
         }
         let request = ApplyRequest {

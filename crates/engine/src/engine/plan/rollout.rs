@@ -119,7 +119,8 @@ impl Planner {
         for addr in created {
             let Some(resource) = self.config.resource(&addr.resource).filter(|r| r.health_check.is_some()) else { continue };
             let Some(record) = self.instances.get(&addr) else { continue };
-            let Some(gate) = gate::resolve_created(&self.world, resource, &record.expansion, &addr, record.value.clone())? else {
+            let Some(gate) = gate::resolve(&self.world, resource, &record.expansion, &addr, record.value.clone(), gate::Unknowns::Skip)?
+            else {
                 continue;
             };
             steps.push(format!("{addr}: created, then {} before what lists it includes it", gate::describe(&gate)));
@@ -138,7 +139,7 @@ impl Planner {
         for m in &batch.members {
             let Some(record) = self.instances.get(m) else { continue };
             if batch.parts.is_empty() {
-                gates.extend(gate::resolve(&self.world, resource, &record.expansion, m, record.value.clone())?);
+                gates.extend(gate::resolve(&self.world, resource, &record.expansion, m, record.value.clone(), gate::Unknowns::Refuse)?);
             } else {
                 let prior = self.state.resources.get(m).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
                 gates.extend(gate::resolve_parts(&self.world, resource, &record.expansion, m, &prior, &batch.parts)?);
