@@ -69,7 +69,7 @@ fn planned(project: &str, replicas: i64, extra: &[(&str, Value)]) -> Value {
     let mut m = BTreeMap::from([
         ("project".to_string(), Value::from(project)),
         ("service".to_string(), Value::from("worker")),
-        ("replicas".to_string(), Value::Number(replicas as f64)),
+        ("replicas".to_string(), Value::from(replicas as f64)),
         ("image".to_string(), Value::from(IMAGE)),
         ("command".to_string(), strings(&["sleep", "3600"])),
         ("env".to_string(), Value::Map(BTreeMap::new())),
@@ -201,7 +201,7 @@ async fn limits_change_live_without_restart() {
     let p = provider(host).await;
     let docker = raw(host);
     let proj = project("limits");
-    let small = [("cpus", Value::Number(0.5)), ("memory", Value::from("64M"))];
+    let small = [("cpus", Value::from(0.5)), ("memory", Value::from("64M"))];
     let before = apply(&p, ApplyAction::Create, &Value::Null, planned(&proj, 4, &small)).await.expect("create");
     let mut started_at = Vec::new();
     for (_, _, id) in containers(&before) {
@@ -210,7 +210,7 @@ async fn limits_change_live_without_restart() {
         started_at.push(i.state.and_then(|s| s.started_at).unwrap_or_default());
     }
 
-    let big = [("cpus", Value::Number(1.5)), ("memory", Value::from("256MB"))];
+    let big = [("cpus", Value::from(1.5)), ("memory", Value::from("256MB"))];
     let t = Instant::now();
     let after = apply(&p, ApplyAction::Update, &before, planned(&proj, 4, &big)).await.expect("update");
     eprintln!("MEASURE live limits update on 4 containers: {} ms", t.elapsed().as_millis());

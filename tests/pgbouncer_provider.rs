@@ -117,7 +117,7 @@ fn planned(s: &Servers, default_pool_size: i64, db_pool_size: i64, extra: &[(&st
     }
     let db = Value::Map(BTreeMap::from([
         ("host".to_string(), Value::from("127.0.0.1")),
-        ("port".to_string(), Value::Number(s.var("PG_PORT").parse().unwrap_or(0.0))),
+        ("port".to_string(), Value::from(s.var("PG_PORT").parse().unwrap_or(0.0))),
         ("dbname".to_string(), Value::from("appdb")),
         ("user".to_string(), Value::from("app")),
         ("pool_size".to_string(), Value::from(db_pool_size)),
@@ -127,7 +127,7 @@ fn planned(s: &Servers, default_pool_size: i64, db_pool_size: i64, extra: &[(&st
         ("config_file".to_string(), Value::from(s.var("PGBOUNCER_INI"))),
         ("admin_url".to_string(), Value::from(s.var("PGBOUNCER_ADMIN_URL")).into_sensitive()),
         ("listen_addr".to_string(), Value::from("127.0.0.1")),
-        ("listen_port".to_string(), Value::Number(s.var("PGBOUNCER_PORT").parse().unwrap_or(0.0))),
+        ("listen_port".to_string(), Value::from(s.var("PGBOUNCER_PORT").parse().unwrap_or(0.0))),
         ("auth_type".to_string(), Value::from("md5")),
         ("auth_file".to_string(), Value::from(s.var("PGBOUNCER_USERLIST"))),
         ("admin_users".to_string(), Value::from("admin")),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod diag;
 pub mod engine;
 pub mod graph;
+pub mod number;
 pub mod plan;
 pub mod provider;
 pub mod state;

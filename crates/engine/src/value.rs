@@ -4,19 +4,21 @@
 //! Owns conversion to and from JSON (state, plan files) and the type names
 //! used in diagnostics. Must not do I/O.
 
+pub use crate::number::{Number, NumberError};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// A value of the configuration language.
 ///
-/// Numbers are `f64`; integral values print and serialise without a
+/// Numbers are Terraform's 512-bit binary floats with a fast path for
+/// `i64` ([`Number`]); integral values print and serialise without a
 /// fraction so that `3` stays `3` in state files and plans.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
     #[default]
     Null,
     Bool(bool),
-    Number(f64),
+    Number(Number),
     String(String),
     List(Vec<Value>),
     Map(BTreeMap<String, Value>),
@@ -112,17 +114,21 @@ impl Value {
         }
     }
 
+    /// The number as the nearest `f64`.
     pub fn as_f64(&self) -> Option<f64> {
+        self.as_number().map(Number::to_f64)
+    }
+
+    pub fn as_number(&self) -> Option<&Number> {
         match self.unmarked() {
-            Value::Number(n) => Some(*n),
+            Value::Number(n) => Some(n),
             _ => None,
         }
     }
 
-    /// The number as an integer, when it is integral and in range.
+    /// The number as an integer, when it is integral and in `i64` range.
     pub fn as_i64(&self) -> Option<i64> {
-        let n = self.as_f64()?;
-        (n.fract() == 0.0 && n.abs() < 9.0e15).then_some(n as i64)
+        self.as_number().and_then(Number::to_i64)
     }
 
     pub fn as_bool(&self) -> Option<bool> {
@@ -157,7 +163,7 @@ impl Value {
         match self {
             Value::Null | Value::Unknown => serde_json::Value::Null,
             Value::Bool(b) => serde_json::Value::Bool(*b),
-            Value::Number(n) => number_to_json(*n),
+            Value::Number(n) => n.to_json(),
             Value::String(s) => serde_json::Value::String(s.clone()),
             Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
             Value::Map(map) => serde_json::Value::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
@@ -169,7 +175,7 @@ impl Value {
         match json {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),
-            serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
+            serde_json::Value::Number(n) => Value::Number(Number::from_json(n)),
             serde_json::Value::String(s) => Value::String(s.clone()),
             serde_json::Value::Array(items) => Value::List(items.iter().map(Value::from_json).collect()),
             serde_json::Value::Object(map) => Value::Map(map.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()),
@@ -180,24 +186,17 @@ impl Value {
     pub fn to_template_string(&self) -> Option<String> {
         match self.unmarked() {
             Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(format_number(*n)),
+            Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             _ => None,
         }
     }
 }
 
-/// Formats a number the way HCL prints it: integers without a fraction.
+/// Formats a float the way HCL prints the number: integers without a
+/// fraction, others as their shortest decimal.
 pub fn format_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 { format!("{}", n as i64) } else { format!("{n}") }
-}
-
-fn number_to_json(n: f64) -> serde_json::Value {
-    if n.fract() == 0.0 && n.abs() < 9.0e15 {
-        serde_json::Value::Number((n as i64).into())
-    } else {
-        serde_json::Number::from_f64(n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
-    }
+    Number::from_f64(n).map_or_else(|_| format!("{n}"), |n| n.to_string())
 }
 
 impl fmt::Display for Value {
@@ -206,7 +205,7 @@ impl fmt::Display for Value {
         match self {
             Value::Null => write!(f, "null"),
             Value::Bool(b) => write!(f, "{b}"),
-            Value::Number(n) => write!(f, "{}", format_number(*n)),
+            Value::Number(n) => write!(f, "{n}"),
             Value::String(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
             Value::List(items) => {
                 write!(f, "[")?;
@@ -254,12 +253,44 @@ impl From<bool> for Value {
 
 impl From<i64> for Value {
     fn from(n: i64) -> Self {
-        Value::Number(n as f64)
+        Value::Number(Number::Int(n))
     }
 }
 
+impl From<i32> for Value {
+    fn from(n: i32) -> Self {
+        Value::Number(Number::Int(n.into()))
+    }
+}
+
+impl From<u32> for Value {
+    fn from(n: u32) -> Self {
+        Value::Number(Number::Int(n.into()))
+    }
+}
+
+impl From<u64> for Value {
+    fn from(n: u64) -> Self {
+        Value::Number(i64::try_from(n).map_or_else(|_| Number::from_bigint(n.into()).unwrap_or(Number::Int(i64::MAX)), Number::Int))
+    }
+}
+
+impl From<usize> for Value {
+    fn from(n: usize) -> Self {
+        Value::from(n as u64)
+    }
+}
+
+/// A float that is not finite (NaN, infinity) becomes `null`: no value of
+/// the language is infinite.
 impl From<f64> for Value {
     fn from(n: f64) -> Self {
+        Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+impl From<Number> for Value {
+    fn from(n: Number) -> Self {
         Value::Number(n)
     }
 }
@@ -270,15 +301,15 @@ mod tests {
 
     #[test]
     fn integral_numbers_serialise_without_fraction() {
-        assert_eq!(Value::Number(3.0).to_json().to_string(), "3");
-        assert_eq!(Value::Number(1.5).to_json().to_string(), "1.5");
-        assert_eq!(Value::Number(3.0).to_string(), "3");
+        assert_eq!(Value::from(3.0).to_json().to_string(), "3");
+        assert_eq!(Value::from(1.5).to_json().to_string(), "1.5");
+        assert_eq!(Value::from(3.0).to_string(), "3");
     }
 
     #[test]
     fn unknown_is_found_at_depth() {
         let v = Value::List(vec![Value::Map(BTreeMap::from([("a".into(), Value::Unknown)]))]);
         assert!(v.has_unknown());
-        assert!(!Value::Number(1.0).has_unknown());
+        assert!(!Value::from(1).has_unknown());
     }
 }

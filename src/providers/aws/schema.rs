@@ -366,7 +366,7 @@ mod tests {
         assert!(validate_lifecycle(&ok).is_empty());
         let idle = lifecycle(map(vec![("prefix", Value::from("x/")), ("transition", Value::List(vec![]))]));
         assert!(validate_lifecycle(&idle)[0].message.contains("does nothing"));
-        let half = lifecycle(map(vec![("expiration_days", Value::Number(1.5))]));
+        let half = lifecycle(map(vec![("expiration_days", Value::from(1.5))]));
         assert!(validate_lifecycle(&half)[0].message.contains("whole number"));
         let zero = lifecycle(map(vec![("noncurrent_expiration_days", Value::from(0i64))]));
         assert!(validate_lifecycle(&zero)[0].message.contains("at least 1"));

@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(resolve_host(&block, env.clone()).ok().as_deref(), Some("unix:///tmp/d.sock"));
         assert_eq!(resolve_host(&Value::Null, env).ok().as_deref(), Some("tcp://127.0.0.1:2375"));
         assert_eq!(resolve_host(&Value::Null, Some(String::new())).ok().as_deref(), Some(DEFAULT_HOST));
-        assert!(resolve_host(&Value::Map([("host".to_string(), Value::Number(1.0))].into()), None).is_err());
+        assert!(resolve_host(&Value::Map([("host".to_string(), Value::from(1.0))].into()), None).is_err());
     }
 
     #[test]

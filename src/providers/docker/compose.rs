@@ -239,9 +239,9 @@ mod tests {
             ("env", declared(&[("QUEUE", Value::from("default"))])),
             ("network_mode", Value::from("none")),
             ("memory", Value::from("64M")),
-            ("cpus", Value::Number(0.5)),
+            ("cpus", Value::from(0.5)),
             ("restart", Value::from("unless-stopped")),
-            ("stop_timeout", Value::Number(5.0)),
+            ("stop_timeout", Value::from(5.0)),
         ]);
         assert_eq!(disagreements(&d, &compose), Vec::<String>::new());
         if let Value::Map(m) = &mut d {

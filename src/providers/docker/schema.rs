@@ -104,7 +104,7 @@ fn service_schema() -> Schema {
                 .replace()
                 .describe("compose service (label com.docker.compose.service)"),
             AttrSchema::new("replicas", AttrType::Number)
-                .default(Value::Number(1.0))
+                .default(Value::from(1.0))
                 .describe("containers numbered exactly 1..N, named PROJECT-SERVICE-N"),
             AttrSchema::new("image", AttrType::String).required().describe("a change recreates the containers"),
             // Optional and computed: when omitted the containers run the
@@ -207,8 +207,8 @@ pub fn cpus_value(nano: Option<i64>, prior: Option<f64>) -> Value {
     match nano {
         None => Value::Null,
         Some(n) => match prior {
-            Some(p) if nano_cpus(p) == n => Value::Number(p),
-            _ => Value::Number(n as f64 / 1e9),
+            Some(p) if nano_cpus(p) == n => Value::from(p),
+            _ => Value::from(n as f64 / 1e9),
         },
     }
 }
@@ -584,8 +584,8 @@ mod tests {
         assert_eq!(memory_value(Some(512 << 20), Some("512MB")), Value::from("512MB"));
         assert_eq!(memory_value(Some(512 << 20), Some("1G")), Value::from("512M"));
         assert_eq!(memory_value(None, Some("1G")), Value::Null);
-        assert_eq!(cpus_value(Some(300_000_000), Some(0.1 + 0.2)), Value::Number(0.1 + 0.2));
-        assert_eq!(cpus_value(Some(1_500_000_000), None), Value::Number(1.5));
+        assert_eq!(cpus_value(Some(300_000_000), Some(0.1 + 0.2)), Value::from(0.1 + 0.2));
+        assert_eq!(cpus_value(Some(1_500_000_000), None), Value::from(1.5));
     }
 
     #[test]
@@ -593,10 +593,10 @@ mod tests {
         let config = obj(&[
             ("project", Value::from("erp")),
             ("service", Value::from("celery")),
-            ("replicas", Value::Number(-1.0)),
+            ("replicas", Value::from(-1.0)),
             ("memory", Value::from("8X")),
             ("memory_reservation", Value::from("1M")),
-            ("cpus", Value::Number(0.0)),
+            ("cpus", Value::from(0.0)),
             ("labels", obj(&[("himaplan.io/address", Value::from("x"))])),
         ]);
         let problems = validate_service(&config);
@@ -605,25 +605,25 @@ mod tests {
         let ok = obj(&[
             ("project", Value::from("erp")),
             ("service", Value::from("web.v2")),
-            ("replicas", Value::Number(0.0)),
+            ("replicas", Value::from(0.0)),
             ("memory", Value::from("512M")),
             ("memory_reservation", Value::from("256M")),
-            ("cpus", Value::Number(0.5)),
+            ("cpus", Value::from(0.5)),
         ]);
         assert!(validate_service(&ok).is_empty());
         assert!(validate_service(&obj(&[("replicas", Value::Unknown), ("project", Value::from("Bad Name"))])).len() == 1);
-        assert!(!validate_service(&obj(&[("replicas", Value::Number(1.5))])).is_empty());
+        assert!(!validate_service(&obj(&[("replicas", Value::from(1.5))])).is_empty());
         let too_big = obj(&[("memory", Value::from("64M")), ("memory_reservation", Value::from("1G"))]);
         assert_eq!(validate_service(&too_big)[0].attribute.as_deref(), Some("memory_reservation"));
     }
 
     #[test]
     fn config_changes_recreate_and_limits_are_live() {
-        let prior = obj(&[("replicas", Value::Number(2.0)), ("memory", Value::from("64M"))]);
+        let prior = obj(&[("replicas", Value::from(2.0)), ("memory", Value::from("64M"))]);
         let planned = obj(&[
             ("project", Value::from("erp")),
             ("service", Value::from("w")),
-            ("replicas", Value::Number(4.0)),
+            ("replicas", Value::from(4.0)),
             ("memory", Value::from("128M")),
         ]);
         let shape = shape_service_change(&prior, &planned, &changed(&["memory", "replicas"]));
@@ -632,7 +632,7 @@ mod tests {
         assert!(shape.notes.iter().any(|n| n.contains("creates erp-w-3 .. erp-w-4")), "{:?}", shape.notes);
         let shape = shape_service_change(&prior, &planned, &changed(&["command"]));
         assert_eq!(shape.disruption.as_deref(), Some("recreate"));
-        let unset = obj(&[("replicas", Value::Number(2.0))]);
+        let unset = obj(&[("replicas", Value::from(2.0))]);
         let shape = shape_service_change(&prior, &unset, &changed(&["memory"]));
         assert_eq!(shape.disruption.as_deref(), Some("recreate"));
     }
@@ -642,12 +642,12 @@ mod tests {
         let planned = obj(&[
             ("project", Value::from("erp")),
             ("service", Value::from("celery")),
-            ("replicas", Value::Number(3.0)),
+            ("replicas", Value::from(3.0)),
             ("image", Value::from("busybox")),
-            ("command", Value::List(vec![Value::from("sleep"), Value::Number(3600.0)])),
+            ("command", Value::List(vec![Value::from("sleep"), Value::from(3600.0)])),
             ("env", obj(&[("A", Value::from("1").into_sensitive())])),
             ("memory", Value::from("512M")),
-            ("cpus", Value::Number(0.5)),
+            ("cpus", Value::from(0.5)),
         ]);
         let spec = ServiceSpec::from_value(&planned).expect("spec");
         assert_eq!(spec.command, Some(vec!["sleep".to_string(), "3600".to_string()]));

@@ -284,7 +284,7 @@ fn config_attrs(c: &Observed, image: &ImageDefaults, prior: &Value) -> BTreeMap<
         ("cpus".to_string(), schema::cpus_value(c.limits.nano_cpus, prior.get("cpus").and_then(Value::as_f64))),
         ("memory".to_string(), schema::memory_value(c.limits.memory, prior_str("memory"))),
         ("memory_reservation".to_string(), schema::memory_value(c.limits.memory_reservation, prior_str("memory_reservation"))),
-        ("cpu_shares".to_string(), c.limits.cpu_shares.map_or(Value::Null, |s| Value::Number(s as f64))),
+        ("cpu_shares".to_string(), c.limits.cpu_shares.map_or(Value::Null, |s| Value::from(s as f64))),
         // Reported only when declared: an undeclared policy is not managed.
         (
             "restart".to_string(),
@@ -317,7 +317,7 @@ pub fn service_attrs(
     attrs.insert("project".into(), Value::from(project));
     attrs.insert("service".into(), Value::from(service));
     attrs.insert("id".into(), Value::from(schema::service_id(project, service)));
-    attrs.insert("replicas".into(), Value::Number(containers.len() as f64));
+    attrs.insert("replicas".into(), Value::from(containers.len() as f64));
     // Attributes the daemon does not hold: what the configuration said.
     for k in ["stop_timeout", "compose_file", "compose_hash"] {
         attrs.insert(k.into(), prior.get(k).cloned().unwrap_or(Value::Null));
@@ -327,7 +327,7 @@ pub fn service_attrs(
         .iter()
         .map(|c| {
             Value::Map(BTreeMap::from([
-                ("number".to_string(), c.number.map_or(Value::Null, |n| Value::Number(n as f64))),
+                ("number".to_string(), c.number.map_or(Value::Null, |n| Value::from(n as f64))),
                 ("name".to_string(), Value::from(c.name.as_str())),
                 ("id".to_string(), Value::from(c.id.as_str())),
                 ("ip".to_string(), Value::from(c.ip.as_str())),

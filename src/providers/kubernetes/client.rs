@@ -453,7 +453,7 @@ mod tests {
         let block = Value::Map([("config_path".to_string(), Value::from("/k")), ("context".to_string(), Value::from(""))].into());
         assert_eq!(Connection::from_block(&block).ok(), Some(Connection { config_path: Some("/k".into()), context: None }));
         assert_eq!(Connection::from_block(&Value::Null).ok(), Some(Connection::default()));
-        assert!(Connection::from_block(&Value::Map([("context".to_string(), Value::Number(1.0))].into())).is_err());
+        assert!(Connection::from_block(&Value::Map([("context".to_string(), Value::from(1.0))].into())).is_err());
     }
 
     #[test]

@@ -265,7 +265,7 @@ fn overlay(file: &str, live: Option<&str>) -> String {
 
 fn typed(kind: Kind, text: String) -> Value {
     match (kind, text.trim().parse::<f64>()) {
-        (Kind::Number, Ok(n)) if n.is_finite() => Value::Number(n),
+        (Kind::Number, Ok(n)) if n.is_finite() => Value::from(n),
         _ => Value::String(text),
     }
 }

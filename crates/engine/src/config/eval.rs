@@ -10,7 +10,7 @@
 use super::{BodyRef, Expr, funcs};
 use crate::diag::{Diag, Diags, Location, SourceFile};
 use crate::provider::{AttrType, BlockNesting, Schema};
-use crate::value::{Value, format_number};
+use crate::value::{Number, NumberError, Value};
 use hcl_edit::Span;
 use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl_edit::structure::{Block, Body, Structure};
@@ -79,11 +79,14 @@ pub fn convert(value: Value, ty: &AttrType) -> Result<Value, String> {
         value => match (ty, value) {
             (AttrType::Any, v) => Ok(v),
             (AttrType::String, Value::String(s)) => Ok(Value::String(s)),
-            (AttrType::String, Value::Number(n)) => Ok(Value::String(format_number(n))),
+            (AttrType::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
             (AttrType::String, Value::Bool(b)) => Ok(Value::String(b.to_string())),
             (AttrType::Number, Value::Number(n)) => Ok(Value::Number(n)),
             (AttrType::Number, Value::String(s)) => {
-                s.trim().parse::<f64>().map(Value::Number).map_err(|_| format!("a number is required, got string {s:?}"))
+                Number::parse(&s).map(Value::Number).map_err(|e| match e {
+                    NumberError::Syntax => format!("a number is required, got string {s:?}"),
+                    e => format!("{s:?}: {e}"),
+                })
             }
             (AttrType::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
             (AttrType::Bool, Value::String(s)) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
@@ -131,11 +134,25 @@ impl<'f> Evaluator<'f> {
         Diag::error(summary).at(Location::in_file(self.file, span.unwrap_or(0..0)))
     }
 
+    /// A number literal read from its source text at 512-bit precision
+    /// (the parser's own value is an `f64`).
+    fn number_literal(&self, n: &hcl_edit::Formatted<hcl_edit::Number>) -> Result<Value, Diag> {
+        let text = n.span().and_then(|span| self.file.text.get(span));
+        let parsed = match text {
+            Some(text) => Number::parse(&text.replace(char::is_whitespace, "")),
+            None => match n.value().as_i64() {
+                Some(i) => Ok(Number::Int(i)),
+                None => Number::from_f64(n.value().as_f64().unwrap_or(0.0)),
+            },
+        };
+        parsed.map(Value::Number).map_err(|e| self.err(n.span(), format!("Invalid number literal: {e}")))
+    }
+
     fn eval(&self, expr: &Expression, scope: &mut Scope<'_>) -> Result<Value, Diag> {
         match expr {
             Expression::Null(_) => Ok(Value::Null),
             Expression::Bool(b) => Ok(Value::Bool(*b.value())),
-            Expression::Number(n) => Ok(Value::Number(n.value().as_f64().unwrap_or(0.0))),
+            Expression::Number(n) => self.number_literal(n),
             Expression::String(s) => Ok(Value::String(nfc(s.value()))),
             Expression::Array(items) => {
                 let values = items.iter().map(|e| self.eval(e, scope)).collect::<Result<Vec<_>, _>>()?;
@@ -192,6 +209,15 @@ impl<'f> Evaluator<'f> {
             }
             Expression::FuncCall(call) => self.call(call, scope),
             Expression::Traversal(t) => {
+                // `list.0.1` reads as `list` then the number `0.1`: HCL
+                // refuses two legacy indexes in a row, and so do we.
+                if let Some(pair) = t.operators.windows(2).find(|w| {
+                    matches!(w[0].value(), TraversalOperator::LegacyIndex(_)) && matches!(w[1].value(), TraversalOperator::LegacyIndex(_))
+                }) {
+                    return Err(self
+                        .err(pair[0].span(), "Invalid legacy index syntax")
+                        .with_detail("When using the legacy index syntax, chaining two indexes together is not permitted. Use the proper index syntax instead, like [0][1]."));
+                }
                 // `TYPE.NAME[i].attr` would otherwise clone every instance of
                 // TYPE to read one attribute: per instance, that is quadratic.
                 // Walk plain maps and lists by reference, then clone the part
@@ -210,7 +236,7 @@ impl<'f> Evaluator<'f> {
                 let sensitive = value.has_sensitive();
                 let result = match (op.operator.value(), value.unmarked()) {
                     (_, Value::Unknown) => Value::Unknown,
-                    (UnaryOperator::Neg, Value::Number(n)) => Value::Number(-n),
+                    (UnaryOperator::Neg, Value::Number(n)) => Value::Number(n.neg().map_err(|e| self.err(op.span(), e.to_string()))?),
                     (UnaryOperator::Not, Value::Bool(b)) => Value::Bool(!b),
                     (o, v) => return Err(self.err(op.span(), format!("Operator {} cannot be applied to {}", o.as_str(), v.type_name()))),
                 };
@@ -365,10 +391,10 @@ impl<'f> Evaluator<'f> {
                 }
             },
             _ => {
-                let num = |v: &Value| -> Option<f64> {
+                let num = |v: &Value| -> Option<Number> {
                     match v {
-                        Value::Number(n) => Some(*n),
-                        Value::String(s) => s.trim().parse().ok(),
+                        Value::Number(n) => Some(n.clone()),
+                        Value::String(s) => Number::parse(s).ok(),
                         _ => None,
                     }
                 };
@@ -376,14 +402,18 @@ impl<'f> Evaluator<'f> {
                     return Err(self
                         .err(span, format!("Operator {} needs numbers, got {} and {}", operator.as_str(), l.type_name(), r.type_name())));
                 };
+                let arithmetic = |result: Result<Number, NumberError>| match result {
+                    Ok(n) => Ok(Value::Number(n)),
+                    Err(NumberError::DivisionByZero) if operator == B::Mod => Err(self.err(span.clone(), "Modulo by zero")),
+                    Err(NumberError::DivisionByZero) => Err(self.err(span.clone(), "Division by zero")),
+                    Err(e) => Err(self.err(span.clone(), format!("Operator {}: {e}", operator.as_str()))),
+                };
                 match operator {
-                    B::Plus => Value::Number(a + b),
-                    B::Minus => Value::Number(a - b),
-                    B::Mul => Value::Number(a * b),
-                    B::Div if b == 0.0 => return Err(self.err(span, "Division by zero")),
-                    B::Div => Value::Number(a / b),
-                    B::Mod if b == 0.0 => return Err(self.err(span, "Modulo by zero")),
-                    B::Mod => Value::Number(a % b),
+                    B::Plus => arithmetic(a.add(&b))?,
+                    B::Minus => arithmetic(a.sub(&b))?,
+                    B::Mul => arithmetic(a.mul(&b))?,
+                    B::Div => arithmetic(a.div(&b))?,
+                    B::Mod => arithmetic(a.rem(&b))?,
                     B::Less => Value::Bool(a < b),
                     B::LessEq => Value::Bool(a <= b),
                     B::Greater => Value::Bool(a > b),
@@ -442,20 +472,37 @@ impl<'f> Evaluator<'f> {
             let op = &ops[i];
             match op.value() {
                 TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
-                    let rest = &ops[i + 1..];
+                    // HCL: `[*]` applies every following operator to each
+                    // element; `.*` only the attribute accesses right after
+                    // it (`a.*.b[0]` is the first `b`, `a[*].b[0]` each `b`'s
+                    // first element).
+                    let full = matches!(op.value(), TraversalOperator::FullSplat(_));
+                    let end = if full {
+                        ops.len()
+                    } else {
+                        i + 1
+                            + ops[i + 1..]
+                                .iter()
+                                .take_while(|o| matches!(o.value(), TraversalOperator::GetAttr(_) | TraversalOperator::LegacyIndex(_)))
+                                .count()
+                    };
+                    let per_item = &ops[i + 1..end];
                     let sensitive = matches!(current, Value::Sensitive(_));
+                    // A list splats its elements; null is an empty list; any
+                    // other value (an object included) is a list of itself.
                     let items = match current.unmarked() {
                         Value::Unknown => return Ok(Value::Unknown),
                         Value::Null => Vec::new(),
                         Value::List(items) => items.clone(),
-                        Value::Map(m) => m.values().cloned().collect(),
                         other => vec![other.clone()],
                     };
                     let mut out = Vec::with_capacity(items.len());
                     for item in items {
-                        out.push(self.traverse(item, rest, scope, root)?);
+                        out.push(self.traverse(item, per_item, scope, root)?);
                     }
-                    return Ok(remark(Value::List(out), sensitive));
+                    current = remark(Value::List(out), sensitive);
+                    i = end;
+                    continue;
                 }
                 TraversalOperator::GetAttr(name) => {
                     current = self.get(current, name.as_str(), op.span(), root)?;
@@ -465,7 +512,7 @@ impl<'f> Evaluator<'f> {
                     current = self.index(current, key, op.span())?;
                 }
                 TraversalOperator::LegacyIndex(n) => {
-                    current = self.index(current, Value::Number(*n.value() as f64), op.span())?;
+                    current = self.index(current, Value::from(*n.value()), op.span())?;
                 }
             }
             i += 1;
@@ -525,7 +572,7 @@ impl<'f> Evaluator<'f> {
         let sensitive = matches!(collection, Value::Sensitive(_));
         let pairs: Vec<(Value, Value)> = match collection.unmarked() {
             Value::Unknown => return Ok(Value::Unknown),
-            Value::List(items) => items.iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v.clone())).collect(),
+            Value::List(items) => items.iter().enumerate().map(|(i, v)| (Value::from(i), v.clone())).collect(),
             Value::Map(map) => map.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect(),
             Value::Null => return Err(self.err(f.intro.collection_expr.span(), "Cannot iterate over null")),
             other => return Err(self.err(f.intro.collection_expr.span(), format!("Cannot iterate over a {}", other.type_name()))),
@@ -690,7 +737,7 @@ impl<'f> Evaluator<'f> {
                                 *unknown = true;
                                 continue;
                             }
-                            Value::List(items) => items.iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v.clone())).collect(),
+                            Value::List(items) => items.iter().enumerate().map(|(i, v)| (Value::from(i), v.clone())).collect(),
                             Value::Map(m) => m.iter().map(|(k, v)| (Value::String(k.clone()), v.clone())).collect(),
                             other => return Err(self.err(f.collection_expr.span(), format!("Cannot iterate over a {}", other.type_name()))),
                         };
@@ -857,7 +904,7 @@ impl<'f> Evaluator<'f> {
                     .into());
             }
             Value::Null => Vec::new(),
-            Value::List(items) => items.into_iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v)).collect(),
+            Value::List(items) => items.into_iter().enumerate().map(|(i, v)| (Value::from(i), v)).collect(),
             Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
             other => {
                 return Err(self.err(for_each.value.span(), format!("for_each must be a list or map, got {}", other.type_name())).into());
@@ -979,7 +1026,7 @@ mod tests {
             (0..3).map(|i| Value::Map(BTreeMap::from([("private_ip".to_string(), Value::String(format!("10.0.0.{i}")))]))).collect(),
         );
         BTreeMap::from([
-            ("var".to_string(), Value::Map(BTreeMap::from([("n".to_string(), Value::Number(3.0))]))),
+            ("var".to_string(), Value::Map(BTreeMap::from([("n".to_string(), Value::from(3))]))),
             ("aws_instance".to_string(), Value::Map(BTreeMap::from([("web".to_string(), web)]))),
             ("later".to_string(), Value::Unknown),
             ("secret".to_string(), Value::String("pw".into()).into_sensitive()),
@@ -995,9 +1042,28 @@ mod tests {
     }
 
     #[test]
+    fn splats_follow_hcl_on_objects_null_and_legacy_indexes() {
+        let mut scope = base();
+        scope.insert("nothing".into(), Value::Null);
+        scope.insert("one".into(), Value::Map(BTreeMap::from([("id".to_string(), Value::from("i-1"))])));
+        let json = |src: &str| run(src, &scope).unwrap().to_json().to_string();
+        assert_eq!(json("one[*].id"), r#"["i-1"]"#, "a single object splats as a list of itself");
+        assert_eq!(json("one.*.id"), r#"["i-1"]"#);
+        assert_eq!(json("nothing[*].id"), "[]", "null splats as an empty list");
+        assert_eq!(json("nothing.*.id"), "[]");
+        assert_eq!(json("aws_instance.web.*.private_ip[1]"), r#""10.0.0.1""#, ".* stops before an index");
+        assert_eq!(json("aws_instance.web.1.private_ip"), r#""10.0.0.1""#, "legacy attribute index");
+        let err = run("aws_instance.web[*].ip", &scope).unwrap_err();
+        assert!(err.summary.contains("Unsupported attribute \"ip\""), "{err}");
+        assert_eq!(err.location.unwrap().line, 1);
+        let err = run("aws_instance.web.7.private_ip", &scope).unwrap_err();
+        assert!(err.summary.contains("Index 7 out of range for a list of 3 elements"), "{err}");
+    }
+
+    #[test]
     fn unknown_propagates_and_sensitive_sticks() {
         assert_eq!(run("\"a-${later}\"", &base()).unwrap(), Value::Unknown);
-        assert_eq!(run("var.n + 1", &base()).unwrap(), Value::Number(4.0));
+        assert_eq!(run("var.n + 1", &base()).unwrap(), Value::from(4));
         assert!(run("\"x${secret}\"", &base()).unwrap().has_sensitive());
         assert_eq!(run("false && later", &base()).unwrap(), Value::Bool(false));
     }
@@ -1015,6 +1081,6 @@ mod tests {
     fn conditionals_templates_and_functions() {
         assert_eq!(run("var.n > 2 ? \"big\" : \"small\"", &base()).unwrap(), Value::from("big"));
         assert_eq!(run("join(\",\", [\"a\", \"b\"])", &base()).unwrap(), Value::from("a,b"));
-        assert_eq!(run("{ for k, v in { a = 1 } : k => v * 2 }", &base()).unwrap().get("a"), Some(&Value::Number(2.0)));
+        assert_eq!(run("{ for k, v in { a = 1 } : k => v * 2 }", &base()).unwrap().get("a"), Some(&Value::from(2)));
     }
 }

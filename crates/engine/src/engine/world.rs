@@ -233,7 +233,7 @@ impl World {
         let ns = self.namespace(&resource.addr.module);
         let mut scope = Scope::new(ns);
         match &expansion.key {
-            Some(InstanceKey::Int(i)) => scope.bind("count", Value::Map(BTreeMap::from([("index".to_string(), Value::Number(*i as f64))]))),
+            Some(InstanceKey::Int(i)) => scope.bind("count", Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i as f64))]))),
             Some(InstanceKey::Str(k)) => scope.bind(
                 "each",
                 Value::Map(BTreeMap::from([

@@ -8,7 +8,7 @@
 //! themselves.
 
 use super::{Context, MAX_STRING_BYTES};
-use crate::value::{Value, format_number};
+use crate::value::{Number, NumberError, Value};
 use std::collections::BTreeMap;
 
 /// A function's name, arguments and calling context.
@@ -86,17 +86,35 @@ impl Args<'_> {
     }
 
     /// A number argument; strings holding a number convert.
+    /// The argument as the nearest `f64`, for functions that compute in
+    /// floats as Terraform's do (`pow`, `log`).
     pub fn number(&self, i: usize) -> Result<f64, String> {
+        self.exact(i).map(|n| n.to_f64())
+    }
+
+    /// The argument as a number at its full precision.
+    pub fn exact(&self, i: usize) -> Result<Number, String> {
         let v = self.arg(i)?;
         to_number(v).ok_or_else(|| self.type_error(i, "a number", v))
     }
 
     pub fn integer(&self, i: usize) -> Result<i64, String> {
-        let n = self.number(i)?;
-        if n.fract() != 0.0 || n.abs() >= 9.0e15 {
-            return Err(format!("{}: {} argument must be a whole number, got {}", self.name, ordinal(i), format_number(n)));
+        let n = self.exact(i)?;
+        match n.to_i64() {
+            Some(i) => Ok(i),
+            None if n.is_integer() => Err(format!("{}: {} argument is too large, got {n}", self.name, ordinal(i))),
+            None => Err(format!("{}: {} argument must be a whole number, got {n}", self.name, ordinal(i))),
         }
-        Ok(n as i64)
+    }
+
+    /// A number result; an out-of-range or infinite one is an error.
+    pub fn number_result(&self, n: Result<Number, NumberError>) -> Result<Value, String> {
+        n.map(Value::Number).map_err(|e| self.error(e.to_string()))
+    }
+
+    /// A float result, as Terraform's float functions give.
+    pub fn float_result(&self, n: f64) -> Result<Value, String> {
+        self.number_result(Number::from_f64(n))
     }
 
     pub fn list(&self, i: usize) -> Result<&[Value], String> {
@@ -136,9 +154,9 @@ impl Args<'_> {
         Ok(Value::String(f(&self.str(0)?)))
     }
 
-    pub fn unary_number(&self, f: impl Fn(f64) -> f64) -> Result<Value, String> {
+    pub fn unary_number(&self, f: impl Fn(&Number) -> Result<Number, NumberError>) -> Result<Value, String> {
         self.arity(1, 1)?;
-        Ok(Value::Number(f(self.number(0)?)))
+        self.number_result(f(&self.exact(0)?))
     }
 
     /// Refuses a string result larger than [`MAX_STRING_BYTES`].
@@ -150,9 +168,9 @@ impl Args<'_> {
     }
 }
 
-pub(crate) fn to_number(v: &Value) -> Option<f64> {
+pub(crate) fn to_number(v: &Value) -> Option<Number> {
     match v.unmarked() {
-        Value::Number(n) => Some(*n),
+        Value::Number(n) => Some(n.clone()),
         Value::String(s) => parse_number(s),
         _ => None,
     }
@@ -160,11 +178,9 @@ pub(crate) fn to_number(v: &Value) -> Option<f64> {
 
 /// Parses a decimal number the way HCL writes one; `inf`, `NaN` and
 /// surrounding whitespace are rejected.
-pub(crate) fn parse_number(s: &str) -> Option<f64> {
-    let looks_numeric = !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'));
-    if !looks_numeric {
+pub(crate) fn parse_number(s: &str) -> Option<Number> {
+    if s.trim() != s {
         return None;
     }
-    let n: f64 = s.parse().ok()?;
-    n.is_finite().then_some(n)
+    Number::parse(s).ok()
 }

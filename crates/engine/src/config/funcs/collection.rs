@@ -8,7 +8,7 @@
 
 use super::conversion::unify;
 use super::{Args, MAX_ELEMENTS};
-use crate::value::Value;
+use crate::value::{Number, Value};
 use std::collections::BTreeMap;
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -170,7 +170,7 @@ pub(super) fn index(f: &Args) -> Result<Value, String> {
     f.arity(2, 2)?;
     let needle = f.arg(1)?;
     match f.list(0)?.iter().position(|v| v == needle) {
-        Some(i) => Ok(Value::Number(i as f64)),
+        Some(i) => Ok(Value::from(i)),
         None => Err(f.error("item not found")),
     }
 }
@@ -194,7 +194,7 @@ pub(super) fn length(f: &Args) -> Result<Value, String> {
         Value::Map(map) => map.len(),
         other => return Err(f.type_error(0, "a string, list or map", other)),
     };
-    Ok(Value::Number(n as f64))
+    Ok(Value::from(n))
 }
 
 pub(super) fn lookup(f: &Args) -> Result<Value, String> {
@@ -244,28 +244,37 @@ pub(super) fn one(f: &Args) -> Result<Value, String> {
 pub(super) fn range(f: &Args) -> Result<Value, String> {
     f.arity(1, 3)?;
     let (start, limit) = match f.len() {
-        1 => (0.0, f.number(0)?),
-        _ => (f.number(0)?, f.number(1)?),
+        1 => (Number::Int(0), f.exact(0)?),
+        _ => (f.exact(0)?, f.exact(1)?),
     };
     let step = match f.args.get(2) {
-        Some(_) => f.number(2)?,
-        None if limit < start => -1.0,
-        None => 1.0,
+        Some(_) => f.exact(2)?,
+        None if limit < start => Number::Int(-1),
+        None => Number::Int(1),
     };
-    if step == 0.0 {
+    if step.is_zero() {
         return Err(f.error("step must not be zero"));
     }
-    if start < limit && step < 0.0 {
+    if start < limit && step.is_negative() {
         return Err(f.error("step must be positive when start is less than limit"));
     }
-    if start > limit && step > 0.0 {
+    if start > limit && !step.is_negative() {
         return Err(f.error("step must be negative when start is greater than limit"));
     }
-    let count = ((limit - start) / step).ceil().max(0.0);
+    let count = ((limit.to_f64() - start.to_f64()) / step.to_f64()).ceil().max(0.0);
     if !count.is_finite() || count > MAX_ELEMENTS as f64 {
         return Err(f.error(format!("more than {MAX_ELEMENTS} elements requested")));
     }
-    Ok(Value::List((0..count as usize).map(|i| Value::Number(start + i as f64 * step)).collect()))
+    // Each element is the previous plus the step, as Terraform adds them.
+    let before_limit = |n: &Number| if step.is_negative() { n > &limit } else { n < &limit };
+    let mut items = Vec::with_capacity(count as usize);
+    let mut current = start;
+    while before_limit(&current) && items.len() <= MAX_ELEMENTS {
+        let next = current.add(&step).map_err(|e| f.error(e.to_string()))?;
+        items.push(Value::Number(current));
+        current = next;
+    }
+    Ok(Value::List(items))
 }
 
 pub(super) fn reverse(f: &Args) -> Result<Value, String> {

@@ -9,7 +9,7 @@
 
 use super::Args;
 use super::args::parse_number;
-use crate::value::{Value, format_number};
+use crate::value::Value;
 use hcl_edit::expr::{Expression, ObjectKey};
 use std::collections::BTreeMap;
 
@@ -109,7 +109,7 @@ pub fn convert_to(value: &Value, ty: &Type) -> Result<Value, String> {
         v => match (ty, v) {
             (Type::Any, v) => Ok(v.clone()),
             (Type::String, Value::String(_)) => Ok(v.clone()),
-            (Type::String, Value::Number(n)) => Ok(Value::String(format_number(*n))),
+            (Type::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
             (Type::String, Value::Bool(b)) => Ok(Value::String(b.to_string())),
             (Type::Number, Value::Number(_)) => Ok(v.clone()),
             (Type::Number, Value::String(s)) => parse_number(s)

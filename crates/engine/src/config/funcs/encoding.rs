@@ -6,7 +6,8 @@
 //! spaces, and Go's escapes (`<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`).
 
 use super::{Args, MAX_ELEMENTS};
-use crate::value::{Value, format_number};
+use crate::value::{Number, Value};
+use serde_json::value::RawValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::collections::BTreeMap;
@@ -174,8 +175,31 @@ fn csv_error(e: &csv::Error) -> String {
 pub(super) fn jsondecode(f: &Args) -> Result<Value, String> {
     f.arity(1, 1)?;
     let s = f.str(0)?;
-    let json: serde_json::Value = serde_json::from_str(&s).map_err(|e| f.error(format!("invalid JSON: {e}")))?;
-    Ok(Value::from_json(&json))
+    let raw: Box<RawValue> = serde_json::from_str(&s).map_err(|e| f.error(format!("invalid JSON: {e}")))?;
+    decode_exact(&raw).map_err(|e| f.error(format!("invalid JSON: {e}")))
+}
+
+/// A JSON document with its numbers read from their text at full
+/// precision (`serde_json::Value` keeps only 64-bit integers and doubles).
+/// The document was checked when `raw` was parsed; each level is parsed
+/// again from its own text, and serde_json bounds the nesting.
+fn decode_exact(raw: &RawValue) -> Result<Value, serde_json::Error> {
+    let text = raw.get().trim();
+    Ok(match text.as_bytes().first() {
+        Some(b'{') => {
+            let map: BTreeMap<String, Box<RawValue>> = serde_json::from_str(text)?;
+            Value::Map(map.into_iter().map(|(k, v)| decode_exact(&v).map(|v| (k, v))).collect::<Result<_, _>>()?)
+        }
+        Some(b'[') => {
+            let items: Vec<Box<RawValue>> = serde_json::from_str(text)?;
+            Value::List(items.iter().map(|v| decode_exact(v)).collect::<Result<_, _>>()?)
+        }
+        Some(b'-' | b'0'..=b'9') => match Number::parse(text) {
+            Ok(n) => Value::Number(n),
+            Err(e) => return Err(serde::de::Error::custom(format!("{text}: {e}"))),
+        },
+        _ => Value::from_json(&serde_json::from_str(text)?),
+    })
 }
 
 pub(super) fn jsonencode(f: &Args) -> Result<Value, String> {
@@ -191,8 +215,7 @@ pub(crate) fn encode_json(v: &Value, out: &mut String) {
     match v.unmarked() {
         Value::Null | Value::Unknown => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) if n.is_finite() => out.push_str(&format_number(*n)),
-        Value::Number(_) => out.push_str("null"),
+        Value::Number(n) => out.push_str(&n.to_string()),
         Value::String(s) => json_string(s, out),
         Value::List(items) => {
             out.push('[');

@@ -5,7 +5,7 @@
 
 use super::args::to_number;
 use super::{Args, MAX_WIDTH};
-use crate::value::{Value, format_number};
+use crate::value::Value;
 
 pub(super) fn format(f: &Args) -> Result<Value, String> {
     f.at_least(1)?;
@@ -138,13 +138,11 @@ impl Verb {
         if arg.is_null() {
             return Err(format!("{fname}: null value cannot be formatted with \"%{letter}\""));
         }
-        let number = || to_number(arg).ok_or_else(unsupported);
+        let exact = || to_number(arg).ok_or_else(unsupported);
+        let number = || exact().map(|n| n.to_f64());
         let integer = || {
-            let n = number()?;
-            if n.fract() != 0.0 || n.abs() >= 9.0e15 {
-                return Err(format!("{fname}: \"%{letter}\" needs a whole number, got {}", format_number(n)));
-            }
-            Ok(n as i64)
+            let n = exact()?;
+            n.to_bigint().ok_or_else(|| format!("{fname}: \"%{letter}\" needs a whole number, got {n}"))
         };
         let text = match letter {
             'v' if self.sharp => arg.to_json().to_string(),
@@ -160,7 +158,7 @@ impl Verb {
             'q' => serde_json::Value::String(arg.to_template_string().ok_or_else(unsupported)?).to_string(),
             'd' | 'b' | 'o' | 'x' | 'X' => {
                 let n = integer()?;
-                let abs = n.unsigned_abs();
+                let abs = n.magnitude();
                 let digits = match letter {
                     'b' => format!("{abs:b}"),
                     'o' => format!("{abs:o}"),
@@ -168,7 +166,7 @@ impl Verb {
                     'X' => format!("{abs:X}"),
                     _ => abs.to_string(),
                 };
-                self.signed(n as f64, digits)
+                self.signed(if n.sign() == num_bigint::Sign::Minus { -1.0 } else { 1.0 }, digits)
             }
             'f' | 'F' => {
                 let n = number()?;
@@ -180,8 +178,9 @@ impl Verb {
                 self.signed(n, if letter == 'E' { s.to_uppercase() } else { s })
             }
             'g' | 'G' => {
-                let n = number()?;
-                self.signed(n, format_number(n.abs()))
+                let n = exact()?;
+                let sign = if n.is_negative() { -1.0 } else { 1.0 };
+                self.signed(sign, n.abs().map_err(|e| format!("{fname}: {e}"))?.to_string())
             }
             _ => return Err(format!("{fname}: unsupported format verb \"%{letter}\"")),
         };

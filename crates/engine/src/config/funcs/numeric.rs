@@ -1,60 +1,71 @@
 //! Numeric functions: `abs ceil floor log max min parseint pow signum sum`.
 //!
-//! Numbers are `f64` (see `value.rs`); results that are not finite (such as
-//! `log(0, 10)`) stay infinite, as in Terraform, and serialise as null.
+//! Numbers are Terraform's 512-bit floats (see `number.rs`): `abs`, `ceil`,
+//! `floor`, `max`, `min`, `parseint`, `signum` and `sum` are exact; `log`
+//! and `pow` compute in `f64`, as Terraform's do (Go's `math.Log` and
+//! `math.Pow`). A result that is not finite (`log(0, 10)`) is an error:
+//! no value of the language is infinite.
 
 use super::Args;
 use super::args::to_number;
-use crate::value::Value;
+use crate::value::{Number, Value};
 
 /// Upper bound on the digits `parseint` reads.
 const MAX_PARSEINT_DIGITS: usize = 4096;
 
 pub(super) fn abs(f: &Args) -> Result<Value, String> {
-    f.unary_number(f64::abs)
+    f.unary_number(Number::abs)
 }
 
 pub(super) fn ceil(f: &Args) -> Result<Value, String> {
-    f.unary_number(f64::ceil)
+    f.unary_number(Number::ceil)
 }
 
 pub(super) fn floor(f: &Args) -> Result<Value, String> {
-    f.unary_number(f64::floor)
+    f.unary_number(Number::floor)
 }
 
 pub(super) fn signum(f: &Args) -> Result<Value, String> {
     // Terraform's signum takes whole numbers only.
     f.arity(1, 1)?;
-    Ok(Value::Number(f.integer(0)?.signum() as f64))
+    let n = f.exact(0)?;
+    match n.to_i64() {
+        Some(i) => Ok(Value::from(i.signum())),
+        None => Err(f.error(format!("value must be a whole number, between {} and {}, got {n}", i64::MIN, i64::MAX))),
+    }
 }
 
 /// `log(number, base)`: natural logarithms divided, as Go's `math.Log`.
 pub(super) fn log(f: &Args) -> Result<Value, String> {
     f.arity(2, 2)?;
     let (n, base) = (f.number(0)?, f.number(1)?);
-    Ok(Value::Number(n.ln() / base.ln()))
+    f.float_result(n.ln() / base.ln())
 }
 
 pub(super) fn pow(f: &Args) -> Result<Value, String> {
     f.arity(2, 2)?;
-    Ok(Value::Number(f.number(0)?.powf(f.number(1)?)))
+    f.float_result(f.number(0)?.powf(f.number(1)?))
 }
 
 pub(super) fn min(f: &Args) -> Result<Value, String> {
-    extreme(f, f64::min)
+    extreme(f, std::cmp::Ordering::Less)
 }
 
 pub(super) fn max(f: &Args) -> Result<Value, String> {
-    extreme(f, f64::max)
+    extreme(f, std::cmp::Ordering::Greater)
 }
 
-fn extreme(f: &Args, pick: fn(f64, f64) -> f64) -> Result<Value, String> {
+/// The argument that compares `wins` against every other.
+fn extreme(f: &Args, wins: std::cmp::Ordering) -> Result<Value, String> {
     if f.len() == 0 {
         return Err(f.error("must pass at least one number"));
     }
-    let mut best = f.number(0)?;
+    let mut best = f.exact(0)?;
     for i in 1..f.len() {
-        best = pick(best, f.number(i)?);
+        let n = f.exact(i)?;
+        if n.cmp(&best) == wins {
+            best = n;
+        }
     }
     Ok(Value::Number(best))
 }
@@ -69,12 +80,13 @@ pub(super) fn sum(f: &Args) -> Result<Value, String> {
     if items.is_empty() {
         return Err(f.error("cannot sum an empty list"));
     }
-    let mut total = 0.0;
+    let mut total = Number::Int(0);
     for item in items {
         if item.is_null() {
             return Err(f.error("argument must be list, set, or tuple of number values; null elements are not allowed"));
         }
-        total += to_number(item).ok_or_else(|| f.error(format!("elements must be numbers, got {}", item.type_name())))?;
+        let n = to_number(item).ok_or_else(|| f.error(format!("elements must be numbers, got {}", item.type_name())))?;
+        total = total.add(&n).map_err(|e| f.error(e.to_string()))?;
     }
     Ok(Value::Number(total))
 }
@@ -101,7 +113,7 @@ pub(super) fn parseint(f: &Args) -> Result<Value, String> {
     if digits.is_empty() {
         return Err(cannot());
     }
-    let mut n = 0.0f64;
+    let mut n = num_bigint::BigInt::from(0);
     for c in digits.chars() {
         let d = match c {
             '0'..='9' => c as u32 - '0' as u32,
@@ -113,7 +125,7 @@ pub(super) fn parseint(f: &Args) -> Result<Value, String> {
         if i64::from(d) >= base {
             return Err(cannot());
         }
-        n = n * base as f64 + f64::from(d);
+        n = n * base + d;
     }
-    Ok(Value::Number(if negative { -n } else { n }))
+    f.number_result(Number::from_bigint(if negative { -n } else { n }))
 }

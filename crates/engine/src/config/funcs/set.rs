@@ -22,7 +22,7 @@ pub(crate) fn to_set(items: &[Value]) -> Result<Vec<Value>, String> {
 fn set_order(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Number(x), Value::Number(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+        (Value::Number(x), Value::Number(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         // Unknown and null elements go last, as cty keeps them.
         (Value::Unknown | Value::Null, Value::Unknown | Value::Null) => Ordering::Equal,

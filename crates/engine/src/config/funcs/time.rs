@@ -29,10 +29,10 @@ pub(super) fn plantimestamp(f: &Args) -> Result<Value, String> {
 pub(super) fn timecmp(f: &Args) -> Result<Value, String> {
     f.arity(2, 2)?;
     let (a, b) = (parse(f, 0)?, parse(f, 1)?);
-    Ok(Value::Number(match a.cmp(&b) {
-        std::cmp::Ordering::Less => -1.0,
-        std::cmp::Ordering::Equal => 0.0,
-        std::cmp::Ordering::Greater => 1.0,
+    Ok(Value::from(match a.cmp(&b) {
+        std::cmp::Ordering::Less => -1,
+        std::cmp::Ordering::Equal => 0,
+        std::cmp::Ordering::Greater => 1,
     }))
 }
 

@@ -12,7 +12,7 @@
 //! `yes`, dates to RFC 3339 strings), with aliases expanded within a budget.
 
 use super::{Args, MAX_ELEMENTS};
-use crate::value::{Value, format_number};
+use crate::value::{Number, Value};
 use std::collections::BTreeMap;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
@@ -123,7 +123,7 @@ impl Emitter {
         match v.unmarked() {
             Value::Null | Value::Unknown => self.push("null"),
             Value::Bool(b) => self.push(if *b { "true" } else { "false" }),
-            Value::Number(n) => self.push(&format_number(*n)),
+            Value::Number(n) => self.push(&n.to_string()),
             Value::List(_) => self.push("[]"),
             Value::Map(_) => self.push("{}"),
             Value::String(s) => self.double_quoted(s, 2, true),
@@ -375,21 +375,21 @@ fn resolve(text: &str, style: TScalarStyle, tag: Option<&str>) -> Result<Value, 
         }
         _ => {}
     }
-    let (sign, body) = match text.as_bytes().first() {
-        Some(b'-') => (-1.0, &text[1..]),
-        Some(b'+') => (1.0, &text[1..]),
-        _ => (1.0, text),
+    let (negative, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
     };
     let radix = |prefix: &str, base: u32| body.strip_prefix(prefix).and_then(|d| i64::from_str_radix(d, base).ok());
     if let Some(n) = radix("0x", 16).or_else(|| radix("0o", 8)).or_else(|| radix("0b", 2)) {
-        return Ok(Value::Number(sign * n as f64));
+        return Ok(Value::from(if negative { -n } else { n }));
     }
     if !body.is_empty()
         && body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && body.bytes().any(|b| b.is_ascii_digit())
     {
-        if let Ok(n) = body.parse::<f64>() {
-            return Ok(Value::Number(sign * n));
+        if let Ok(n) = Number::parse(body) {
+            return Ok(Value::Number(if negative { n.neg().map_err(|e| e.to_string())? } else { n }));
         }
     }
     if is_date(text) {
