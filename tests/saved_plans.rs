@@ -155,3 +155,34 @@ fn a_sensitive_variable_from_an_auto_var_file_is_taken_again() {
     dir.ok(&["apply", "p.plan"]);
     assert!(dir.exists(DEFAULT_STATE));
 }
+
+/// Files and the clock read by functions are recorded in the plan file.
+const READS: &str = r#"resource "himaplan_data" "motd" {
+  input = {
+    text    = file("${path.module}/motd.txt")
+    present = fileexists("${path.module}/motd.txt")
+    files   = fileset(path.module, "*.txt")
+    at      = plantimestamp()
+  }
+}
+"#;
+
+#[test]
+fn apply_of_a_saved_plan_uses_the_files_and_time_the_plan_read_not_the_working_directory() {
+    // Without the record, apply FILE would read the changed file and a new clock, and refuse its own plan as stale.
+    let dir = TestDir::new(READS);
+    dir.write("motd.txt", "reviewed text\n");
+    dir.ok(&["plan", "--out", "motd.plan"]);
+    let plan_file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("motd.plan")).unwrap()).unwrap();
+    let planned_at = plan_file["inputs"]["plan_time"].as_str().expect("the plan file records the plan's time").to_string();
+    std::fs::remove_file(dir.path().join("motd.txt")).unwrap();
+    dir.write("other.txt", "not there at plan time\n");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    dir.ok(&["apply", "motd.plan"]);
+    let input = &dir.state_attrs("himaplan_data.motd")["input"];
+    assert_eq!(input["text"], "reviewed text\n");
+    assert_eq!(input["present"], true);
+    assert_eq!(input["files"], serde_json::json!(["motd.txt"]));
+    assert_eq!(input["at"], planned_at.as_str());
+}

@@ -108,7 +108,7 @@ async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool) -> Result<
 
 async fn apply_saved(path: PathBuf, args: PlanArgs) -> Result<i32, Failure> {
     let file = PlanFile::read(&path)?;
-    let ws = Workspace::from_config(load::load_snapshot(&file.root_dir, &file.sources)?)?;
+    let ws = Workspace::from_config(load::load_snapshot(&file.root_dir, &file.sources, file.inputs.clone())?)?;
     // Secrets are taken again as plan takes them, *.auto.hvars from the working directory.
     let inputs = context::var_inputs(&args.vars, &args.var_files);
     let root_vars = saved::variables(&file, &ws.config, &inputs, std::path::Path::new("."))?;

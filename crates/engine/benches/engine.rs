@@ -43,7 +43,7 @@ fn config_text(n: usize) -> String {
 
 fn load(n: usize) -> Config {
     let sources = BTreeMap::from([(".".to_string(), vec![("main.hcl".to_string(), config_text(n))])]);
-    load::load_snapshot(Path::new("."), &sources).unwrap_or_else(|d| panic!("load: {d}"))
+    load::load_snapshot(Path::new("."), &sources, Default::default()).unwrap_or_else(|d| panic!("load: {d}"))
 }
 
 fn registry() -> Registry {

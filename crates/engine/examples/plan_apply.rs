@@ -40,7 +40,7 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("himaplan-plan-apply-{n}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sources = BTreeMap::from([(".".to_string(), vec![("main.hcl".to_string(), config_text(n))])]);
-    let config = Arc::new(load::load_snapshot(Path::new("."), &sources).expect("load"));
+    let config = Arc::new(load::load_snapshot(Path::new("."), &sources, Default::default()).expect("load"));
     let graph = Arc::new(graph::build(&config).expect("graph"));
     let mut registry = Registry::new();
     registry.register(Arc::new(BuiltinProvider));

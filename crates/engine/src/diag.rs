@@ -4,6 +4,7 @@
 //!
 //! Rendering is plain text without colour; the CLI decides where it goes.
 
+use crate::config::inputs::Inputs;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -22,13 +23,22 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
     line_starts: Vec<usize>,
+    /// The outside reads (files, the clock) its expressions' functions
+    /// make: shared by every file of one configuration.
+    pub inputs: Arc<Inputs>,
 }
 
 impl SourceFile {
+    /// A file with inputs of its own (a variables file, a test's source).
     pub fn new(path: PathBuf, text: String) -> Arc<SourceFile> {
+        SourceFile::with_inputs(path, text, Arc::new(Inputs::recording()))
+    }
+
+    /// A file of a configuration whose files share `inputs`.
+    pub fn with_inputs(path: PathBuf, text: String, inputs: Arc<Inputs>) -> Arc<SourceFile> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Arc::new(SourceFile { path, text, line_starts })
+        Arc::new(SourceFile { path, text, line_starts, inputs })
     }
 
     /// 1-based line and column of a byte offset.

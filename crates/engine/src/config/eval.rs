@@ -276,7 +276,10 @@ impl<'f> Evaluator<'f> {
                 None => {}
             }
         }
-        let ctx = funcs::Context { module_dir: scope.lookup("path").and_then(|p| p.get("module")).and_then(Value::as_str).map(Into::into) };
+        let ctx = funcs::Context {
+            module_dir: scope.lookup("path").and_then(|p| p.get("module")).and_then(Value::as_str).map(Into::into),
+            inputs: self.file.inputs.clone(),
+        };
         funcs::call_in(&ctx, name, args).map_err(fail)
     }
 
@@ -989,7 +992,7 @@ pub(crate) fn render_template(fname: &str, source: &str, vars: &BTreeMap<String,
         base.entry("path".into())
             .or_insert_with(|| Value::Map(BTreeMap::from([("module".into(), Value::String(dir.display().to_string()))])));
     }
-    let file = SourceFile::new(format!("<{fname}>").into(), source.to_string());
+    let file = SourceFile::with_inputs(format!("<{fname}>").into(), source.to_string(), ctx.inputs.clone());
     DEPTH.with(|d| d.set(depth + 1));
     let result = Evaluator { file: &file }.template(&template, &mut Scope::new(&base));
     DEPTH.with(|d| d.set(depth));

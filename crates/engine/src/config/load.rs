@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::diag::{Diag, Diags};
+use inputs::{Inputs, Recorded};
 use crate::value::Value;
 use hcl_edit::structure::{Block, Structure};
 use std::path::Path;
@@ -16,21 +17,26 @@ const MAX_MODULE_DEPTH: usize = 16;
 /// Loads the configuration rooted at `dir`. Files are read in name order
 /// so diagnostics and snapshots are deterministic.
 pub fn load_dir(dir: &Path) -> Result<Config, Diags> {
-    let files = read_hcl_files(dir)?;
-    load_sources(dir, files, &mut |child_dir| read_hcl_files(child_dir))
+    let inputs = Arc::new(Inputs::recording());
+    let files = read_hcl_files(dir, &inputs)?;
+    load_sources(dir, files, inputs.clone(), &mut |child_dir| read_hcl_files(child_dir, &inputs))
 }
 
 /// Loads a configuration from in-memory sources (a plan file's snapshot):
-/// `sources` maps a directory, relative to the root, to its files.
-pub fn load_snapshot(root_dir: &Path, sources: &BTreeMap<String, Vec<(String, String)>>) -> Result<Config, Diags> {
+/// `sources` maps a directory, relative to the root, to its files; its
+/// functions answer from `record` (what the plan read), never the disk.
+pub fn load_snapshot(root_dir: &Path, sources: &BTreeMap<String, Vec<(String, String)>>, record: Recorded) -> Result<Config, Diags> {
+    let inputs = Arc::new(Inputs::replaying(record));
     let to_files = |rel: &str| -> Vec<Arc<SourceFile>> {
         sources
             .get(rel)
-            .map(|files| files.iter().map(|(name, text)| SourceFile::new(PathBuf::from(name), text.clone())).collect())
+            .map(|files| {
+                files.iter().map(|(name, text)| SourceFile::with_inputs(PathBuf::from(name), text.clone(), inputs.clone())).collect()
+            })
             .unwrap_or_default()
     };
     let root_files = to_files(".");
-    load_sources(root_dir, root_files, &mut |child_dir| {
+    load_sources(root_dir, root_files, inputs.clone(), &mut |child_dir| {
         let files = to_files(&module_key(root_dir, child_dir));
         if files.is_empty() {
             Err(Diag::error(format!("module directory {} is not in the plan file's snapshot", child_dir.display())).into())
@@ -51,7 +57,7 @@ pub fn module_key(root_dir: &Path, dir: &Path) -> String {
 }
 
 /// Reads the `*.hcl` files of one directory, sorted by name.
-pub fn read_hcl_files(dir: &Path) -> Result<Vec<Arc<SourceFile>>, Diags> {
+pub fn read_hcl_files(dir: &Path, inputs: &Arc<Inputs>) -> Result<Vec<Arc<SourceFile>>, Diags> {
     let entries = std::fs::read_dir(dir).map_err(|e| Diag::error(format!("cannot read configuration directory {}: {e}", dir.display())))?;
     let mut paths: Vec<PathBuf> =
         entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "hcl")).collect();
@@ -60,7 +66,7 @@ pub fn read_hcl_files(dir: &Path) -> Result<Vec<Arc<SourceFile>>, Diags> {
     let mut diags = Diags::new();
     for path in paths {
         match std::fs::read_to_string(&path) {
-            Ok(text) => files.push(SourceFile::new(display_path(&path), text)),
+            Ok(text) => files.push(SourceFile::with_inputs(display_path(&path), text, inputs.clone())),
             Err(e) => diags.push(Diag::error(format!("cannot read {}: {e}", path.display()))),
         }
     }
@@ -79,7 +85,7 @@ pub fn display_path(path: &Path) -> PathBuf {
 
 type ReadDir<'a> = dyn FnMut(&Path) -> Result<Vec<Arc<SourceFile>>, Diags> + 'a;
 
-fn load_sources(dir: &Path, root_files: Vec<Arc<SourceFile>>, read: &mut ReadDir<'_>) -> Result<Config, Diags> {
+fn load_sources(dir: &Path, root_files: Vec<Arc<SourceFile>>, inputs: Arc<Inputs>, read: &mut ReadDir<'_>) -> Result<Config, Diags> {
     let mut loader = Loader {
         config: Config {
             root_dir: dir.to_path_buf(),
@@ -87,6 +93,7 @@ fn load_sources(dir: &Path, root_files: Vec<Arc<SourceFile>>, read: &mut ReadDir
             modules: BTreeMap::new(),
             settings: Settings::default(),
             providers: BTreeMap::new(),
+            inputs,
         },
         diags: Diags::new(),
     };

@@ -9,6 +9,7 @@
 pub mod eval;
 pub mod fmt;
 pub mod funcs;
+pub mod inputs;
 pub mod load;
 pub mod refs;
 pub mod vars;
@@ -53,6 +54,8 @@ pub struct Config {
     pub settings: Settings,
     /// `provider "NAME" { ... }` blocks of the root module.
     pub providers: BTreeMap<String, ProviderBlock>,
+    /// What its functions read from outside it (shared by its files).
+    pub inputs: Arc<inputs::Inputs>,
 }
 
 impl Config {

@@ -6,6 +6,7 @@
 
 use crate::addr::InstanceAddr;
 use crate::config::Config;
+use crate::config::inputs::Recorded;
 use crate::config::load::module_key;
 use crate::diag::{Diag, Diags};
 use crate::plan::Plan;
@@ -30,6 +31,10 @@ pub struct PlanFile {
     pub options: SavedOptions,
     pub lineage: String,
     pub plan: Plan,
+    /// What the configuration's functions read (files, the plan's time),
+    /// so that `apply FILE` evaluates exactly as the plan did.
+    #[serde(default)]
+    pub inputs: Recorded,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -71,6 +76,7 @@ impl PlanFile {
             options,
             lineage: lineage.to_string(),
             plan,
+            inputs: config.inputs.record(),
         }
     }
 

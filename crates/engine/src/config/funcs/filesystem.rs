@@ -36,7 +36,16 @@ fn expand_home(path: &str) -> String {
 pub(super) fn read_bytes(f: &Args, i: usize) -> Result<Vec<u8>, String> {
     let name = f.string(i)?;
     let path = resolve(f.ctx, &name);
-    let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+    let encoded = f.ctx.inputs.read(
+        format!("file:{}", path.display()),
+        || read_from_disk(f, &name, &path).map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes)),
+        String::len,
+    )?;
+    base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| f.error(format!("the record of {name:?} is damaged: {e}")))
+}
+
+fn read_from_disk(f: &Args, name: &str, path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => f.error(format!(
             "no file exists at {name:?}; this function works only with files that are distributed as part of the configuration source code"
         )),
@@ -73,12 +82,18 @@ pub(super) fn filebase64(f: &Args) -> Result<Value, String> {
 pub(super) fn fileexists(f: &Args) -> Result<Value, String> {
     f.arity(1, 1)?;
     let name = f.string(0)?;
-    match std::fs::metadata(resolve(f.ctx, &name)) {
-        Ok(m) if m.is_file() => Ok(Value::Bool(true)),
-        Ok(_) => Err(f.error(format!("{name:?} is not a regular file, but {:?}", "a directory"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Bool(false)),
-        Err(e) => Err(f.error(format!("failed to stat {name:?}: {e}"))),
-    }
+    let path = resolve(f.ctx, &name);
+    let exists = f.ctx.inputs.read(
+        format!("fileexists:{}", path.display()),
+        || match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(true),
+            Ok(_) => Err(f.error(format!("{name:?} is not a regular file, but {:?}", "a directory"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(f.error(format!("failed to stat {name:?}: {e}"))),
+        },
+        |_| 8,
+    )?;
+    Ok(Value::Bool(exists))
 }
 
 /// `templatefile(path, vars)`: renders a file as a template.
@@ -169,13 +184,23 @@ pub(super) fn fileset(f: &Args) -> Result<Value, String> {
     f.arity(2, 2)?;
     let (base, pattern) = (f.string(0)?, f.string(1)?);
     let root = resolve(f.ctx, &base);
+    let found: Vec<String> = f.ctx.inputs.read(
+        format!("fileset:{}:{pattern}", root.display()),
+        || walk(f, &base, &pattern, &root),
+        |names| names.iter().map(String::len).sum(),
+    )?;
+    Ok(Value::List(found.into_iter().map(Value::String).collect()))
+}
+
+/// The sorted names `fileset` finds on disk.
+fn walk(f: &Args, base: &str, pattern: &str, root: &Path) -> Result<Vec<String>, String> {
     let mut found = Vec::new();
-    let mut stack = vec![(root.clone(), String::new())];
+    let mut stack = vec![(root.to_path_buf(), String::new())];
     let mut seen = 0usize;
     while let Some((dir, rel)) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(_) if rel.is_empty() => return Ok(Value::List(Vec::new())),
+            Err(_) if rel.is_empty() => return Ok(Vec::new()),
             Err(e) => return Err(f.error(format!("failed to read {}: {e}", dir.display()))),
         };
         for entry in entries.flatten() {
@@ -188,13 +213,13 @@ pub(super) fn fileset(f: &Args) -> Result<Value, String> {
             let Ok(kind) = std::fs::metadata(entry.path()) else { continue };
             if kind.is_dir() {
                 stack.push((entry.path(), rel_name));
-            } else if kind.is_file() && glob_match(&pattern, &rel_name) {
-                found.push(Value::String(rel_name));
+            } else if kind.is_file() && glob_match(pattern, &rel_name) {
+                found.push(rel_name);
             }
         }
     }
-    found.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-    Ok(Value::List(found))
+    found.sort();
+    Ok(found)
 }
 
 /// Matches a slash-separated path against a doublestar glob.

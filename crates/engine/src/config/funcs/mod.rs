@@ -38,7 +38,9 @@ pub(crate) use args::Args;
 pub use conversion::{Type, convert_to};
 
 use crate::value::Value;
+use super::inputs::Inputs;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Upper bound on the number of elements a function may produce.
 pub(crate) const MAX_ELEMENTS: usize = 1_000_000;
@@ -127,6 +129,8 @@ pub const LAZY_FUNCTIONS: &[&str] = &["can", "convert", "try"];
 pub struct Context {
     /// `path.module`; relative file paths are resolved against it.
     pub module_dir: Option<PathBuf>,
+    /// Where file reads and the plan's time come from (and are recorded).
+    pub inputs: Arc<Inputs>,
 }
 
 /// True when `name` is a built-in function.

@@ -2,12 +2,12 @@
 //! (and `timestamp`, which is known only after apply: the table marks it).
 //!
 //! Timestamps are RFC 3339. `plantimestamp` is the time of the plan: the
-//! first call in this process, so every call of one plan agrees.
+//! first call while planning, so every call of one plan agrees, and the
+//! recorded one when applying a plan file (`config/inputs.rs`).
 
 use super::Args;
 use crate::value::Value;
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike, Utc};
-use std::sync::OnceLock;
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike};
 
 fn parse(f: &Args, i: usize) -> Result<DateTime<FixedOffset>, String> {
     let s = f.str(i)?;
@@ -21,9 +21,7 @@ fn rfc3339(t: &DateTime<FixedOffset>) -> String {
 
 pub(super) fn plantimestamp(f: &Args) -> Result<Value, String> {
     f.arity(0, 0)?;
-    static PLAN_TIME: OnceLock<DateTime<Utc>> = OnceLock::new();
-    let t = PLAN_TIME.get_or_init(Utc::now);
-    Ok(Value::String(rfc3339(&t.fixed_offset())))
+    Ok(Value::String(rfc3339(&f.ctx.inputs.plan_time().fixed_offset())))
 }
 
 pub(super) fn timecmp(f: &Args) -> Result<Value, String> {
