@@ -375,31 +375,27 @@ impl Number {
         Number::from_big(Big::rounded(i, 0, PRECISION))
     }
 
-    pub fn add(&self, other: &Number) -> Result<Number, NumberError> {
+    /// The `i64` result when both are `Int` and it does not overflow, else
+    /// the big float one.
+    fn either(&self, other: &Number, int: fn(i64, i64) -> Option<i64>, big: fn(&Big, &Big) -> Big) -> Result<Number, NumberError> {
         if let (Number::Int(a), Number::Int(b)) = (self, other)
-            && let Some(sum) = a.checked_add(*b)
+            && let Some(n) = int(*a, *b)
         {
-            return Ok(Number::Int(sum));
+            return Ok(Number::Int(n));
         }
-        Number::from_big(self.to_big().add(&other.to_big()))
+        Number::from_big(big(&self.to_big(), &other.to_big()))
+    }
+
+    pub fn add(&self, other: &Number) -> Result<Number, NumberError> {
+        self.either(other, i64::checked_add, Big::add)
     }
 
     pub fn sub(&self, other: &Number) -> Result<Number, NumberError> {
-        if let (Number::Int(a), Number::Int(b)) = (self, other)
-            && let Some(difference) = a.checked_sub(*b)
-        {
-            return Ok(Number::Int(difference));
-        }
-        Number::from_big(self.to_big().add(&other.to_big().neg()))
+        self.either(other, i64::checked_sub, |a, b| a.add(&b.neg()))
     }
 
     pub fn mul(&self, other: &Number) -> Result<Number, NumberError> {
-        if let (Number::Int(a), Number::Int(b)) = (self, other)
-            && let Some(product) = a.checked_mul(*b)
-        {
-            return Ok(Number::Int(product));
-        }
-        Number::from_big(self.to_big().mul(&other.to_big()))
+        self.either(other, i64::checked_mul, Big::mul)
     }
 
     pub fn div(&self, other: &Number) -> Result<Number, NumberError> {
