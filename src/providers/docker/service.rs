@@ -43,6 +43,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// Containers created at once when scaling up (creating is no disruption).
 const CREATE_PARALLELISM: usize = 4;
 
+/// Inspect calls in flight against the daemon at once, across every
+/// service a refresh reads (dockerd answers a few dozen concurrent
+/// inspects well; hundreds at once only queue inside it).
+static INSPECTS_IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(32);
+
 // ---------------------------------------------------------------------------
 // Pure mapping
 
@@ -452,11 +457,12 @@ async fn list(docker: &Docker, labels: &[(&str, &str)]) -> Result<Vec<ContainerS
     Ok(found.into_iter().filter(|c| c.labels.as_ref().and_then(|l| l.get(ONEOFF_LABEL)).map(String::as_str) != Some("True")).collect())
 }
 
-/// Inspects the listed containers concurrently; one removed meanwhile is
-/// skipped. The result is sorted by number.
+/// Inspects the listed containers concurrently (at most
+/// [`INSPECTS_IN_FLIGHT`] at once); one removed meanwhile is skipped. The result is sorted by number.
 async fn inspect_all(docker: &Docker, summaries: &[ContainerSummary]) -> Result<Vec<Observed>, ProviderError> {
     let inspected = try_join_all(summaries.iter().map(|s| async move {
         let Some(id) = s.id.as_deref() else { return Ok(None) };
+        let _permit = INSPECTS_IN_FLIGHT.acquire().await.map_err(|e| ProviderError::other(format!("inspect container: {e}")))?;
         match docker.inspect_container(id, None).await.map_err(|e| docker_error("inspect container", e)) {
             Ok(i) => Ok(Some(observed(s, &i))),
             Err(e) if e.is_not_found() => Ok(None),
@@ -599,13 +605,20 @@ impl Maker<'_> {
 const RESTARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Refreshes the requested services (one list call per distinct project)
-/// and lists the lineage's other services (one more list call).
+/// and lists the lineage's other services (one more list call), all list
+/// calls at once.
 pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, ProviderError> {
     let keys: Vec<Option<(String, String)>> = req.items.iter().map(|i| identity(&i.prior)).collect();
     let projects: BTreeSet<&str> = keys.iter().flatten().map(|(p, _)| p.as_str()).collect();
+    // Every project's list and the lineage's list go out at once.
+    let (listed, of_lineage) = futures::future::try_join(
+        try_join_all(projects.iter().map(|project| async move { list(docker, &[(PROJECT_LABEL, project)]).await })),
+        list(docker, &[(LINEAGE_LABEL, &req.lineage)]),
+    )
+    .await?;
     let mut groups: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
-    for project in projects {
-        for c in list(docker, &[(PROJECT_LABEL, project)]).await? {
+    for (project, containers) in projects.iter().zip(listed) {
+        for c in containers {
             if let Some(service) = c.labels.as_ref().and_then(|l| l.get(SERVICE_LABEL)).cloned() {
                 groups.entry((project.to_string(), service)).or_default().push(c);
             }
@@ -629,7 +642,7 @@ pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, Pr
 
     let requested: BTreeSet<&(String, String)> = keys.iter().flatten().collect();
     let mut strays: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
-    for c in list(docker, &[(LINEAGE_LABEL, &req.lineage)]).await? {
+    for c in of_lineage {
         let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned();
         if let (Some(p), Some(s)) = (label(PROJECT_LABEL), label(SERVICE_LABEL)) {
             let key = (p, s);
