@@ -5,6 +5,7 @@
 mod check;
 mod context;
 mod progress;
+mod reference;
 mod run;
 mod show;
 mod state_cmds;
@@ -106,6 +107,57 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Draw the dependency graph, or a saved plan's apply order with its batches.
+    Graph {
+        /// Draw this saved plan's apply order instead of the configuration.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Provider schemas.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// Write the resource reference pages generated from the provider schemas.
+    Docs {
+        /// The directory to write README.md and one TYPE.md per resource type into.
+        #[arg(long, value_name = "DIR", default_value = "docs/resources")]
+        out: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), or write one page per command into DIR.
+    Man {
+        /// Write himaplan.1 and himaplan-COMMAND.1 for every command into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Every resource type's schema, shaped like `terraform providers schema -json`.
+    Schema {
+        /// Print JSON (the only format).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +234,9 @@ pub struct PlanArgs {
     /// Wait this long for a held lock instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: Option<std::time::Duration>,
+    /// With --format markdown: append the apply order as a Mermaid diagram.
+    #[arg(long)]
+    pub graph: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -253,5 +308,10 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Output { name, json, state } => state_cmds::output(name, json, state).await,
         Command::ForceUnlock { lock_id, state } => state_cmds::force_unlock(lock_id, state).await,
+        Command::Graph { plan, format } => reference::graph(plan, format),
+        Command::Providers(ProvidersCommand::Schema { json }) => reference::providers_schema(json),
+        Command::Docs { out } => reference::docs(&out),
+        Command::Completions { shell } => reference::completions(shell),
+        Command::Man { out } => reference::man(out.as_deref()),
     }
 }

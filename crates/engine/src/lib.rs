@@ -10,5 +10,6 @@ pub mod engine;
 pub mod graph;
 pub mod plan;
 pub mod provider;
+pub mod reference;
 pub mod state;
 pub mod value;

@@ -30,6 +30,10 @@ pub struct PlanFile {
     pub options: SavedOptions,
     pub lineage: String,
     pub plan: Plan,
+    /// The plan's rollout batches, for `graph --plan` (apply re-plans and
+    /// never reads them). Absent from files written before they were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<crate::plan::batch::ApplyBatch>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -71,6 +75,7 @@ impl PlanFile {
             options,
             lineage: lineage.to_string(),
             plan,
+            batches: Vec::new(),
         }
     }
 
