@@ -439,3 +439,56 @@ fn completion_scripts_are_generated_for_bash_zsh_and_fish_and_parse() {
     }
     himaplan(&repo(), &["completions", "powershell"]).assert_code(1);
 }
+
+// ---------------------------------------------------------------------------
+// Links
+
+#[test]
+fn readme_and_docs_link_only_to_files_inside_the_repository() {
+    // Every relative link of README.md, docs/*.md and the examples' READMEs names a file or directory that
+    // exists in the repository (users never have ../shared); only http(s) links leave it.
+    let repo = repo().canonicalize().expect("repo");
+    let mut pages = vec![repo.join("README.md"), repo.join("examples/himalytix/README.md")];
+    for dir in ["docs", "docs/resources"] {
+        for entry in std::fs::read_dir(repo.join(dir)).expect("docs") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "md") {
+                pages.push(path);
+            }
+        }
+    }
+    let link = regex_lite_links;
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("page");
+        for target in link(&text) {
+            if target.starts_with("http://") || target.starts_with("https://") || target.starts_with('#') {
+                continue;
+            }
+            let file = target.split('#').next().unwrap_or_default();
+            let resolved = page.parent().expect("dir").join(file);
+            let inside = resolved.canonicalize().map(|p| p.starts_with(&repo)).unwrap_or(false);
+            if !inside {
+                broken.push(format!("{}: {target}", page.strip_prefix(&repo).unwrap_or(page).display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links that leave the repository or name nothing:\n{}", broken.join("\n"));
+}
+
+/// The targets of the markdown links `[text](target)` of a page.
+fn regex_lite_links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("](") {
+        rest = &rest[i + 2..];
+        if let Some(end) = rest.find(')') {
+            let target = &rest[..end];
+            if !target.contains(' ') && !target.is_empty() {
+                out.push(target.to_string());
+            }
+            rest = &rest[end..];
+        }
+    }
+    out
+}

@@ -31,6 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Parse and type-check the configuration, without network.
     Validate {
+        /// Print the result and diagnostics as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -60,20 +61,27 @@ pub enum Command {
     },
     /// Show a saved plan, or the current state.
     Show {
+        /// Print JSON (Terraform's plan JSON shape for a plan file).
         #[arg(long)]
         json: bool,
+        /// A plan file written by plan --out; without it, the current state.
         planfile: Option<PathBuf>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Refresh and report differences between state and the real world; changes nothing.
     Drift {
+        /// Exit 2 when the real world drifted from state.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Set a root variable (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// Read variables from FILE (HCL attributes, or JSON when it ends in .json).
         #[arg(long = "var-file", value_name = "FILE")]
         var_files: Vec<PathBuf>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
@@ -82,28 +90,39 @@ pub enum Command {
     State(StateCommand),
     /// Adopt an existing object into state.
     Import {
+        /// The address to adopt the object as, e.g. 'aws_instance.web[3]'.
         addr: String,
+        /// The object's id in its provider, e.g. i-0123456789.
         id: String,
+        /// Set a root variable (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// Read variables from FILE (HCL attributes, or JSON when it ends in .json).
         #[arg(long = "var-file", value_name = "FILE")]
         var_files: Vec<PathBuf>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// Wait this long for a held lock instead of failing at once.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         lock_timeout: Option<std::time::Duration>,
     },
     /// Print root module outputs from state.
     Output {
+        /// One output's value; without it, every output.
         name: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Remove a stale state lock.
     ForceUnlock {
+        /// The lock id the failing command printed.
         lock_id: String,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
@@ -112,6 +131,7 @@ pub enum Command {
         /// Draw this saved plan's apply order instead of the configuration.
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
+        /// DOT (Graphviz) or a Mermaid flowchart.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
@@ -126,6 +146,7 @@ pub enum Command {
     },
     /// Print a shell completion script.
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: Shell,
     },
@@ -164,26 +185,34 @@ pub enum Shell {
 pub enum StateCommand {
     /// List the addresses in state.
     List {
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Show one instance's attributes.
     Show {
+        /// The instance address, e.g. 'aws_instance.web[0]'.
         addr: String,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Forget instances without destroying them.
     Rm {
+        /// Instance or resource addresses.
         #[arg(required = true)]
         addrs: Vec<String>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Move an instance or resource to another address.
     Mv {
+        /// The current address.
         from: String,
+        /// The new address.
         to: String,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
@@ -210,23 +239,29 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Set a root variable (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Read variables from FILE (HCL attributes, or JSON when it ends in .json).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
     /// --refresh=false plans against state without reading real objects.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// Plan only ADDR and what it depends on (repeatable).
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
+    /// Replace ADDR even if unchanged (repeatable).
     #[arg(long = "replace", value_name = "ADDR")]
     pub replace: Vec<String>,
+    /// How to print the plan.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// Use FILE as the state instead of the configured location.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
+    /// Run at most N actions at once.
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub parallelism: usize,
     /// Evaluate schedules as of this instant (RFC 3339).
     #[arg(long, value_name = "RFC3339", value_parser = parse_at)]

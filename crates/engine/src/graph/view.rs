@@ -265,3 +265,125 @@ pub fn to_mermaid(view: &View) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::InstanceAddr;
+
+    fn addr(text: &str) -> InstanceAddr {
+        text.parse().expect("test addresses are valid")
+    }
+
+    fn change(address: &str, action: Action, disruption: Option<&str>, depends_on: &[&str]) -> ResourceChange {
+        let addr = addr(address);
+        ResourceChange {
+            rtype: addr.resource.rtype.clone(),
+            provider: addr.resource.rtype.split('_').next().unwrap_or_default().to_string(),
+            addr,
+            action,
+            before: Some(serde_json::json!({})),
+            after: Some(serde_json::json!({})),
+            after_unknown: serde_json::json!({}),
+            replace_paths: Vec::new(),
+            reason: None,
+            disruption: disruption.map(str::to_string),
+            notes: Vec::new(),
+            depends_on: depends_on.iter().map(|a| addr_of(a)).collect(),
+            fingerprint: "fp".to_string(),
+            shrinks: false,
+        }
+    }
+
+    fn addr_of(text: &str) -> InstanceAddr {
+        addr(text)
+    }
+
+    fn batch(n: usize, member: &str) -> ApplyBatch {
+        ApplyBatch {
+            sequence: "aws_instance.web".into(),
+            number: n,
+            of: 2,
+            max_unavailable: 1,
+            disruption: "stop/start".into(),
+            members: vec![addr(member)],
+            parts: vec![],
+            drains: vec![addr("nginx_upstream.web")],
+            gates: vec![(addr(member), member.to_string())],
+        }
+    }
+
+    fn edges(view: &View) -> BTreeSet<(String, String)> {
+        view.edges.iter().map(|(a, b)| (view.nodes[*a].label.clone(), view.nodes[*b].label.clone())).collect()
+    }
+
+    #[test]
+    fn a_resize_draws_each_batch_as_drain_disrupt_gate_restore_one_after_the_other() {
+        // Two instances resized one at a time, each drained from the upstream that lists them and gated: two
+        // clusters, batch 2 after batch 1's restore, the upstream's own update after both restores.
+        let plan = Plan {
+            changes: vec![
+                change("aws_instance.web[0]", Action::Update, Some("stop/start"), &[]),
+                change("aws_instance.web[1]", Action::Update, Some("stop/start"), &[]),
+                change("nginx_upstream.web", Action::Update, None, &["aws_instance.web"]),
+            ],
+            ..Plan::default()
+        };
+        let view = of_plan(&plan, &[batch(1, "aws_instance.web[0]"), batch(2, "aws_instance.web[1]")]);
+        assert_eq!(view.clusters, ["aws_instance.web batch 1/2 (max_unavailable = 1)", "aws_instance.web batch 2/2 (max_unavailable = 1)"]);
+        assert_eq!(view.nodes.len(), 9);
+        let e = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let (m0, m1, lb) = ("~ aws_instance.web[0] (stop/start)", "~ aws_instance.web[1] (stop/start)", "~ nginx_upstream.web");
+        let (g0, g1) = ("health gate aws_instance.web[0]", "health gate aws_instance.web[1]");
+        let (drain, restore) = ("drain from nginx_upstream.web", "restore nginx_upstream.web");
+        // Labels repeat across batches (drain/restore): compare with the batch's cluster.
+        let in_cluster = |label: &str, c: usize| view.nodes.iter().any(|n| n.label == label && n.cluster == Some(c));
+        assert!(in_cluster(drain, 0) && in_cluster(m0, 0) && in_cluster(g0, 0) && in_cluster(restore, 0));
+        assert!(in_cluster(drain, 1) && in_cluster(m1, 1) && in_cluster(g1, 1) && in_cluster(restore, 1));
+        let want: BTreeSet<(String, String)> = [
+            e(drain, m0),
+            e(m0, g0),
+            e(m0, restore),
+            e(g0, restore),
+            // Batch 2 starts after the whole of batch 1 (its member, gate and restore).
+            e(restore, drain),
+            e(m0, drain),
+            e(g0, drain),
+            e(drain, m1),
+            e(m1, g1),
+            e(m1, restore),
+            e(g1, restore),
+            e(restore, lb),
+            e(m0, lb),
+            e(m1, lb),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(edges(&view), want);
+        assert_eq!(view.edges.len(), 15, "the two restores each precede the upstream's update");
+        let dot = to_dot(&view);
+        assert_eq!(dot.matches("subgraph cluster_").count(), 2);
+        assert_eq!(to_mermaid(&view).matches(" --> ").count(), 15);
+    }
+
+    #[test]
+    fn a_replacement_is_two_nodes_in_its_order_and_a_destroy_waits_for_its_dependents() {
+        // -/+ web: delete then create; the deleted db goes after the deleted app that depended on it.
+        let plan = Plan {
+            changes: vec![
+                change("aws_instance.web", Action::DeleteThenCreate, None, &[]),
+                change("himaplan_data.app", Action::Delete, None, &["himaplan_data.db"]),
+                change("himaplan_data.db", Action::Delete, None, &[]),
+            ],
+            ..Plan::default()
+        };
+        let view = of_plan(&plan, &[]);
+        let e = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            edges(&view),
+            [e("- aws_instance.web", "+ aws_instance.web (replacement)"), e("- himaplan_data.app", "- himaplan_data.db")]
+                .into_iter()
+                .collect()
+        );
+    }
+}
