@@ -278,7 +278,7 @@ fn graph_of_himalytix_parsed_by_graphviz_has_every_resource_and_dependency() {
     assert_eq!(nodes.iter().map(|n| label(n)).collect::<BTreeSet<_>>(), want_nodes);
     assert_eq!(nodes.len(), want_nodes.len());
     assert_eq!(clusters.iter().map(|c| label(c)).collect::<Vec<_>>(), ["module.web"]);
-    let by_id = |id: &Value| objects.iter().find(|o| o["_gvid"] == *id).map(|o| label(o)).unwrap_or_default();
+    let by_id = |id: &Value| objects.iter().find(|o| o["_gvid"] == *id).map(label).unwrap_or_default();
     let edges: Vec<(String, String)> =
         doc["edges"].as_array().expect("edges").iter().map(|e| (by_id(&e["tail"]), by_id(&e["head"]))).collect();
     assert_eq!(edges.len(), want_edges.len(), "{edges:?}");
@@ -300,7 +300,9 @@ fn mermaid_dir() -> Option<PathBuf> {
 
 /// Mermaid's parser's view of a flowchart: vertex id → text, edges by
 /// text, subgraph titles.
-fn parse_mermaid(dir: &Path, text: &str) -> (std::collections::BTreeMap<String, String>, Vec<(String, String)>, Vec<String>) {
+type Flowchart = (std::collections::BTreeMap<String, String>, Vec<(String, String)>, Vec<String>);
+
+fn parse_mermaid(dir: &Path, text: &str) -> Flowchart {
     let script = repo().join("tests/support/mermaid-parse.mjs");
     let (code, out, err) = pipe("node", &[script.to_str().expect("path")], &[("MERMAID_DIR", dir)], text);
     assert_eq!(code, 0, "mermaid rejected the diagram: {err}\n{text}");

@@ -26,8 +26,8 @@ install() {
   command -v zsh >/dev/null 2>&1 || missing+=(zsh)
   if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
-      || { apt-get update >&2 && apt-get install -y --no-install-recommends "${missing[@]}" >&2; } \
+    apt-get install -y "${missing[@]}" >&2 \
+      || { apt-get update >&2 && apt-get install -y "${missing[@]}" >&2; } \
       || die "apt-get could not install ${missing[*]}"
   fi
   if [ ! -f "$MERMAID_DIR/.installed" ]; then

@@ -204,10 +204,10 @@ fn dependency_edges(view: &mut View, changes: &[ResourceChange], ends: &BTreeMap
                         view.edge(cl, yu);
                     }
                 }
-                if let (Some((_, cl)), Some(yd), Action::Update) = (ce.up, ye.down, c.action) {
-                    if y.action != Action::DeleteThenCreate {
-                        view.edge(cl, yd);
-                    }
+                if let (Some((_, cl)), Some(yd), Action::Update) = (ce.up, ye.down, c.action)
+                    && y.action != Action::DeleteThenCreate
+                {
+                    view.edge(cl, yd);
                 }
                 if let (Some(cd), Some(yd)) = (ce.down, ye.down) {
                     view.edge(cd, yd);

@@ -47,14 +47,19 @@ fn index(registry: &Registry) -> String {
         let _ = writeln!(s, "| [`{rtype}`]({rtype}.md) | `{provider}` | {} |", cell(&first));
     }
     s.push_str("\n## Provider blocks\n\n");
-    s.push_str("Every `provider` block is optional: without one, each provider falls back to its ecosystem's defaults.\n");
+    s.push_str("Every `provider` block is optional: without one, each provider falls back to its ecosystem's defaults.");
+    let bare: Vec<String> =
+        registry.providers().filter(|(_, p)| p.provider_schema().attributes.is_empty()).map(|(n, _)| format!("`{n}`")).collect();
+    if !bare.is_empty() {
+        let _ = write!(s, " {} take no settings.", bare.join(" and "));
+    }
+    s.push('\n');
     for (name, provider) in registry.providers() {
         let schema = provider.provider_schema();
-        let _ = write!(s, "\n### `provider \"{name}\"`\n\n");
         if schema.attributes.is_empty() {
-            s.push_str("No attributes.\n");
             continue;
         }
+        let _ = write!(s, "\n### `provider \"{name}\"`\n\n");
         s.push_str("| attribute | type | notes |\n|---|---|---|\n");
         for a in &schema.attributes {
             let sensitive = if a.sensitive { " (sensitive)" } else { "" };
