@@ -416,6 +416,21 @@ fn markdown_plan_with_graph_ends_with_a_mermaid_block_that_parses() {
     assert!(!dir.exists("p.plan"));
 }
 
+#[test]
+fn markdown_plan_of_a_large_change_names_graph_plan_instead_of_drawing_it() {
+    // 600 creates would be a diagram of 600 nodes: the comment gets one line pointing to `graph --plan` and
+    // stays within GitHub's 65,536 characters.
+    let dir = TestDir::new(
+        "resource \"himaplan_data\" \"a\" {\n  input = \"x\"\n}\n\nresource \"himaplan_data\" \"b\" {\n  count = 599\n  input = \"${himaplan_data.a.id}-${count.index}\"\n}\n",
+    );
+    let run = dir.run(&["plan", "--format", "markdown", "--graph"]);
+    run.assert_code(0);
+    let text = run.stdout();
+    assert!(!text.contains("```mermaid"), "a 600-node diagram was drawn");
+    assert!(text.contains("600 steps: too many to draw here") && text.contains("himaplan graph --plan FILE"), "{text}");
+    assert!(text.chars().count() <= 65_536, "{} characters", text.chars().count());
+}
+
 // ---------------------------------------------------------------------------
 // Completions
 

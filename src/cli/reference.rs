@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 /// Past this size the markdown plan names the command instead of drawing
 /// the graph, so a large change still fits a pull-request comment.
 const MAX_MARKDOWN_GRAPH: usize = 16 * 1024;
+/// GitHub's limit on a comment's length, in characters.
+const COMMENT_LIMIT: usize = 65_536;
 
 pub fn graph(plan: Option<PathBuf>, format: GraphFormat) -> Result<i32, Failure> {
     let view = match plan {
@@ -39,16 +41,18 @@ fn draw(view: &View, format: GraphFormat) -> String {
     }
 }
 
-/// What `plan --format markdown --graph` appends: the apply order as a
-/// Mermaid block (GitHub renders it), or, when that would be too long for
-/// a comment, how to draw it.
-pub fn markdown_graph(plan: &Plan, batches: &[ApplyBatch]) -> String {
+/// What `plan --format markdown --graph` appends to a markdown plan of
+/// `body_len` characters: the apply order as a Mermaid block (GitHub
+/// renders it), or, when that would be too long for the comment, how to
+/// draw it.
+pub fn markdown_graph(plan: &Plan, batches: &[ApplyBatch], body_len: usize) -> String {
     let view = view::of_plan(plan, batches);
     if view.nodes.is_empty() {
         return String::new();
     }
     let mermaid = view::to_mermaid(&view);
-    if mermaid.len() > MAX_MARKDOWN_GRAPH {
+    let room = MAX_MARKDOWN_GRAPH.min(COMMENT_LIMIT.saturating_sub(body_len + 200));
+    if mermaid.chars().count() > room {
         return format!(
             "\n#### Apply order\n\n{} steps: too many to draw here. Save the plan (`--out FILE`) and draw it with `himaplan graph --plan FILE`.\n",
             view.nodes.len()

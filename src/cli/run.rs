@@ -70,9 +70,10 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     let options = options(&args)?;
     let progress = Progress::new();
     let planned = make_plan(&ws, vars.clone(), &mut snapshot, options.clone(), &progress).await?;
-    print!("{}", render(&planned.plan, args.format, color));
+    let text = render(&planned.plan, args.format, color);
+    print!("{text}");
     if args.graph {
-        print!("{}", super::reference::markdown_graph(&planned.plan, &planned.batches()));
+        print!("{}", super::reference::markdown_graph(&planned.plan, &planned.batches(), text.chars().count()));
     }
     if let Some(out) = &args.out {
         let saved = SavedOptions {
