@@ -285,6 +285,14 @@ fn graph_of_himalytix_parsed_by_graphviz_has_every_resource_and_dependency() {
     assert_eq!(edges.into_iter().collect::<BTreeSet<_>>(), want_edges);
 }
 
+#[test]
+fn graph_of_himalytix_snapshots() {
+    // The exact DOT and Mermaid text of the example's graph, for reviewers (the parsers check them above).
+    let dir = repo().join("examples/himalytix");
+    insta::assert_snapshot!("himalytix_graph_dot", himaplan(&dir, &["graph"]).stdout());
+    insta::assert_snapshot!("himalytix_graph_mermaid", himaplan(&dir, &["graph", "--format", "mermaid"]).stdout());
+}
+
 fn mermaid_dir() -> Option<PathBuf> {
     let out = Command::new(repo().join("scripts/servers/doctools.sh")).arg("dir").output().expect("doctools.sh dir");
     let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
