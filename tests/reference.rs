@@ -402,6 +402,25 @@ fn graph_of_a_saved_plan_draws_its_apply_order() {
 }
 
 #[test]
+fn graph_and_providers_schema_refuse_bad_input_with_exit_1() {
+    // A missing or damaged plan file, a configuration with an undeclared reference, and `providers schema`
+    // without --json: each a message on stderr and exit 1, nothing on stdout.
+    let dir = TestDir::new("resource \"himaplan_data\" \"a\" {\n  input = var.nope\n}\n");
+    dir.write("broken.plan", "{\"format_version\": 1, \"plan\": 3}");
+    for (args, says) in [
+        (&["graph", "--plan", "missing.plan"][..], "cannot read plan file missing.plan"),
+        (&["graph", "--plan", "broken.plan"][..], "broken.plan is a damaged plan file"),
+        (&["graph"][..], "main.hcl:2"),
+        (&["providers", "schema"][..], "--json"),
+    ] {
+        let run = dir.run(args);
+        run.assert_code(1);
+        assert!(run.stderr().contains(says), "{args:?}: {}", run.stderr());
+        assert!(run.stdout().is_empty(), "{args:?} printed {}", run.stdout());
+    }
+}
+
+#[test]
 fn markdown_plan_with_graph_ends_with_a_mermaid_block_that_parses() {
     // `plan --format markdown --graph` appends the apply order as a ```mermaid block after the plan;
     // `--graph` with another format is a usage error (exit 1) that plans nothing.
