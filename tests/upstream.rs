@@ -498,3 +498,51 @@ fn example_pgbouncer_pools_follow_the_configuration() {
     let state = dir.state_text();
     assert!(state.contains("$argon2id$"), "admin_url is kept as a hash:\n{state}");
 }
+
+/// A saved resize plan of the web tier behind nginx, drawn by `graph --plan`
+/// and read back by Graphviz (`dot -Tjson`): one cluster per rollout batch
+/// holding drain from the upstream → the instance's stop/start → restore,
+/// each batch after the whole of the previous one.
+#[test]
+fn a_saved_resize_plan_graphs_each_batch_drained_from_the_upstream() {
+    let Some(moto) = moto::turn() else { return };
+    let Some(nginx) = Nginx::start("graph") else { return };
+    let dir = TestDir::new(&web_tier_hcl(&nginx, std::path::Path::new("nginx")));
+    run(&dir, &moto, &["apply", "--auto-approve"]).assert_code(0);
+    run(&dir, &moto, &["plan", "--var", "instance_type=t3.medium", "--out", "resize.plan"]).assert_code(0);
+    let dot = run(&dir, &moto, &["graph", "--plan", "resize.plan"]);
+    dot.assert_code(0);
+    let dot = dot.stdout();
+    let Ok(mut child) =
+        std::process::Command::new("dot").arg("-Tjson").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn()
+    else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "graphviz is required under CI=true (scripts/servers/doctools.sh install)");
+        eprintln!("skipping the Graphviz half: dot is not installed");
+        return;
+    };
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), dot.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("dot");
+    assert!(out.status.success(), "dot rejected:\n{dot}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dot -Tjson");
+    let objects = doc["objects"].as_array().expect("objects");
+    let label = |o: &serde_json::Value| o["label"].as_str().unwrap_or_default().to_string();
+    let clusters: Vec<(String, BTreeSet<String>)> = objects
+        .iter()
+        .filter(|o| o.get("nodes").is_some())
+        .map(|c| {
+            let nodes = c["nodes"].as_array().expect("nodes").iter().map(|id| label(&objects[id.as_u64().expect("id") as usize])).collect();
+            (label(c), nodes)
+        })
+        .collect();
+    let member = |i: usize| format!("~ aws_instance.web[{i}] (stop/start)");
+    let want: Vec<(String, BTreeSet<String>)> = (0..3)
+        .map(|i| {
+            let nodes = ["drain from nginx_upstream.web".to_string(), member(i), "restore nginx_upstream.web".to_string()];
+            (format!("aws_instance.web batch {}/3 (max_unavailable = 1)", i + 1), nodes.into_iter().collect())
+        })
+        .collect();
+    assert_eq!(clusters, want, "{dot}");
+    // Per batch: drain → member → restore (2), and batches 2 and 3 start after the whole previous batch
+    // (its member and its restore, 2 each): 3 × 2 + 2 × 2 edges.
+    assert_eq!(doc["edges"].as_array().expect("edges").len(), 10, "{dot}");
+}

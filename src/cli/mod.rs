@@ -5,6 +5,7 @@
 mod check;
 mod context;
 mod progress;
+mod reference;
 mod run;
 mod show;
 mod state_cmds;
@@ -30,6 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Parse and type-check the configuration, without network.
     Validate {
+        /// Print the result and diagnostics as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -59,20 +61,27 @@ pub enum Command {
     },
     /// Show a saved plan, or the current state.
     Show {
+        /// Print JSON (Terraform's plan JSON shape for a plan file).
         #[arg(long)]
         json: bool,
+        /// A plan file written by plan --out; without it, the current state.
         planfile: Option<PathBuf>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Refresh and report differences between state and the real world; changes nothing.
     Drift {
+        /// Exit 2 when the real world drifted from state.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Set a root variable (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// Read variables from FILE (HCL attributes, or JSON when it ends in .json).
         #[arg(long = "var-file", value_name = "FILE")]
         var_files: Vec<PathBuf>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
@@ -81,57 +90,129 @@ pub enum Command {
     State(StateCommand),
     /// Adopt an existing object into state.
     Import {
+        /// The address to adopt the object as, e.g. 'aws_instance.web[3]'.
         addr: String,
+        /// The object's id in its provider, e.g. i-0123456789.
         id: String,
+        /// Set a root variable (repeatable).
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// Read variables from FILE (HCL attributes, or JSON when it ends in .json).
         #[arg(long = "var-file", value_name = "FILE")]
         var_files: Vec<PathBuf>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// Wait this long for a held lock instead of failing at once.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         lock_timeout: Option<std::time::Duration>,
     },
     /// Print root module outputs from state.
     Output {
+        /// One output's value; without it, every output.
         name: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Remove a stale state lock.
     ForceUnlock {
+        /// The lock id the failing command printed.
         lock_id: String,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Draw the dependency graph, or a saved plan's apply order with its batches.
+    Graph {
+        /// Draw this saved plan's apply order instead of the configuration.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// DOT (Graphviz) or a Mermaid flowchart.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Provider schemas.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// Write the resource reference pages generated from the provider schemas.
+    Docs {
+        /// The directory to write README.md and one TYPE.md per resource type into.
+        #[arg(long, value_name = "DIR", default_value = "docs/resources")]
+        out: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), or write one page per command into DIR.
+    Man {
+        /// Write himaplan.1 and himaplan-COMMAND.1 for every command into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Every resource type's schema, shaped like `terraform providers schema -json`.
+    Schema {
+        /// Print JSON (the only format).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// List the addresses in state.
     List {
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Show one instance's attributes.
     Show {
+        /// The instance address, e.g. 'aws_instance.web[0]'.
         addr: String,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Forget instances without destroying them.
     Rm {
+        /// Instance or resource addresses.
         #[arg(required = true)]
         addrs: Vec<String>,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
     /// Move an instance or resource to another address.
     Mv {
+        /// The current address.
         from: String,
+        /// The new address.
         to: String,
+        /// Use FILE as the state instead of the configured location.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
@@ -158,23 +239,29 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Set a root variable (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Read variables from FILE (HCL attributes, or JSON when it ends in .json).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
     /// --refresh=false plans against state without reading real objects.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// Plan only ADDR and what it depends on (repeatable).
     #[arg(long = "target", value_name = "ADDR")]
     pub targets: Vec<String>,
+    /// Replace ADDR even if unchanged (repeatable).
     #[arg(long = "replace", value_name = "ADDR")]
     pub replace: Vec<String>,
+    /// How to print the plan.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// Use FILE as the state instead of the configured location.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
+    /// Run at most N actions at once.
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pub parallelism: usize,
     /// Evaluate schedules as of this instant (RFC 3339).
     #[arg(long, value_name = "RFC3339", value_parser = parse_at)]
@@ -182,6 +269,9 @@ pub struct PlanArgs {
     /// Wait this long for a held lock instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: Option<std::time::Duration>,
+    /// With --format markdown: append the apply order as a Mermaid diagram.
+    #[arg(long)]
+    pub graph: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -253,5 +343,10 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Output { name, json, state } => state_cmds::output(name, json, state).await,
         Command::ForceUnlock { lock_id, state } => state_cmds::force_unlock(lock_id, state).await,
+        Command::Graph { plan, format } => reference::graph(plan, format),
+        Command::Providers(ProvidersCommand::Schema { json }) => reference::providers_schema(json),
+        Command::Docs { out } => reference::docs(&out),
+        Command::Completions { shell } => reference::completions(shell),
+        Command::Man { out } => reference::man(out.as_deref()),
     }
 }

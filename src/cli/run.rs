@@ -60,6 +60,9 @@ fn render(plan: &Plan, format: Format, color: bool) -> String {
 }
 
 pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
+    if args.graph && args.format != Format::Markdown {
+        return Err(anyhow::anyhow!("--graph is for --format markdown (draw other plans with himaplan graph --plan FILE)").into());
+    }
     let ws = Workspace::load()?;
     let vars = ws.variables(&args.vars, &args.var_files)?;
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
@@ -67,7 +70,11 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     let options = options(&args)?;
     let progress = Progress::new();
     let planned = make_plan(&ws, vars.clone(), &mut snapshot, options.clone(), &progress).await?;
-    print!("{}", render(&planned.plan, args.format, color));
+    let text = render(&planned.plan, args.format, color);
+    print!("{text}");
+    if args.graph {
+        print!("{}", super::reference::markdown_graph(&planned.plan, &planned.batches(), text.chars().count()));
+    }
     if let Some(out) = &args.out {
         let saved = SavedOptions {
             refresh: options.refresh,
@@ -75,7 +82,8 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
             replace: options.replace.clone(),
             at: options.at.to_rfc3339(),
         };
-        let file = PlanFile::new(&ws.config, &vars, &planned.state.lineage, saved, planned.plan.clone());
+        let mut file = PlanFile::new(&ws.config, &vars, &planned.state.lineage, saved, planned.plan.clone());
+        file.batches = planned.batches();
         std::fs::write(out, file.to_json()).map_err(|e| anyhow::anyhow!("cannot write plan file {}: {e}", out.display()))?;
         eprintln!("Saved the plan to {}. Apply exactly it with: himaplan apply {}", out.display(), out.display());
     }

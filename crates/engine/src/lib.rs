@@ -11,5 +11,6 @@ pub mod graph;
 pub mod number;
 pub mod plan;
 pub mod provider;
+pub mod reference;
 pub mod state;
 pub mod value;

@@ -50,6 +50,9 @@ pub struct AttrSchema {
     /// (e.g. "stop/start"); `None` when the update is live.
     pub disruption: Option<&'static str>,
     pub description: &'static str,
+    /// A value to show in the reference pages, as HCL text (e.g.
+    /// `"t3.small"`); `None` when the default serves as the example.
+    pub example: Option<&'static str>,
 }
 
 impl AttrSchema {
@@ -66,6 +69,7 @@ impl AttrSchema {
             default: None,
             disruption: None,
             description: "",
+            example: None,
         }
     }
     pub fn required(mut self) -> Self {
@@ -100,6 +104,11 @@ impl AttrSchema {
         self.description = text;
         self
     }
+    /// An example value, as HCL text, for the reference pages.
+    pub fn example(mut self, hcl: &'static str) -> Self {
+        self.example = Some(hcl);
+        self
+    }
 }
 
 /// How a nested block appears in the resource's value.
@@ -118,6 +127,8 @@ pub struct BlockSchema {
     pub name: &'static str,
     pub nesting: BlockNesting,
     pub body: Schema,
+    /// What the block declares (reference pages, `providers schema`).
+    pub description: &'static str,
 }
 
 /// The attributes and nested blocks of a resource type or provider block.
@@ -142,6 +153,15 @@ pub struct ResourceType {
     pub name: &'static str,
     pub schema: Schema,
     pub schema_version: u32,
+}
+
+/// What the reference pages say of a resource type beyond its attributes:
+/// a paragraph (markdown) and a complete example block (HCL). Lives beside
+/// the type's schema in its provider, so the schema stays the one source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TypeDocs {
+    pub summary: &'static str,
+    pub example: &'static str,
 }
 
 /// Create intents are state's (the journal records them); providers see
@@ -423,6 +443,11 @@ pub trait Provider: Send + Sync {
     /// The attributes of its `provider` block.
     fn provider_schema(&self) -> Schema {
         Schema::default()
+    }
+
+    /// The reference text of one of its resource types.
+    fn type_docs(&self, _rtype: &str) -> TypeDocs {
+        TypeDocs::default()
     }
 
     /// Checks a resource's evaluated configuration beyond types (e.g. a

@@ -81,6 +81,10 @@ impl Provider for AwsProvider {
         schema::resource_types()
     }
 
+    fn type_docs(&self, rtype: &str) -> himaplan_engine::provider::TypeDocs {
+        schema::type_docs(rtype)
+    }
+
     fn provider_schema(&self) -> Schema {
         schema::provider_schema()
     }

@@ -7,7 +7,9 @@
 //! Must not talk to AWS or depend on the SDK: everything here is decided
 //! from values alone, so `validate` and `plan` work offline.
 
-use himaplan_engine::provider::{AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, ResourceType, Schema};
+use himaplan_engine::provider::{
+    AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, ResourceType, Schema, TypeDocs,
+};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 
@@ -40,7 +42,8 @@ pub fn provider_schema() -> Schema {
     Schema {
         attributes: vec![
             AttrSchema::new("region", AttrType::String)
-                .describe("AWS region; defaults to AWS_REGION / AWS_DEFAULT_REGION / the profile, else us-east-1"),
+                .describe("AWS region; defaults to AWS_REGION / AWS_DEFAULT_REGION / the profile, else us-east-1")
+                .example("\"eu-central-1\""),
         ],
         blocks: vec![],
     }
@@ -55,23 +58,76 @@ pub fn resource_types() -> Vec<ResourceType> {
     ]
 }
 
+/// The reference text of each type (SPEC §4).
+pub fn type_docs(rtype: &str) -> TypeDocs {
+    match rtype {
+        INSTANCE_TYPE => TypeDocs {
+            summary: "An EC2 instance. Refresh reads every instance of the state's lineage in batched `DescribeInstances` calls \
+(a tag filter, 1,000 per page). Each instance is tagged `himaplan:address` and `himaplan:lineage`, and created with an \
+idempotency `ClientToken`. A resize (`instance_type`) stops the instance, waits until it is stopped, modifies it, starts it \
+and waits until it runs: a disruption, so instances of a counted resource are resized `rollout { max_unavailable }` at a time, \
+each drained first from what lists it (an `nginx_upstream`).",
+            example: r#"resource "aws_instance" "web" {
+  count         = 3
+  ami           = "ami-03cf127a"
+  instance_type = "t3.small"
+  tags          = { Name = "himalytix-web-${count.index}" }
+
+  rollout {
+    max_unavailable = 1
+  }
+}"#,
+        },
+        BUCKET_TYPE => TypeDocs {
+            summary: "An S3 bucket. Destroying a bucket that still holds objects fails unless `force_destroy = true`.",
+            example: r#"resource "aws_s3_bucket" "backups" {
+  bucket = "himalytix-backups"
+}"#,
+        },
+        LIFECYCLE_TYPE => TypeDocs {
+            summary: "The whole lifecycle configuration of one bucket: every `rule` is put at once \
+(`PutBucketLifecycleConfiguration`), and removing the resource deletes the bucket's lifecycle configuration. \
+Fields S3 adds on read (`TransitionDefaultMinimumObjectSize`) are not drift.",
+            example: r#"resource "aws_s3_bucket_lifecycle" "backups" {
+  bucket = aws_s3_bucket.backups.bucket
+
+  rule "delete-old-backups" {
+    prefix          = "postgres/"
+    expiration_days = 30
+  }
+}"#,
+        },
+        _ => TypeDocs::default(),
+    }
+}
+
 fn instance_schema() -> Schema {
     Schema {
         attributes: vec![
-            AttrSchema::new("ami", AttrType::String).required().replace().describe("AMI id; a change replaces"),
+            AttrSchema::new("ami", AttrType::String).required().replace().describe("AMI id; a change replaces").example("\"ami-03cf127a\""),
             AttrSchema::new("instance_type", AttrType::String)
                 .required()
                 .disruption("stop/start")
-                .describe("in place: stop, wait stopped, modify, start"),
-            AttrSchema::new("state", AttrType::String).default(RUNNING).describe("\"running\" or \"stopped\""),
-            AttrSchema::new("subnet_id", AttrType::String).optional_computed().replace().describe("subnet to launch in; a change replaces"),
+                .describe("in place: stop, wait stopped, modify-instance-attribute, start, wait running; an instance declared stopped is resized without being started")
+                .example("\"t3.small\""),
+            AttrSchema::new("state", AttrType::String)
+                .default(RUNNING)
+                .disruption("stop")
+                .describe("\"running\" or \"stopped\"; stopping a running instance disrupts it, starting one does not")
+                .example("\"stopped\""),
+            AttrSchema::new("subnet_id", AttrType::String)
+                .optional_computed()
+                .replace()
+                .describe("subnet to launch in (default: the account's default subnet); a change replaces")
+                .example("\"subnet-0a1b2c3d\""),
             AttrSchema::new("tags", AttrType::Map(Box::new(AttrType::String)))
                 .default(Value::Map(BTreeMap::new()))
-                .describe("user tags; updated in place"),
-            AttrSchema::new("id", AttrType::String).computed(),
-            AttrSchema::new("private_ip", AttrType::String).computed(),
+                .describe("user tags; updated in place; the himaplan: prefix is reserved for himaplan's own labels")
+                .example("{ Name = \"himalytix-web-0\", tier = \"web\" }"),
+            AttrSchema::new("id", AttrType::String).computed().describe("the instance id, e.g. i-0123456789abcdef0"),
+            AttrSchema::new("private_ip", AttrType::String).computed().describe("the private IPv4 address, e.g. for an nginx upstream"),
             AttrSchema::new("public_ip", AttrType::String).computed().describe("empty when the instance has none"),
-            AttrSchema::new("availability_zone", AttrType::String).computed(),
+            AttrSchema::new("availability_zone", AttrType::String).computed().describe("the zone the instance runs in"),
         ],
         blocks: vec![],
     }
@@ -134,12 +190,17 @@ pub fn shape_instance_change(prior: &Value, planned: &Value, changed: &[String])
 fn bucket_schema() -> Schema {
     Schema {
         attributes: vec![
-            AttrSchema::new("bucket", AttrType::String).required().replace().describe("bucket name; a change replaces"),
+            AttrSchema::new("bucket", AttrType::String)
+                .required()
+                .replace()
+                .describe("bucket name (S3 naming rules: 3-63 lower-case letters, digits, - and .); a change replaces")
+                .example("\"himalytix-backups\""),
             AttrSchema::new("force_destroy", AttrType::Bool)
                 .default(false)
-                .describe("delete every object and version when the bucket is destroyed"),
+                .describe("delete every object and version when the bucket is destroyed; otherwise a non-empty bucket is not destroyed")
+                .example("true"),
             AttrSchema::new("id", AttrType::String).computed().describe("the bucket name"),
-            AttrSchema::new("arn", AttrType::String).computed(),
+            AttrSchema::new("arn", AttrType::String).computed().describe("arn:aws:s3:::BUCKET"),
         ],
         blocks: vec![],
     }
@@ -148,26 +209,53 @@ fn bucket_schema() -> Schema {
 fn lifecycle_schema() -> Schema {
     let transition = Schema {
         attributes: vec![
-            AttrSchema::new("days", AttrType::Number).required().describe("days after creation"),
-            AttrSchema::new("storage_class", AttrType::String).required().describe("e.g. GLACIER, STANDARD_IA"),
+            AttrSchema::new("days", AttrType::Number).required().describe("whole days after creation, at least 1").example("90"),
+            AttrSchema::new("storage_class", AttrType::String)
+                .required()
+                .describe("STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER, GLACIER_IR or DEEP_ARCHIVE")
+                .example("\"GLACIER\""),
         ],
         blocks: vec![],
     };
     let rule = Schema {
         attributes: vec![
-            AttrSchema::new("prefix", AttrType::String).default("").describe("key prefix the rule applies to"),
-            AttrSchema::new("enabled", AttrType::Bool).default(true),
-            AttrSchema::new("expiration_days", AttrType::Number).describe("delete current objects after this many days"),
-            AttrSchema::new("noncurrent_expiration_days", AttrType::Number).describe("delete non-current versions after this many days"),
+            AttrSchema::new("prefix", AttrType::String)
+                .default("")
+                .describe("key prefix the rule applies to; empty: every object")
+                .example("\"postgres/\""),
+            AttrSchema::new("enabled", AttrType::Bool)
+                .default(true)
+                .describe("a disabled rule is kept but not applied by S3")
+                .example("false"),
+            AttrSchema::new("expiration_days", AttrType::Number)
+                .describe("delete current objects after this many whole days")
+                .example("30"),
+            AttrSchema::new("noncurrent_expiration_days", AttrType::Number)
+                .describe("delete non-current versions (versioned buckets) this many whole days after they became non-current")
+                .example("7"),
         ],
-        blocks: vec![BlockSchema { name: "transition", nesting: BlockNesting::List, body: transition }],
+        blocks: vec![BlockSchema {
+            name: "transition",
+            nesting: BlockNesting::List,
+            body: transition,
+            description: "Moves current objects to another storage class after `days`.",
+        }],
     };
     Schema {
         attributes: vec![
-            AttrSchema::new("bucket", AttrType::String).required().replace().describe("the bucket whose lifecycle this is"),
+            AttrSchema::new("bucket", AttrType::String)
+                .required()
+                .replace()
+                .describe("the bucket whose lifecycle this is, usually aws_s3_bucket.NAME.bucket")
+                .example("aws_s3_bucket.backups.bucket"),
             AttrSchema::new("id", AttrType::String).computed().describe("the bucket name"),
         ],
-        blocks: vec![BlockSchema { name: "rule", nesting: BlockNesting::Labelled, body: rule }],
+        blocks: vec![BlockSchema {
+            name: "rule",
+            nesting: BlockNesting::Labelled,
+            body: rule,
+            description: "One lifecycle rule; the label is its ID (1 to 255 characters). A rule must do something: `expiration_days`, `noncurrent_expiration_days` or a `transition`.",
+        }],
     }
 }
 

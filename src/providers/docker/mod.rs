@@ -60,6 +60,10 @@ impl Provider for DockerProvider {
         schema::resource_types()
     }
 
+    fn type_docs(&self, rtype: &str) -> himaplan_engine::provider::TypeDocs {
+        schema::type_docs(rtype)
+    }
+
     fn provider_schema(&self) -> Schema {
         schema::provider_schema()
     }

@@ -6,7 +6,7 @@
 //! Must not talk to Docker or depend on bollard: everything here is decided
 //! from values alone, so `validate` and `plan` work offline.
 
-use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema};
+use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema, TypeDocs};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 
@@ -74,10 +74,12 @@ pub fn provider_schema() -> Schema {
     Schema {
         attributes: vec![
             AttrSchema::new("host", AttrType::String)
-                .describe("Docker daemon address (unix:// or tcp://); defaults to DOCKER_HOST, else unix:///var/run/docker.sock"),
+                .describe("Docker daemon address (unix:// or tcp://); defaults to DOCKER_HOST, else unix:///var/run/docker.sock")
+                .example("\"unix:///run/docker.sock\""),
             AttrSchema::new("compose_bin", AttrType::String).describe(
                 "Docker Compose v2 CLI run at plan time for compose_file; defaults to HIMAPLAN_DOCKER_COMPOSE, else docker-compose on PATH",
-            ),
+            )
+            .example("\"/usr/local/bin/docker-compose\""),
         ],
         blocks: vec![],
     }
@@ -86,6 +88,36 @@ pub fn provider_schema() -> Schema {
 /// The resource types the `docker` provider offers.
 pub fn resource_types() -> Vec<ResourceType> {
     vec![ResourceType { name: SERVICE_TYPE, schema_version: 0, schema: service_schema() }]
+}
+
+/// The reference text of `docker_service` (SPEC §4).
+pub fn type_docs(rtype: &str) -> TypeDocs {
+    if rtype != SERVICE_TYPE {
+        return TypeDocs::default();
+    }
+    TypeDocs {
+        summary: "The containers of one Docker Compose service, found by compose's own labels \
+(`com.docker.compose.project`, `.service`, `.container-number`), so a stack `docker compose` started is recognised and \
+adopted without `import`. `replicas = N` means containers numbered exactly 1..N named `PROJECT-SERVICE-N`. Limits \
+(`cpus`, `memory`, `memory_reservation`, `cpu_shares`) change live through the container update API; a change of \
+`image`, `command`, `env`, `labels` or `network_mode` recreates the containers, `rollout { max_unavailable }` at a time, \
+each batch drained from what lists it. New replicas of a compose-made service are created as compose would create \
+them, so `docker compose ps` lists them. See [Docker Compose side by side](../docker-compose.md).",
+        example: r#"resource "docker_service" "web" {
+  project      = "himalytix"
+  service      = "web"
+  replicas     = 4
+  image        = "himaplan/busybox:1"
+  command      = ["sh", "-c", "echo gunicorn; sleep 3600"]
+  network_mode = "host"
+  cpus         = 1
+  memory       = "512M"
+
+  rollout {
+    max_unavailable = 1
+  }
+}"#,
+    }
 }
 
 fn string_map() -> AttrType {
@@ -98,45 +130,65 @@ fn service_schema() -> Schema {
             AttrSchema::new("project", AttrType::String)
                 .required()
                 .replace()
-                .describe("compose project (label com.docker.compose.project)"),
+                .describe("compose project (label com.docker.compose.project)")
+                .example("\"himalytix\""),
             AttrSchema::new("service", AttrType::String)
                 .required()
                 .replace()
-                .describe("compose service (label com.docker.compose.service)"),
+                .describe("compose service (label com.docker.compose.service)")
+                .example("\"web\""),
             AttrSchema::new("replicas", AttrType::Number)
-                .default(Value::from(1.0))
-                .describe("containers numbered exactly 1..N, named PROJECT-SERVICE-N"),
-            AttrSchema::new("image", AttrType::String).required().describe("a change recreates the containers"),
+                .default(Value::from(1))
+                .describe("containers numbered exactly 1..N, named PROJECT-SERVICE-N: scale-up fills the missing numbers, scale-down removes the numbers above N (stopped first)")
+                .example("4"),
+            AttrSchema::new("image", AttrType::String)
+                .required()
+                .disruption("recreate")
+                .describe("the image, already on the daemon (himaplan does not pull); a change recreates the containers")
+                .example("\"registry.example/himalytix/web:2026.11.1\""),
             // Optional and computed: when omitted the containers run the
             // image's CMD, as under compose, and that is not drift.
             AttrSchema::new("command", AttrType::List(Box::new(AttrType::String)))
                 .optional_computed()
-                .describe("a change recreates the containers; default: the image's CMD"),
-            AttrSchema::new("env", string_map()).default(Value::Map(BTreeMap::new())).describe("a change recreates the containers"),
+                .disruption("recreate")
+                .describe("a change recreates the containers; default: the image's CMD")
+                .example("[\"gunicorn\", \"himalytix.wsgi:application\", \"--workers\", \"3\"]"),
+            AttrSchema::new("env", string_map())
+                .default(Value::Map(BTreeMap::new()))
+                .disruption("recreate")
+                .describe("environment variables; a change recreates the containers")
+                .example("{ DJANGO_SETTINGS_MODULE = \"himalytix.settings.production\" }"),
             AttrSchema::new("labels", string_map())
                 .default(Value::Map(BTreeMap::new()))
-                .describe("user labels; a change recreates the containers"),
+                .disruption("recreate")
+                .describe("user labels (himaplan.io/ and com.docker.compose. are reserved); a change recreates the containers")
+                .example("{ tier = \"web\" }"),
             AttrSchema::new("network_mode", AttrType::String)
                 .optional_computed()
-                .describe("\"none\", \"host\", ...; default: the daemon's; himaplan never creates networks"),
-            AttrSchema::new("cpus", AttrType::Number).describe("live update, no restart"),
-            AttrSchema::new("memory", AttrType::String).describe("\"512M\", \"8G\" (binary units); live update"),
-            AttrSchema::new("memory_reservation", AttrType::String).describe("soft limit; live update"),
-            AttrSchema::new("cpu_shares", AttrType::Number).describe("relative CPU weight; live update"),
+                .disruption("recreate")
+                .describe("\"none\", \"host\", ...; default: the daemon's; himaplan never creates networks; a change recreates the containers")
+                .example("\"host\""),
+            AttrSchema::new("cpus", AttrType::Number).describe("CPU limit in cores; live update, no restart").example("0.5"),
+            AttrSchema::new("memory", AttrType::String).describe("memory limit, \"512M\", \"8G\" (binary units); live update").example("\"512M\""),
+            AttrSchema::new("memory_reservation", AttrType::String).describe("soft memory limit, at most memory; live update").example("\"256M\""),
+            AttrSchema::new("cpu_shares", AttrType::Number).describe("relative CPU weight, at least 2; live update").example("512"),
             // Passed to the stop call, never to the container: changing it
             // recreates nothing.
             AttrSchema::new("stop_timeout", AttrType::Number)
-                .describe("seconds between SIGTERM and SIGKILL on scale-down, delete and recreate; default: the container's own, else 10"),
+                .describe("seconds between SIGTERM and SIGKILL on scale-down, delete and recreate; default: the container's own, else 10")
+                .example("30"),
             // Not declared: left as the containers have it, and not compared.
             AttrSchema::new("restart", AttrType::String)
-                .describe("restart policy: no, always, unless-stopped, on-failure[:N]; in place; unset: not managed"),
+                .describe("restart policy: no, always, unless-stopped, on-failure[:N]; in place; unset: not managed")
+                .example("\"unless-stopped\""),
             AttrSchema::new("compose_file", AttrType::String)
-                .describe("the compose file defining this service; plan compares compose's own hash with the containers'"),
+                .describe("the compose file defining this service; plan compares compose's own hash with the containers'")
+                .example("\"docker-compose.yml\""),
             // Filled by plan from `docker compose config --hash`, so that
             // apply labels new replicas without running compose.
             AttrSchema::new("compose_hash", AttrType::String)
                 .optional_computed()
-                .describe("compose's config hash of compose_file's service, filled at plan time; leave unset"),
+                .describe("set by himaplan: compose's config hash of compose_file's service, filled at plan time; leave unset"),
             AttrSchema::new("state", AttrType::String)
                 .default(Value::from(RUNNING))
                 .describe("\"running\": every container runs; a container exited, created or paused is drift and apply starts it"),
@@ -564,6 +616,15 @@ mod tests {
 
     fn changed(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The reference pages say which attributes recreate the containers
+    /// from the schema; the plan decides it from RECREATE_ATTRS: they agree.
+    #[test]
+    fn the_schema_marks_exactly_the_recreating_attributes_disruptive() {
+        let rt = resource_types().remove(0);
+        let marked: Vec<&str> = rt.schema.attributes.iter().filter(|a| a.disruption == Some("recreate")).map(|a| a.name).collect();
+        assert_eq!(marked, RECREATE_ATTRS);
     }
 
     #[test]

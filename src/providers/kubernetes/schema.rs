@@ -8,7 +8,7 @@
 //! work offline.
 
 use super::schedule::{Cron, parse_time_zone};
-use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema};
+use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema, TypeDocs};
 use himaplan_engine::value::Value;
 use std::collections::BTreeMap;
 
@@ -36,8 +36,11 @@ pub fn provider_schema() -> Schema {
     Schema {
         attributes: vec![
             AttrSchema::new("config_path", AttrType::String)
-                .describe("kubeconfig file; defaults to KUBECONFIG, else ~/.kube/config, else in-cluster"),
-            AttrSchema::new("context", AttrType::String).describe("kubeconfig context; defaults to the current context"),
+                .describe("kubeconfig file; defaults to KUBECONFIG, else ~/.kube/config, else in-cluster")
+                .example("\"~/.kube/config\""),
+            AttrSchema::new("context", AttrType::String)
+                .describe("kubeconfig context; defaults to the current context")
+                .example("\"prod\""),
         ],
         blocks: vec![],
     }
@@ -51,8 +54,61 @@ pub fn resource_types() -> Vec<ResourceType> {
     ]
 }
 
+/// The reference text of each type (SPEC §4).
+pub fn type_docs(rtype: &str) -> TypeDocs {
+    match rtype {
+        DEPLOYMENT_TYPE => TypeDocs {
+            summary: "An `apps/v1` Deployment with one container, applied server-side with field manager `himaplan`: only \
+declared fields are owned, conflicts with other managers are forced and the plan names the manager overridden. \
+Apply never waits for a rollout. Deletes use background propagation and wait until the object is gone. \
+See [Kubernetes scale schedules and forced fields](../kubernetes.md).",
+            example: r#"resource "kubernetes_deployment" "web" {
+  name           = "web"
+  image          = "registry.example/himalytix/web:2026.11.1"
+  replicas       = 4
+  cpu_request    = "250m"
+  memory_request = "256Mi"
+  memory_limit   = "512Mi"
+  port           = 8000
+}"#,
+        },
+        HPA_TYPE => TypeDocs {
+            summary: "An `autoscaling/v2` HorizontalPodAutoscaler. While it targets a deployment of the configuration, the \
+deployment's replica count belongs to it: himaplan neither sets nor reports it as drift, and hands the field over the way \
+Kubernetes documents for server-side apply.",
+            example: r#"resource "kubernetes_hpa" "web" {
+  name               = "web"
+  target             = "web"
+  min_replicas       = 2
+  max_replicas       = 10
+  cpu_utilization    = 70
+  memory_utilization = 80
+}"#,
+        },
+        SCHEDULE_TYPE => TypeDocs {
+            summary: "A `batch/v1` CronJob that scales the target deployment at the schedule, with the ServiceAccount, Role and \
+RoleBinding it needs: `kubectl scale deployment`, or, when a `kubernetes_hpa` of the configuration targets the deployment, \
+a patch of that HPA's `minReplicas`. Plans use the value of the schedule that fired last before `--at` (default now), looking \
+back at most 8 days. Two schedules firing at the same instant on one target fail `validate`. \
+See [cron semantics](../schedules.md).",
+            example: r#"resource "kubernetes_scale_schedule" "evening" {
+  name      = "web-scale-down"
+  target    = "web"
+  schedule  = "0 18 * * 1-5"
+  time_zone = "UTC"
+  replicas  = 2
+}"#,
+        },
+        _ => TypeDocs::default(),
+    }
+}
+
 fn namespace() -> AttrSchema {
-    AttrSchema::new("namespace", AttrType::String).default("default").replace().describe("a change replaces the object")
+    AttrSchema::new("namespace", AttrType::String)
+        .default("default")
+        .replace()
+        .describe("the namespace, which must exist; a change replaces the object")
+        .example("\"himalytix\"")
 }
 
 fn id() -> AttrSchema {
@@ -69,20 +125,31 @@ fn deployment_schema() -> Schema {
     Schema {
         attributes: vec![
             namespace(),
-            AttrSchema::new("name", AttrType::String).required().replace().describe("also the selector label app.kubernetes.io/name"),
-            AttrSchema::new("image", AttrType::String).required(),
+            AttrSchema::new("name", AttrType::String)
+                .required()
+                .replace()
+                .describe("the Deployment's name, also its selector label app.kubernetes.io/name")
+                .example("\"web\""),
+            AttrSchema::new("image", AttrType::String)
+                .required()
+                .describe("the container image; the Deployment's controller rolls the pods (apply does not wait for the rollout)")
+                .example("\"registry.example/himalytix/web:2026.11.1\""),
             // Optional and computed: undeclared, the server's value is
             // reported and never changed.
             AttrSchema::new("replicas", AttrType::Number)
                 .optional_computed()
-                .describe("owned by an HPA of the configuration when one targets the deployment"),
-            AttrSchema::new("container_name", AttrType::String).optional_computed().describe("defaults to name"),
-            AttrSchema::new("labels", AttrType::Map(Box::new(AttrType::String))).default(Value::Map(BTreeMap::new())),
-            AttrSchema::new("cpu_request", AttrType::String),
-            AttrSchema::new("cpu_limit", AttrType::String),
-            AttrSchema::new("memory_request", AttrType::String),
-            AttrSchema::new("memory_limit", AttrType::String),
-            AttrSchema::new("port", AttrType::Number).describe("containerPort"),
+                .describe("the replica count; undeclared, the server's value is kept; while a kubernetes_hpa of the configuration targets the deployment the HPA owns it: himaplan neither sets nor reports it")
+                .example("4"),
+            AttrSchema::new("container_name", AttrType::String).optional_computed().describe("the container's name; defaults to name").example("\"django\""),
+            AttrSchema::new("labels", AttrType::Map(Box::new(AttrType::String)))
+                .default(Value::Map(BTreeMap::new()))
+                .describe("labels of the Deployment and its pod template (the selector label is added)")
+                .example("{ app = \"himalytix\", tier = \"web\" }"),
+            AttrSchema::new("cpu_request", AttrType::String).describe("a Kubernetes quantity, compared by value").example("\"250m\""),
+            AttrSchema::new("cpu_limit", AttrType::String).describe("a Kubernetes quantity, compared by value").example("\"1\""),
+            AttrSchema::new("memory_request", AttrType::String).describe("a Kubernetes quantity, compared by value").example("\"256Mi\""),
+            AttrSchema::new("memory_limit", AttrType::String).describe("a Kubernetes quantity, compared by value").example("\"512Mi\""),
+            AttrSchema::new("port", AttrType::Number).describe("the container's containerPort").example("8000"),
             AttrSchema::new(REPLICAS_MANAGED_BY, AttrType::String)
                 .optional_computed()
                 .describe("set by himaplan: the kubernetes_hpa owning replicas, or empty"),
@@ -97,15 +164,23 @@ fn hpa_schema() -> Schema {
     Schema {
         attributes: vec![
             namespace(),
-            AttrSchema::new("name", AttrType::String).required().replace(),
-            AttrSchema::new("target", AttrType::String).required().describe("the deployment's name (same namespace)"),
+            AttrSchema::new("name", AttrType::String)
+                .required()
+                .replace()
+                .describe("the HorizontalPodAutoscaler's name")
+                .example("\"web\""),
+            AttrSchema::new("target", AttrType::String).required().describe("the deployment's name (same namespace)").example("\"web\""),
             AttrSchema::new("min_replicas", AttrType::Number)
                 .optional_computed()
-                .describe("the server defaults it to 1; schedules drive it"),
-            AttrSchema::new("max_replicas", AttrType::Number).required(),
+                .describe("the server defaults it to 1; a kubernetes_scale_schedule targeting the deployment drives it")
+                .example("2"),
+            AttrSchema::new("max_replicas", AttrType::Number).required().describe("upper bound of the replica count").example("10"),
             // The server defaults an HPA without metrics to 80 % CPU.
-            AttrSchema::new("cpu_utilization", AttrType::Number).optional_computed().describe("average CPU utilization target, percent"),
-            AttrSchema::new("memory_utilization", AttrType::Number).describe("average memory utilization target, percent"),
+            AttrSchema::new("cpu_utilization", AttrType::Number)
+                .optional_computed()
+                .describe("average CPU utilization target, percent (the server defaults an HPA without metrics to 80)")
+                .example("70"),
+            AttrSchema::new("memory_utilization", AttrType::Number).describe("average memory utilization target, percent").example("80"),
             fields_set_by(),
             id(),
         ],
@@ -117,12 +192,27 @@ fn schedule_schema() -> Schema {
     Schema {
         attributes: vec![
             namespace(),
-            AttrSchema::new("name", AttrType::String).required().replace().describe("the CronJob, ServiceAccount, Role and RoleBinding"),
-            AttrSchema::new("target", AttrType::String).required().describe("the deployment's name (same namespace)"),
-            AttrSchema::new("schedule", AttrType::String).required().describe("Kubernetes cron: 5 fields or @hourly/@daily/..."),
-            AttrSchema::new("replicas", AttrType::Number).required(),
-            AttrSchema::new("time_zone", AttrType::String).default("UTC"),
-            AttrSchema::new("image", AttrType::String).default(DEFAULT_KUBECTL_IMAGE),
+            AttrSchema::new("name", AttrType::String)
+                .required()
+                .replace()
+                .describe("the name of the CronJob, ServiceAccount, Role and RoleBinding")
+                .example("\"web-scale-down\""),
+            AttrSchema::new("target", AttrType::String).required().describe("the deployment's name (same namespace)").example("\"web\""),
+            AttrSchema::new("schedule", AttrType::String)
+                .required()
+                .describe("Kubernetes cron: 5 fields or @hourly/@daily/...; TZ= prefixes are rejected (use time_zone)")
+                .example("\"0 18 * * 1-5\""),
+            AttrSchema::new("replicas", AttrType::Number)
+                .required()
+                .describe("the replica count (or the HPA's minReplicas) set when the schedule fires")
+                .example("2"),
+            AttrSchema::new("time_zone", AttrType::String)
+                .default("UTC")
+                .describe("IANA time zone the schedule is read in")
+                .example("\"Europe/Berlin\""),
+            AttrSchema::new("image", AttrType::String)
+                .default(DEFAULT_KUBECTL_IMAGE)
+                .describe("the kubectl image the CronJob runs; pinned, never latest"),
             AttrSchema::new(SCALES_VIA_HPA, AttrType::String)
                 .optional_computed()
                 .describe("set by himaplan: the HPA whose minReplicas the job patches, or empty to scale the deployment"),

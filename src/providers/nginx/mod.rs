@@ -56,6 +56,10 @@ impl Provider for NginxProvider {
         schema::resource_types()
     }
 
+    fn type_docs(&self, rtype: &str) -> himaplan_engine::provider::TypeDocs {
+        schema::type_docs(rtype)
+    }
+
     fn validate(&self, rtype: &str, config: &Value) -> Vec<ConfigProblem> {
         match rtype {
             schema::UPSTREAM_TYPE => schema::validate(config),

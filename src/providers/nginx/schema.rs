@@ -4,7 +4,7 @@
 //!
 //! Must not do I/O or run nginx: `validate` and `plan` work offline.
 
-use himaplan_engine::provider::{AttrSchema, AttrType, ConfigProblem, DrainPlan, ResourceType, Schema};
+use himaplan_engine::provider::{AttrSchema, AttrType, ConfigProblem, DrainPlan, ResourceType, Schema, TypeDocs};
 use himaplan_engine::value::{Value, format_number};
 
 /// The resource type.
@@ -26,6 +26,28 @@ pub struct Server {
     pub down: bool,
 }
 
+/// The reference text of `nginx_upstream` (SPEC §4).
+pub fn type_docs(rtype: &str) -> TypeDocs {
+    if rtype != UPSTREAM_TYPE {
+        return TypeDocs::default();
+    }
+    TypeDocs {
+        summary: "One nginx `upstream` block in an include file. Apply writes the file atomically, runs `nginx -t -c nginx_conf`: \
+on failure it restores the previous file and fails with nginx's message; on success it reloads nginx and waits until the old \
+worker processes are gone, so \"removed from the upstream\" really holds before anything that depends on it proceeds. \
+A listing that drains: before a server it lists is disrupted, it is marked `down` (an upstream never becomes empty) and \
+reloaded, and restored afterwards. See [draining](../draining.md).",
+        example: r#"resource "nginx_upstream" "web" {
+  config_file  = "/etc/nginx/conf.d/web_backend.upstream"
+  name         = "web_backend"
+  servers      = [for i in aws_instance.web : "${i.private_ip}:8000"]
+  max_fails    = 3
+  fail_timeout = "30s"
+  nginx_conf   = "/etc/nginx/nginx.conf"
+}"#,
+    }
+}
+
 /// The resource types of the `nginx` provider.
 pub fn resource_types() -> Vec<ResourceType> {
     vec![ResourceType {
@@ -35,17 +57,22 @@ pub fn resource_types() -> Vec<ResourceType> {
             attributes: vec![
                 AttrSchema::new("config_file", AttrType::String)
                     .required()
-                    .describe("the include file holding this upstream; himaplan owns it"),
-                AttrSchema::new("name", AttrType::String).required().describe("the upstream's name"),
-                AttrSchema::new("method", AttrType::String).default("least_conn").describe("least_conn, ip_hash, random or round_robin"),
+                    .describe("the include file holding this upstream; himaplan owns it (written atomically, owner and mode kept)")
+                    .example("\"/etc/nginx/conf.d/web_backend.upstream\""),
+                AttrSchema::new("name", AttrType::String).required().describe("the upstream's name, as proxy_pass refers to it").example("\"web_backend\""),
+                AttrSchema::new("method", AttrType::String).default("least_conn").describe("least_conn, ip_hash, random or round_robin").example("\"ip_hash\""),
                 AttrSchema::new("servers", AttrType::Any)
                     .required()
-                    .describe("list of \"host:port\" or { address, weight, max_fails, fail_timeout, backup, down }"),
-                AttrSchema::new("max_fails", AttrType::Number).describe("default for every server"),
-                AttrSchema::new("fail_timeout", AttrType::String).describe("default for every server, e.g. \"30s\""),
-                AttrSchema::new("nginx_conf", AttrType::String).required().describe("the main configuration the daemon runs (-c)"),
-                AttrSchema::new("nginx_prefix", AttrType::String).describe("the daemon's prefix (-p)"),
-                AttrSchema::new("nginx_bin", AttrType::String).default("nginx"),
+                    .describe("list of \"host:port\" strings or { address, weight, max_fails, fail_timeout, backup } objects, usually computed from other resources")
+                    .example("[for i in aws_instance.web : \"${i.private_ip}:8000\"]"),
+                AttrSchema::new("max_fails", AttrType::Number).describe("default max_fails of every server").example("3"),
+                AttrSchema::new("fail_timeout", AttrType::String).describe("default fail_timeout of every server").example("\"30s\""),
+                AttrSchema::new("nginx_conf", AttrType::String)
+                    .required()
+                    .describe("the main configuration the daemon runs (-c), checked with nginx -t before each reload")
+                    .example("\"/etc/nginx/nginx.conf\""),
+                AttrSchema::new("nginx_prefix", AttrType::String).describe("the daemon's prefix, passed as -p to every nginx command").example("\"/etc/nginx\""),
+                AttrSchema::new("nginx_bin", AttrType::String).default("nginx").describe("the nginx binary").example("\"/usr/sbin/nginx\""),
                 AttrSchema::new("id", AttrType::String).computed().describe("the config_file path"),
             ],
             blocks: vec![],

@@ -9,7 +9,7 @@
 use super::client::{ConfigRow, DatabaseRow};
 use super::config::{self, IniConfig};
 use himaplan_engine::provider::{
-    AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, DrainPlan, ResourceType, Schema,
+    AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, DrainPlan, ResourceType, Schema, TypeDocs,
 };
 use himaplan_engine::value::{Value, format_number};
 use std::collections::BTreeMap;
@@ -77,40 +77,121 @@ pub fn drain_entries(config: &Value, marked: &Value) -> Result<DrainPlan, String
 /// The resource types of the `pgbouncer` provider.
 pub fn resource_types() -> Vec<ResourceType> {
     let mut attributes = vec![
-        AttrSchema::new("config_file", AttrType::String).required().describe("path of pgbouncer.ini; himaplan owns the whole file"),
+        AttrSchema::new("config_file", AttrType::String)
+            .required()
+            .describe("path of pgbouncer.ini; himaplan owns the whole file (written atomically, owner and mode kept)")
+            .example("\"/etc/pgbouncer/pgbouncer.ini\""),
         AttrSchema::new("admin_url", AttrType::String)
             .required()
             .sensitive()
-            .describe("postgres:// URL of the admin console (database \"pgbouncer\")"),
+            .describe("postgres:// URL of the admin console (database \"pgbouncer\"); pass it as a sensitive variable")
+            .example("var.pgbouncer_admin_url"),
     ];
     for (name, kind) in NAMED {
-        let mut attr = AttrSchema::new(name, attr_type(kind));
-        if RESTART_ONLY.contains(&name) {
-            attr = attr.describe("written on apply; PgBouncer applies it only on restart");
-        }
-        attributes.push(attr);
+        let (description, example) = named_docs(name);
+        attributes.push(AttrSchema::new(name, attr_type(kind)).describe(description).example(example));
     }
     attributes.push(
         AttrSchema::new("settings", AttrType::Map(Box::new(AttrType::String)))
             .default(Value::Map(BTreeMap::new()))
-            .describe("other [pgbouncer] settings, by name"),
+            .describe("other [pgbouncer] settings, by name, written as given")
+            .example("{ unix_socket_dir = \"/var/run/postgresql\" }"),
     );
     attributes.push(
         AttrSchema::new("pause_timeout", AttrType::Number)
             .default(DEFAULT_PAUSE_TIMEOUT)
-            .describe("seconds a drain's PAUSE may wait for server connections before the drain fails"),
+            .describe("seconds a drain's PAUSE may wait for server connections before the drain fails (and RESUMEs)")
+            .example("60"),
     );
     attributes.push(AttrSchema::new("id", AttrType::String).computed().describe("the config_file path"));
-    let mut database_attrs: Vec<AttrSchema> =
-        DATABASE_ATTRS.iter().map(|(name, kind, _)| AttrSchema::new(name, attr_type(*kind))).collect();
+    let mut database_attrs: Vec<AttrSchema> = DATABASE_ATTRS
+        .iter()
+        .map(|(name, kind, _)| {
+            let (description, example) = database_docs(name);
+            AttrSchema::new(name, attr_type(*kind)).describe(description).example(example)
+        })
+        .collect();
     database_attrs
         .push(AttrSchema::new("paused", AttrType::Bool).default(false).describe("PAUSE in force (a drain sets it; refresh reports it)"));
     let database = Schema { attributes: database_attrs, blocks: vec![] };
     vec![ResourceType {
         name: PGBOUNCER_TYPE,
         schema_version: 0,
-        schema: Schema { attributes, blocks: vec![BlockSchema { name: "database", nesting: BlockNesting::Labelled, body: database }] },
+        schema: Schema {
+            attributes,
+            blocks: vec![BlockSchema {
+                name: "database",
+                nesting: BlockNesting::Labelled,
+                body: database,
+                description: "One entry of the `[databases]` section; the label is the database name clients connect to. \
+A database whose `host` or `port` comes from a resource being disrupted is `PAUSE`d around it and `RESUME`d afterwards.",
+            }],
+        },
     }]
+}
+
+/// The reference text of `pgbouncer` (SPEC §4).
+pub fn type_docs(rtype: &str) -> TypeDocs {
+    if rtype != PGBOUNCER_TYPE {
+        return TypeDocs::default();
+    }
+    TypeDocs {
+        summary: "A running PgBouncer's whole `pgbouncer.ini`. Apply renders the file atomically (keeping its owner and mode), \
+sends `RELOAD` on the admin console and checks that `SHOW CONFIG` / `SHOW DATABASES` report the declared values. Refresh \
+reads the live values from the admin console, so a runtime `SET` is drift. `listen_addr`, `listen_port`, \
+`unix_socket_dir` and `user` are written but take effect only on a restart: the plan shows them as `pending restart`.",
+        example: r#"resource "pgbouncer" "main" {
+  config_file       = "/etc/pgbouncer/pgbouncer.ini"
+  admin_url         = var.pgbouncer_admin_url
+  listen_addr       = "127.0.0.1"
+  listen_port       = 6432
+  auth_type         = "md5"
+  auth_file         = "/etc/pgbouncer/userlist.txt"
+  admin_users       = "admin"
+  pool_mode         = "transaction"
+  max_client_conn   = 1000
+  default_pool_size = 25
+
+  database "appdb" {
+    host      = "127.0.0.1"
+    port      = 5432
+    dbname    = "appdb"
+    user      = "app"
+    pool_size = 30
+  }
+}"#,
+    }
+}
+
+/// The description and example of a named `[pgbouncer]` setting.
+fn named_docs(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "listen_addr" => ("address PgBouncer listens on; applied only on restart (pending restart)", "\"127.0.0.1\""),
+        "listen_port" => ("port PgBouncer listens on; applied only on restart (pending restart)", "6432"),
+        "auth_type" => ("how clients authenticate: md5, scram-sha-256, trust, ...", "\"md5\""),
+        "auth_file" => ("the userlist file", "\"/etc/pgbouncer/userlist.txt\""),
+        "admin_users" => ("users allowed on the admin console, comma-separated", "\"admin\""),
+        "pool_mode" => ("session, transaction or statement", "\"transaction\""),
+        "max_client_conn" => ("most client connections", "1000"),
+        "default_pool_size" => ("server connections per user/database pair", "25"),
+        "min_pool_size" => ("server connections kept open per pool", "5"),
+        "reserve_pool_size" => ("extra connections a pool may use after reserve_pool_timeout", "5"),
+        "reserve_pool_timeout" => ("seconds a client waits before the reserve pool is used", "3"),
+        _ => ("", "\"\""),
+    }
+}
+
+/// The description and example of a `database` block attribute.
+fn database_docs(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "host" => ("the PostgreSQL host; usually another resource's address", "\"127.0.0.1\""),
+        "port" => ("the PostgreSQL port", "5432"),
+        "dbname" => ("the database's name on the server", "\"appdb\""),
+        "user" => ("the user every server connection logs in as (force_user)", "\"app\""),
+        "pool_size" => ("this database's pool size, instead of default_pool_size", "30"),
+        "pool_mode" => ("this database's pool mode, instead of pool_mode", "\"session\""),
+        _ => ("", "\"\""),
+    }
 }
 
 /// The provider block: an admin URL for refreshes, since state keeps only a
@@ -120,7 +201,8 @@ pub fn provider_schema() -> Schema {
         attributes: vec![
             AttrSchema::new("admin_url", AttrType::String)
                 .sensitive()
-                .describe("admin console URL used to refresh; defaults to PGBOUNCER_ADMIN_URL"),
+                .describe("admin console URL used to refresh; defaults to PGBOUNCER_ADMIN_URL")
+                .example("var.pgbouncer_admin_url"),
         ],
         blocks: vec![],
     }

@@ -28,14 +28,30 @@ impl Provider for BuiltinProvider {
             schema_version: 0,
             schema: Schema {
                 attributes: vec![
-                    AttrSchema::new("input", AttrType::Any).describe("any value; updated in place"),
-                    AttrSchema::new("triggers_replace", AttrType::Any).replace().describe("a change replaces"),
-                    AttrSchema::new("output", AttrType::Any).computed().describe("equals input"),
-                    AttrSchema::new("id", AttrType::String).computed(),
+                    AttrSchema::new("input", AttrType::Any)
+                        .describe("any value, recorded in state; updated in place")
+                        .example("{ version = var.release }"),
+                    AttrSchema::new("triggers_replace", AttrType::Any)
+                        .replace()
+                        .describe("any value; a change replaces the record (and what depends on its id)")
+                        .example("var.release"),
+                    AttrSchema::new("output", AttrType::Any).computed().describe("equals input once applied"),
+                    AttrSchema::new("id", AttrType::String).computed().describe("a fresh id per create"),
                 ],
                 blocks: vec![],
             },
         }]
+    }
+
+    fn type_docs(&self, _rtype: &str) -> crate::provider::TypeDocs {
+        crate::provider::TypeDocs {
+            summary: "Built in, the counterpart of Terraform's `terraform_data`: records values in state and triggers \
+replacements, with no network. A `himaplan_data` never drains: it does not route traffic to what it lists.",
+            example: r#"resource "himaplan_data" "release" {
+  input            = { version = var.release, web_ips = aws_instance.web[*].private_ip }
+  triggers_replace = var.release
+}"#,
+        }
     }
 
     fn shape_change(&self, _rtype: &str, _prior: &Value, _planned: &Value, changed: &[String]) -> crate::provider::ChangeShape {

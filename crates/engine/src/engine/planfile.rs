@@ -35,6 +35,10 @@ pub struct PlanFile {
     /// so that `apply FILE` evaluates exactly as the plan did.
     #[serde(default)]
     pub inputs: Recorded,
+    /// The plan's rollout batches, for `graph --plan` (apply re-plans and
+    /// never reads them). Absent from files written before they were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<crate::plan::batch::ApplyBatch>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -77,6 +81,7 @@ impl PlanFile {
             lineage: lineage.to_string(),
             plan,
             inputs: config.inputs.record(),
+            batches: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! does no I/O. Values in a plan are JSON with secrets already redacted
 //! (see `state::redact`), so any rendering of a plan is safe to post.
 
+pub mod batch;
 pub mod render;
 
 use crate::addr::InstanceAddr;

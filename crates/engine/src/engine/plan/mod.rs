@@ -121,6 +121,35 @@ pub struct Planned {
     pub intents_settled: bool,
 }
 
+impl Planned {
+    /// The rollout batches of the plan, in the order their sequences
+    /// run, as plain data (plan files keep them for `graph --plan`).
+    pub fn batches(&self) -> Vec<crate::plan::batch::ApplyBatch> {
+        let mut seen: Vec<&Arc<Batch>> = Vec::new();
+        for record in self.instances.values() {
+            for b in &record.batches {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, b)) {
+                    seen.push(b);
+                }
+            }
+        }
+        seen.sort_by(|a, b| (&a.sequence, a.number).cmp(&(&b.sequence, b.number)));
+        seen.into_iter()
+            .map(|b| crate::plan::batch::ApplyBatch {
+                sequence: b.sequence.clone(),
+                number: b.number,
+                of: b.of,
+                max_unavailable: b.max_unavailable,
+                disruption: b.disruption.clone(),
+                members: b.members.clone(),
+                parts: b.parts.iter().map(|p| p.name.clone()).collect(),
+                drains: b.drains.iter().map(|d| d.listing.clone()).collect(),
+                gates: b.gates.iter().map(|g| (g.member.clone(), g.target_name())).collect(),
+            })
+            .collect()
+    }
+}
+
 /// Everything a plan is computed from.
 pub struct PlanInput {
     pub config: Arc<Config>,
