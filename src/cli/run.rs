@@ -99,7 +99,7 @@ async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool) -> Result<
     let planned = make_plan(&ws, vars, &mut snapshot, options(&args)?, &progress).await?;
     print!("{}", render(&planned.plan, Format::Human, color));
     if planned.plan.has_changes() && !auto_approve && !confirm()? {
-        println!("Apply cancelled.");
+        println!("\nApply cancelled.");
         return Ok(1);
     }
     let changes = planned.plan.changes.clone();
@@ -179,6 +179,11 @@ fn confirm() -> Result<bool, Failure> {
     std::io::stdout().flush().ok();
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?;
+    // A terminal echoes the answer and its newline; piped input does not,
+    // so end the prompt's line here or the next line is glued to it.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        println!();
+    }
     Ok(line.trim() == "yes")
 }
 

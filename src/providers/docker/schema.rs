@@ -530,9 +530,9 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
             )
         };
         if after > before {
-            shape.notes.push(format!("scale {before} → {after}: creates {} .. {}", name(before + 1), name(after)));
+            shape.notes.push(format!("scale {before} → {after}: creates {}", name_range(before + 1, after, &name)));
         } else if after < before {
-            shape.notes.push(format!("scale {before} → {after}: removes {} .. {}, highest first", name(before), name(after + 1)));
+            shape.notes.push(format!("scale {before} → {after}: removes {}, highest first", name_range(after + 1, before, &name)));
         }
         let recreating = shape.recomputed.iter().any(|r| r == "containers");
         if after < before && !recreating {
@@ -554,6 +554,16 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
     shape
 }
 
+/// The containers numbered `first..=last` in ascending order: one name,
+/// two joined by "and", or the first and last of a longer run.
+fn name_range(first: i64, last: i64, name: &dyn Fn(i64) -> String) -> String {
+    match last - first {
+        0 => name(first),
+        1 => format!("{} and {}", name(first), name(last)),
+        _ => format!("{} .. {}", name(first), name(last)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,6 +574,19 @@ mod tests {
 
     fn changed(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scale_notes_name_the_containers_in_ascending_order() {
+        // A scale-down 4 → 2 once said "removes web-4 .. web-3": the range
+        // is now written low to high, and two containers are named as two.
+        let service = |replicas: i64| obj(&[("project", "hx".into()), ("service", "web".into()), ("replicas", Value::from(replicas))]);
+        let notes = |from: i64, to: i64| shape_service_change(&service(from), &service(to), &changed(&["replicas"])).notes;
+        assert_eq!(notes(4, 2), ["scale 4 → 2: removes hx-web-3 and hx-web-4, highest first"]);
+        assert_eq!(notes(6, 2), ["scale 6 → 2: removes hx-web-3 .. hx-web-6, highest first"]);
+        assert_eq!(notes(3, 2), ["scale 3 → 2: removes hx-web-3, highest first"]);
+        assert_eq!(notes(6, 8), ["scale 6 → 8: creates hx-web-7 and hx-web-8"]);
+        assert_eq!(notes(2, 5), ["scale 2 → 5: creates hx-web-3 .. hx-web-5"]);
     }
 
     #[test]
