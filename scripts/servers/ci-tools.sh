@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ci-tools.sh — installs (once, cached) the tools the CI-recipe and
 # pull-request-comment tests run beside himaplan: cmark-gfm (Debian; the
-# GitHub-flavoured renderer, run as `cmark-gfm --unsafe -e table`),
+# GitHub-flavoured renderer, run as `cmark-gfm --unsafe -e table`) and
+# shellcheck (Debian; actionlint checks `run:` scripts with it),
 # actionlint (Go module github.com/rhysd/actionlint, built under
 # $HIMAPLAN_CACHE/actionlint) and gitlab-ci-local (npm, installed under
 # $HIMAPLAN_CACHE/gitlab-ci-local). It starts no daemon and opens no port.
@@ -34,12 +35,14 @@ find_go() {
   fi
 }
 
-install_cmark() {
-  command -v cmark-gfm >/dev/null 2>&1 && return 0
+# cmark-gfm renders the comment; shellcheck is what actionlint runs on
+# every `run:` script (without it, actionlint skips that check).
+install_debian() {
+  command -v cmark-gfm >/dev/null 2>&1 && command -v shellcheck >/dev/null 2>&1 && return 0
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends cmark-gfm >&2 \
-    || { apt-get update >&2 && apt-get install -y --no-install-recommends cmark-gfm >&2; } \
-    || die "apt-get could not install cmark-gfm"
+  apt-get install -y --no-install-recommends cmark-gfm shellcheck >&2 \
+    || { apt-get update >&2 && apt-get install -y --no-install-recommends cmark-gfm shellcheck >&2; } \
+    || die "apt-get could not install cmark-gfm and shellcheck"
 }
 
 install_actionlint() {
@@ -83,7 +86,7 @@ install() {
   # One install at a time: a second one waits, then finds the tools.
   exec 9>"$CACHE_ROOT/ci-tools.lock"
   flock 9
-  install_cmark
+  install_debian
   install_actionlint
   install_gitlab_ci_local
   flock -u 9
