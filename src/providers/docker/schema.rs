@@ -652,7 +652,7 @@ mod tests {
         let shape = shape_service_change(&prior, &planned, &changed(&["memory", "replicas"]));
         assert_eq!(shape.disruption, None);
         assert!(shape.notes.iter().any(|n| n == "memory: live update, no restart"), "{:?}", shape.notes);
-        assert!(shape.notes.iter().any(|n| n.contains("creates erp-w-3 .. erp-w-4")), "{:?}", shape.notes);
+        assert!(shape.notes.iter().any(|n| n.contains("creates erp-w-3 and erp-w-4")), "{:?}", shape.notes);
         let shape = shape_service_change(&prior, &planned, &changed(&["command"]));
         assert_eq!(shape.disruption.as_deref(), Some("recreate"));
         let unset = obj(&[("replicas", Value::Number(2.0))]);
