@@ -7,7 +7,8 @@
 //! artifacts): one comment, updated on the next push; apply of the
 //! reviewed plan on merge with the state committed under a message naming
 //! the plan; and a stale plan re-planned and posted, never applied. The
-//! comment itself is rendered by GitHub's renderer (`cmark-gfm --unsafe -e
+//! GitLab file's job scripts run the same way against a stub of GitLab's
+//! notes, merge request, pipeline and artifact API. The comment itself is rendered by GitHub's renderer (`cmark-gfm --unsafe -e
 //! table`) and its HTML checked.
 //!
 //! `uses:` steps are GitHub's own actions: checkout is the test's clone,
@@ -131,6 +132,8 @@ struct Github {
     pulls: BTreeMap<String, serde_json::Value>,
     /// artifact name → zip bytes.
     artifacts: BTreeMap<String, Vec<u8>>,
+    /// Other GET paths and what they answer (GitLab's lookups).
+    routes: BTreeMap<String, Vec<u8>>,
 }
 
 struct Stub {
@@ -181,6 +184,7 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<Github>, base: &str) -> std:
         match name.to_ascii_lowercase().as_str() {
             "content-length" => length = value.trim().parse().unwrap_or(0),
             "authorization" => authorised = value.trim() == "Bearer test-token",
+            "private-token" => authorised = value.trim() == "test-token",
             "expect" => expect = value.trim().eq_ignore_ascii_case("100-continue"),
             _ => {}
         }
@@ -242,6 +246,31 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<Github>, base: &str) -> std:
                 .collect();
             (200, serde_json::to_vec(&serde_json::json!({"total_count": artifacts.len(), "artifacts": artifacts})).unwrap_or_default())
         }
+        // GitLab: a merge request's notes.
+        ("GET", ["api", "v4", "projects", _, "merge_requests", n, "notes"]) => {
+            let n: u64 = n.parse().unwrap_or(0);
+            let list: Vec<serde_json::Value> =
+                gh.comments.iter().filter(|c| c.1 == n).map(|c| serde_json::json!({"id": c.0, "body": c.2})).collect();
+            (200, serde_json::to_vec(&list).unwrap_or_default())
+        }
+        ("POST", ["api", "v4", "projects", _, "merge_requests", n, "notes"]) => {
+            let id = 1000 + gh.comments.len() as u64;
+            let body = json_body()["body"].as_str().unwrap_or_default().to_string();
+            gh.comments.push((id, n.parse().unwrap_or(0), body));
+            (201, serde_json::to_vec(&serde_json::json!({"id": id})).unwrap_or_default())
+        }
+        ("PUT", ["api", "v4", "projects", _, "merge_requests", _, "notes", id]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let body = json_body()["body"].as_str().unwrap_or_default().to_string();
+            match gh.comments.iter_mut().find(|c| c.0 == id) {
+                Some(c) => {
+                    c.2 = body;
+                    (200, b"{}".to_vec())
+                }
+                None => (404, b"{\"message\":\"404 Not found\"}".to_vec()),
+            }
+        }
+        ("GET", _) if gh.routes.contains_key(path) => (200, gh.routes[path].clone()),
         ("GET", ["download", name]) => match gh.artifacts.get(*name) {
             Some(zip) => (200, zip.clone()),
             None => (404, Vec::new()),
@@ -451,18 +480,24 @@ fn github_html(cmark: &str, markdown: &str) -> String {
     String::from_utf8(out.stdout).expect("HTML")
 }
 
-#[test]
-fn a_pull_request_is_planned_commented_once_and_applied_on_merge() {
-    let Some(tools) = tools() else { return };
-    let Some(moto) = moto::turn() else { return };
-    let stub = Stub::start();
+/// A repository whose main branch runs the web fleet (applied, state
+/// committed), cloned in `work` from the bare `origin`; `bin` has the
+/// himaplan under test.
+struct Fleet {
+    _root: tempfile::TempDir,
+    origin: PathBuf,
+    work: PathBuf,
+    bin_dir: PathBuf,
+}
+
+fn fleet_repo(moto: &moto::Moto) -> Fleet {
     let root = tempfile::tempdir().expect("tempdir");
     let (origin, work) = (root.path().join("origin.git"), root.path().join("work"));
     git(root.path(), &["init", "-q", "--bare", "-b", "main", origin.to_str().expect("path")]);
     git(root.path(), &["clone", "-q", origin.to_str().expect("path"), work.to_str().expect("path")]);
     std::fs::create_dir_all(work.join("infra")).expect("infra");
     std::fs::write(work.join("infra/main.hcl"), config("t3.micro")).expect("config");
-    // The fleet as it runs today, with its state committed on main.
+    std::fs::write(work.join(".gitignore"), ".himaplan-ci/\n.github-output-*\nartifact.zip\n").expect("gitignore");
     let env = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     support::himaplan_with(&work.join("infra"), &["apply", "--auto-approve"], &env, None).assert_code(0);
@@ -470,10 +505,21 @@ fn a_pull_request_is_planned_commented_once_and_applied_on_merge() {
     git(&work, &["add", "."]);
     git(&work, &["commit", "-qm", "web fleet"]);
     git(&work, &["push", "-q", "origin", "main"]);
-
     let bin_dir = root.path().join("bin");
     std::fs::create_dir_all(&bin_dir).expect("bin");
     std::os::unix::fs::symlink(support::binary(), bin_dir.join("himaplan")).expect("himaplan on PATH");
+    Fleet { _root: root, origin, work, bin_dir }
+}
+
+#[test]
+fn a_pull_request_is_planned_commented_once_and_applied_on_merge() {
+    // The GitHub workflow, from the first plan of pull request #7 to the
+    // state commit of its merge, then a stale plan of #8.
+    let Some(tools) = tools() else { return };
+    let Some(moto) = moto::turn() else { return };
+    let stub = Stub::start();
+    let fleet = fleet_repo(&moto);
+    let (origin, work, bin_dir) = (fleet.origin.clone(), fleet.work.clone(), fleet.bin_dir.clone());
     let text = std::fs::read_to_string(Path::new(ROOT).join("examples/ci/github-actions.yml")).expect("workflow");
     let mut workflow = YamlLoader::load_from_str(&text).expect("workflow YAML").remove(0);
     // The test's repository keeps its configuration in infra/.
@@ -566,4 +612,117 @@ fn a_pull_request_is_planned_commented_once_and_applied_on_merge() {
     assert!(comments[1].1.contains("<!-- himaplan:plan -->"), "with the new plan");
     assert_eq!(types(&moto, &work), ["t3.small", "t3.small", "t3.small"], "nothing applied");
     assert_eq!(git(&origin, &["rev-parse", "main"]), before, "nothing committed");
+}
+
+/// Runs a GitLab job's `before_script` (less the installs the test stands
+/// in for) and `script` as the runner does: one bash shell, `-eo pipefail`,
+/// the file's `variables` with `$CI_PROJECT_DIR` expanded, and `ci`.
+fn gitlab_job(file: &Yaml, job: &str, fleet: &Fleet, moto: &moto::Moto, ci: &[(&str, String)]) -> (i32, String) {
+    let lines = |y: &Yaml| -> Vec<String> { y.as_vec().map(|v| v.iter().filter_map(|l| l.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+    let mut script: Vec<String> = lines(&file["default"]["before_script"])
+        .into_iter()
+        .filter(|l| !l.starts_with("apt-get ") && !l.starts_with("cargo install "))
+        .collect();
+    script.extend(lines(&file[job]["script"]));
+    let mut cmd = Command::new("bash");
+    cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &script.join("\n")]).current_dir(&fleet.work).env_clear();
+    let path = format!("{}:{}", fleet.bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    cmd.env("PATH", path).env("HOME", std::env::var("HOME").unwrap_or_default());
+    for (k, v) in moto.env() {
+        cmd.env(k, v);
+    }
+    let project_dir = fleet.work.display().to_string();
+    for (k, v) in file["variables"].as_hash().expect("variables") {
+        let value = v.as_str().unwrap_or_default().replace("$CI_PROJECT_DIR", &project_dir);
+        cmd.env(k.as_str().expect("name"), value);
+    }
+    cmd.env("HIMAPLAN_DIR", "infra").env("HIMAPLAN_STATE", "state/web.json").env("CI_PROJECT_DIR", &project_dir);
+    for (k, v) in ci {
+        cmd.env(k, v);
+    }
+    let (code, out, err) = run(&mut cmd);
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn a_merge_request_is_planned_noted_once_and_applied_on_merge_with_gitlab_ci() {
+    // The GitLab recipe's scripts, read from the file: one note on merge
+    // request !5, updated by the second pipeline; on the default branch the
+    // merge request's plan job artifact is found, applied and the state
+    // pushed under a message naming the merge request.
+    if tools().is_none() {
+        return;
+    }
+    let Some(moto) = moto::turn() else { return };
+    let stub = Stub::start();
+    let fleet = fleet_repo(&moto);
+    let work = fleet.work.clone();
+    let text = std::fs::read_to_string(Path::new(ROOT).join("examples/ci/gitlab-ci.yml")).expect("gitlab file");
+    let file = YamlLoader::load_from_str(&text).expect("YAML").remove(0);
+    // The push URL the job builds resolves to the test's origin.
+    let push_url = "https://oauth2:test-token@gitlab.test/himalytix/infra.git";
+    git(&work, &["config", &format!("url.{}.insteadOf", fleet.origin.display()), push_url]);
+    let api = format!("{}/api/v4", stub.url);
+    let ci = |sha: &str, extra: &[(&str, &str)]| -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            ("CI_API_V4_URL", api.clone()),
+            ("CI_PROJECT_ID", "1".to_string()),
+            ("CI_COMMIT_SHA", sha.to_string()),
+            ("CI_SERVER_HOST", "gitlab.test".to_string()),
+            ("CI_PROJECT_PATH", "himalytix/infra".to_string()),
+            ("HIMAPLAN_GITLAB_TOKEN", "test-token".to_string()),
+        ];
+        for (k, v) in extra {
+            let k: &'static str = match *k {
+                "CI_MERGE_REQUEST_IID" => "CI_MERGE_REQUEST_IID",
+                "CI_COMMIT_BRANCH" => "CI_COMMIT_BRANCH",
+                other => panic!("unexpected variable {other}"),
+            };
+            vars.push((k, v.to_string()));
+        }
+        vars
+    };
+
+    git(&work, &["checkout", "-q", "-b", "resize"]);
+    let mut head = String::new();
+    for (round, name) in [(1, "web-${count.index}"), (2, "web-${count.index + 1}")] {
+        std::fs::write(work.join("infra/main.hcl"), config("t3.small").replace("web-${count.index}", name)).expect("config");
+        git(&work, &["commit", "-qam", &format!("resize, round {round}")]);
+        head = git(&work, &["rev-parse", "HEAD"]);
+        std::fs::remove_dir_all(work.join(".himaplan-ci")).ok();
+        let (code, out) = gitlab_job(&file, "himaplan-plan", &fleet, &moto, &ci(&head, &[("CI_MERGE_REQUEST_IID", "5")]));
+        assert_eq!(code, 0, "plan job, round {round}:\n{out}");
+        let notes = stub.comments(5);
+        assert_eq!(notes.len(), 1, "one note after round {round}");
+        assert!(notes[0].1.starts_with("<!-- himaplan:plan -->") && notes[0].1.contains("3 × stop/start"), "{}", notes[0].1);
+    }
+    assert_eq!(stub.count("PUT", "/api/v4/projects/1/merge_requests/5/notes/"), 1, "the second pipeline edits the note");
+    // What GitLab keeps of the job: its artifacts, paths included.
+    let zip = work.join("artifact.zip");
+    let (code, _, err) = run(Command::new("zip").args(["-q", "-r"]).arg(&zip).arg(".himaplan-ci").current_dir(&work));
+    assert_eq!(code, 0, "zip: {err}");
+
+    git(&work, &["checkout", "-q", "main"]);
+    git(&work, &["merge", "-q", "--no-ff", "-m", "Merge branch 'resize' into 'main'", "resize"]);
+    let merge = git(&work, &["rev-parse", "HEAD"]);
+    {
+        let mut gl = stub.state.lock().expect("stub");
+        let json = |v: serde_json::Value| serde_json::to_vec(&v).expect("JSON");
+        gl.routes.insert(
+            format!("/api/v4/projects/1/repository/commits/{merge}/merge_requests"),
+            json(serde_json::json!([{"iid": 5, "sha": head, "state": "merged"}])),
+        );
+        gl.routes.insert("/api/v4/projects/1/merge_requests/5/pipelines".into(), json(serde_json::json!([{"id": 77, "sha": head}])));
+        gl.routes.insert("/api/v4/projects/1/pipelines/77/jobs".into(), json(serde_json::json!([{"id": 901, "name": "himaplan-plan"}])));
+        gl.routes.insert("/api/v4/projects/1/jobs/901/artifacts".into(), std::fs::read(&zip).expect("zip"));
+    }
+    std::fs::remove_dir_all(work.join(".himaplan-ci")).ok();
+    let (code, out) = gitlab_job(&file, "himaplan-apply", &fleet, &moto, &ci(&merge, &[("CI_COMMIT_BRANCH", "main")]));
+    assert_eq!(code, 0, "apply job:\n{out}");
+    assert!(out.contains("Apply complete! Resources: 0 added, 3 changed, 0 destroyed."), "{out}");
+    assert_eq!(types(&moto, &work), ["t3.small", "t3.small", "t3.small"]);
+    let message = git(&fleet.origin, &["log", "-1", "--format=%s%n%b", "main"]);
+    assert!(message.starts_with(&format!("himaplan: apply the plan of !5 ({head})")), "{message}");
+    assert!(message.contains("[skip ci]"), "{message}");
+    assert_eq!(stub.state.lock().expect("stub").unauthenticated, 0, "every API call carries the token");
 }
