@@ -12,13 +12,15 @@
 #   ci-tools.sh env       print `export ...` lines naming the three binaries
 #
 # Environment: HIMAPLAN_CACHE (default ~/.cache/himaplan).
-# Measured on 2 shared cores: cmark-gfm from apt ~5 s; actionlint's first
-# build ~60 s (Go module download + compile into a fresh GOCACHE);
-# gitlab-ci-local from npm ~25 s. Later installs find all three.
+# Measured on 2 shared cores: cmark-gfm + shellcheck from apt ~10 s;
+# actionlint's first build 26 s (module download + compile into a fresh
+# GOCACHE); gitlab-ci-local from npm 12 s. Later installs find them all.
+# gitlab-ci-local is pinned to 4.65.1, the last release that runs on
+# Debian 12's Node (later ones call Set.prototype.union, Node 22).
 set -euo pipefail
 
 ACTIONLINT_VERSION="v1.7.12"
-GITLAB_CI_LOCAL_VERSION="4.65.1"  # the last release that runs on Debian 12's Node 20 (later ones use Set.union)
+GITLAB_CI_LOCAL_VERSION="4.65.1"
 CACHE_ROOT="${HIMAPLAN_CACHE:-${HOME:-/root}/.cache/himaplan}"
 AL_CACHE="$CACHE_ROOT/actionlint"
 AL_BIN="$AL_CACHE/bin/actionlint-$ACTIONLINT_VERSION"

@@ -340,6 +340,7 @@ fn markdown_of_10000_resources_keeps_the_summary_first_and_fits() {
         })
         .collect();
     let text = markdown(&Plan { changes, ..Plan::default() });
+    eprintln!("markdown of a 10,000-resource change: {} characters", text.chars().count());
     assert!(text.chars().count() <= 65_536, "{} characters", text.chars().count());
     let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"));
     assert_eq!(at(super::MARKER), 0);
