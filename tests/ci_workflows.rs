@@ -63,7 +63,8 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    let (code, out, err) = run(Command::new("git").args(["-c", "user.name=dev", "-c", "user.email=dev@example.invalid"]).args(args).current_dir(dir));
+    let (code, out, err) =
+        run(Command::new("git").args(["-c", "user.name=dev", "-c", "user.email=dev@example.invalid"]).args(args).current_dir(dir));
     assert_eq!(code, 0, "git {args:?}: {err}");
     out.trim().to_string()
 }
@@ -378,7 +379,8 @@ impl Runner<'_> {
         let dir = self.work.join(".himaplan-ci");
         let zip = self.work.join("artifact.zip");
         let _ = std::fs::remove_file(&zip);
-        let (code, _, err) = run(Command::new("zip").args(["-q", "-r"]).arg(&zip).args(["plan.bin", "plan.md", "head-sha"]).current_dir(&dir));
+        let (code, _, err) =
+            run(Command::new("zip").args(["-q", "-r"]).arg(&zip).args(["plan.bin", "plan.md", "head-sha"]).current_dir(&dir));
         assert_eq!(code, 0, "zip: {err}");
         let bytes = std::fs::read(&zip).expect("zip");
         self.stub.state.lock().expect("stub").artifacts.insert(name.to_string(), bytes);
@@ -547,7 +549,8 @@ fn a_pull_request_is_planned_commented_once_and_applied_on_merge() {
     assert!(comments[0].1.starts_with("<!-- himaplan:plan -->"), "{}", comments[0].1);
 
     // A second push updates that comment instead of adding one.
-    std::fs::write(work.join("infra/main.hcl"), config("t3.small").replace("web-${count.index}", "web-${count.index + 1}")).expect("config");
+    std::fs::write(work.join("infra/main.hcl"), config("t3.small").replace("web-${count.index}", "web-${count.index + 1}"))
+        .expect("config");
     git(&work, &["commit", "-qam", "name the instances from 1"]);
     let artifact = runner.plan_job(7);
     let head = git(&work, &["rev-parse", "HEAD"]);
@@ -592,7 +595,8 @@ fn a_pull_request_is_planned_commented_once_and_applied_on_merge() {
     // the merge plans again, posts that plan, and applies nothing.
     git(&work, &["pull", "-q", "origin", "main"]);
     git(&work, &["checkout", "-q", "-b", "bigger"]);
-    std::fs::write(work.join("infra/main.hcl"), config("t3.medium").replace("web-${count.index}", "web-${count.index + 1}")).expect("config");
+    std::fs::write(work.join("infra/main.hcl"), config("t3.medium").replace("web-${count.index}", "web-${count.index + 1}"))
+        .expect("config");
     git(&work, &["commit", "-qam", "resize web to t3.medium"]);
     runner.plan_job(8);
     let state: serde_json::Value =
@@ -618,7 +622,9 @@ fn a_pull_request_is_planned_commented_once_and_applied_on_merge() {
 /// in for) and `script` as the runner does: one bash shell, `-eo pipefail`,
 /// the file's `variables` with `$CI_PROJECT_DIR` expanded, and `ci`.
 fn gitlab_job(file: &Yaml, job: &str, fleet: &Fleet, moto: &moto::Moto, ci: &[(&str, String)]) -> (i32, String) {
-    let lines = |y: &Yaml| -> Vec<String> { y.as_vec().map(|v| v.iter().filter_map(|l| l.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+    let lines = |y: &Yaml| -> Vec<String> {
+        y.as_vec().map(|v| v.iter().filter_map(|l| l.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
     let mut script: Vec<String> = lines(&file["default"]["before_script"])
         .into_iter()
         .filter(|l| !l.starts_with("apt-get ") && !l.starts_with("cargo install "))

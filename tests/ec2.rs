@@ -689,7 +689,10 @@ fn apply_json_streams_terraforms_ui_messages() {
     assert_eq!(summaries[1]["@message"], "Apply complete! Resources: 2 added, 0 changed, 0 destroyed.");
     for addr in addrs {
         let position = |kind: &str| {
-            stream.iter().position(|m| m["type"] == kind && m["hook"]["resource"]["addr"] == addr).unwrap_or_else(|| panic!("no {kind} of {addr}"))
+            stream
+                .iter()
+                .position(|m| m["type"] == kind && m["hook"]["resource"]["addr"] == addr)
+                .unwrap_or_else(|| panic!("no {kind} of {addr}"))
         };
         assert!(position("apply_start") < position("apply_complete"), "{addr} starts before it completes");
         assert!(stream[position("apply_complete")]["hook"]["elapsed_seconds"].is_u64());
@@ -702,8 +705,11 @@ fn apply_json_streams_terraforms_ui_messages() {
     stack.ok(&["plan", "--out", "resize.plan"]);
     let resized = stack.ok(&["apply", "--json", "resize.plan"]);
     let stream = json_stream(&resized);
-    assert!(of_type(&stream, "planned_change").iter().all(|m| m["change"]["action"] == "update" && m["change"]["disruption"] == "stop/start"));
-    let starts: Vec<&str> = of_type(&stream, "apply_start").iter().map(|m| m["hook"]["resource"]["addr"].as_str().unwrap_or_default()).collect();
+    assert!(
+        of_type(&stream, "planned_change").iter().all(|m| m["change"]["action"] == "update" && m["change"]["disruption"] == "stop/start")
+    );
+    let starts: Vec<&str> =
+        of_type(&stream, "apply_start").iter().map(|m| m["hook"]["resource"]["addr"].as_str().unwrap_or_default()).collect();
     assert_eq!(starts, ["aws_instance.web[0]", "aws_instance.web[1]"], "max_unavailable = 1: one after the other");
     let completes = of_type(&stream, "apply_complete");
     assert_eq!(completes.len(), 2, "{stream:#?}");

@@ -487,10 +487,7 @@ async fn a_create_into_a_missing_namespace_says_to_create_the_namespace() {
     let r = run(&dir, server, &["apply", "--auto-approve", "--at", EVENING]);
     r.assert_code(1);
     let err = r.stderr();
-    assert!(
-        err.contains("namespace \"himaplan-nope\" does not exist; create it first (kubectl create namespace himaplan-nope)"),
-        "{err}"
-    );
+    assert!(err.contains("namespace \"himaplan-nope\" does not exist; create it first (kubectl create namespace himaplan-nope)"), "{err}");
     assert!(err.contains("fix the configuration"), "{err}");
     assert!(!err.contains("no longer exists"), "{err}");
     assert!(!dir.exists(support::DEFAULT_STATE) || dir.state_addresses().is_empty(), "{}", dir.state_text());

@@ -44,7 +44,8 @@ struct Inner {
 impl JsonUi {
     /// Starts the stream with its `version` message and the progress ticker.
     pub fn start() -> JsonUi {
-        let inner = Arc::new(Inner { out: Mutex::new(std::io::stdout()), running: Mutex::new(BTreeMap::new()), stop: AtomicBool::new(false) });
+        let inner =
+            Arc::new(Inner { out: Mutex::new(std::io::stdout()), running: Mutex::new(BTreeMap::new()), stop: AtomicBool::new(false) });
         let version = env!("CARGO_PKG_VERSION");
         inner.emit("info", &format!("himaplan {version}"), "version", json!({ "himaplan": version, "ui": UI_VERSION }));
         let ticking = inner.clone();
@@ -203,7 +204,12 @@ impl Inner {
                 let (action, words) = hook_action(&what);
                 let secs = started.elapsed().as_secs();
                 let hook = json!({ "resource": resource(&addr), "action": action, "elapsed_seconds": secs });
-                self.emit("info", &format!("{addr}: Still {}... [{secs}s elapsed]", words.still), "apply_progress", json!({ "hook": hook }));
+                self.emit(
+                    "info",
+                    &format!("{addr}: Still {}... [{secs}s elapsed]", words.still),
+                    "apply_progress",
+                    json!({ "hook": hook }),
+                );
             }
         }
     }
@@ -246,7 +252,10 @@ fn change_action(action: Action) -> &'static str {
 /// Terraform's `resource` object of a hook or change.
 fn resource(addr: &InstanceAddr) -> Value {
     let module = if addr.resource.module.is_root() { String::new() } else { addr.resource.module.to_string() };
-    let local = InstanceAddr { resource: himaplan_engine::addr::ResourceAddr::new(Default::default(), &addr.resource.rtype, &addr.resource.name), key: addr.key.clone() };
+    let local = InstanceAddr {
+        resource: himaplan_engine::addr::ResourceAddr::new(Default::default(), &addr.resource.rtype, &addr.resource.name),
+        key: addr.key.clone(),
+    };
     let key = match &addr.key {
         None => Value::Null,
         Some(InstanceKey::Int(n)) => Value::from(*n),

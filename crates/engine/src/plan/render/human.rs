@@ -265,7 +265,6 @@ fn as_object(value: Option<&Value>) -> Map<String, Value> {
     }
 }
 
-
 /// Free text on one line, so that a newline in a note cannot fake a line of
 /// the plan.
 fn one_line(text: &str) -> String {

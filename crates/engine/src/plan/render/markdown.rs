@@ -213,12 +213,7 @@ fn table(changes: &[&ResourceChange]) -> String {
     }
     if groups.len() > MAX_ROWS {
         let rest: usize = groups[MAX_ROWS..].iter().map(|g| g.changes.len()).sum();
-        let _ = write!(
-            text,
-            "| … | _{} more rows: {}_ |",
-            thousands(groups.len() - MAX_ROWS),
-            count(rest, "change", "changes")
-        );
+        let _ = write!(text, "| … | _{} more rows: {}_ |", thousands(groups.len() - MAX_ROWS), count(rest, "change", "changes"));
         if with_notes {
             text.push_str(" |");
         }

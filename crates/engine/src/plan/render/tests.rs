@@ -402,7 +402,13 @@ fn an_output_that_stays_null_heads_no_outputs_section() {
     // "Changes to Outputs:" once stood alone above nothing: an output whose
     // value is null (and was absent) is no change at all.
     let plan = Plan {
-        output_changes: vec![OutputChange { name: "o".into(), before: None, after: Some(Value::Null), after_unknown: false, sensitive: false }],
+        output_changes: vec![OutputChange {
+            name: "o".into(),
+            before: None,
+            after: Some(Value::Null),
+            after_unknown: false,
+            sensitive: false,
+        }],
         ..Plan::default()
     };
     assert!(!plan.has_changes());
