@@ -268,6 +268,45 @@ fn apply_asks_and_only_yes_applies() {
     assert_eq!(dir.state_addresses().len(), 3);
 }
 
+#[test]
+fn refresh_says_nothing_about_types_with_nothing_in_state() {
+    // The first plan printed a "Refreshing 0 … object(s)..." line per type.
+    let dir = TestDir::new(BASE);
+    let first = dir.ok(&["plan"]);
+    assert!(!first.stderr().contains("Refreshing"), "{}", first.stderr());
+    dir.ok(&["apply", "--auto-approve"]);
+    let again = dir.ok(&["plan"]);
+    assert!(again.stderr().contains("Refreshing 3 himaplan_data objects..."), "{}", again.stderr());
+}
+
+#[test]
+fn the_examples_upstream_servers_output_is_one_flat_list() {
+    // examples/himalytix/nginx.hcl's output of its counted upstream was a
+    // list of lists ([for u in nginx_upstream.web : u.servers]); the example
+    // now flattens it. Planned with the example's own file and a stand-in
+    // for module.web whose addresses are known at plan time.
+    let nginx = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/himalytix/nginx.hcl")).expect("example");
+    let module = "output \"private_ips\" {\n  value = [\"10.0.0.1\", \"10.0.0.2\"]\n}\n";
+    let main = "module \"web\" {\n  source = \"./web\"\n}\n";
+    let dir = TestDir::with_files(&[("main.hcl", main), ("nginx.hcl", &nginx), ("web/main.hcl", module)]);
+    let upstream_file = dir.path().join("upstream.conf");
+    let var = format!("nginx_upstream_file={}", upstream_file.display());
+    let plan: serde_json::Value =
+        serde_json::from_str(&dir.ok(&["plan", "--refresh=false", "--format", "json", "--var", &var]).stdout()).expect("JSON plan");
+    assert_eq!(plan["output_changes"]["nginx_upstream_servers"]["after"], serde_json::json!(["10.0.0.1:8000", "10.0.0.2:8000"]));
+}
+
+#[test]
+fn apply_cancelled_stands_on_its_own_line() {
+    // With piped input nothing echoes the answer: "Apply cancelled." was
+    // printed on the prompt's line, glued to "Enter a value: ".
+    let dir = TestDir::new(BASE);
+    let run = dir.run_with(&["apply"], &[], Some("no\n"));
+    run.assert_code(1);
+    let out = run.stdout();
+    assert!(out.ends_with("  Enter a value: \n\nApply cancelled.\n"), "{out}");
+}
+
 // ---------------------------------------------------------------------------
 // State commands and outputs
 

@@ -685,3 +685,94 @@ fn a_saved_resize_plan_graphs_one_cluster_per_rollout_batch_in_order() {
     let step = |i: usize| format!("~ aws_instance.web[{i}] (stop/start)");
     assert_eq!(edges, BTreeSet::from([(step(0), step(1)), (step(1), step(2))]), "{dot}");
 }
+
+/// The lines of an `apply --json` run, each parsed as one JSON object
+/// (a line that is not one fails the test), with Terraform's common keys.
+fn json_stream(run: &Run) -> Vec<serde_json::Value> {
+    run.stdout()
+        .lines()
+        .map(|line| {
+            let message: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+            for key in ["@level", "@message", "@module", "@timestamp", "type"] {
+                assert!(message[key].is_string(), "no {key} in {line}");
+            }
+            message
+        })
+        .collect()
+}
+
+fn of_type<'a>(stream: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    stream.iter().filter(|m| m["type"] == kind).collect()
+}
+
+/// `apply --json` against moto: creating two instances, resizing them from
+/// a saved plan, and a create EC2 refuses, each streamed as one JSON object
+/// per line in Terraform's machine-readable UI format; without a plan file
+/// or --auto-approve it refuses (nothing created).
+#[test]
+fn apply_json_streams_terraforms_ui_messages() {
+    let Some(moto) = moto::turn() else { return };
+    let stack = Stack::new(&moto, &config(&[fleet("web", 2, "t3.micro", 1)]));
+    let refused = stack.run(&["apply", "--json"]);
+    refused.assert_code(1);
+    let stream = json_stream(&refused);
+    assert_eq!(stream[0]["type"], "version");
+    assert_eq!(of_type(&stream, "diagnostic")[0]["diagnostic"]["summary"], "apply --json needs a plan file or --auto-approve");
+    assert!(moto.instances(vec![]).is_empty(), "nothing was created");
+
+    let created = stack.ok(&["apply", "--json", "--auto-approve"]);
+    let stream = json_stream(&created);
+    assert_eq!(stream[0]["type"], "version");
+    assert_eq!(stream[0]["ui"], "1.2");
+    let planned = of_type(&stream, "planned_change");
+    let addrs: Vec<&str> = planned.iter().map(|m| m["change"]["resource"]["addr"].as_str().unwrap_or_default()).collect();
+    assert_eq!(addrs, ["aws_instance.web[0]", "aws_instance.web[1]"]);
+    assert!(planned.iter().all(|m| m["change"]["action"] == "create"));
+    assert_eq!(planned[1]["change"]["resource"]["resource_key"], 1);
+    assert_eq!(planned[1]["change"]["resource"]["resource_type"], "aws_instance");
+    let summaries = of_type(&stream, "change_summary");
+    assert_eq!(summaries[0]["changes"], serde_json::json!({"add": 2, "change": 0, "import": 0, "remove": 0, "operation": "plan"}));
+    assert_eq!(summaries[1]["changes"]["operation"], "apply");
+    assert_eq!(summaries[1]["@message"], "Apply complete! Resources: 2 added, 0 changed, 0 destroyed.");
+    for addr in addrs {
+        let position = |kind: &str| {
+            stream
+                .iter()
+                .position(|m| m["type"] == kind && m["hook"]["resource"]["addr"] == addr)
+                .unwrap_or_else(|| panic!("no {kind} of {addr}"))
+        };
+        assert!(position("apply_start") < position("apply_complete"), "{addr} starts before it completes");
+        assert!(stream[position("apply_complete")]["hook"]["elapsed_seconds"].is_u64());
+    }
+    assert_eq!(stack.live().len(), 2, "moto runs both instances");
+    assert_eq!(stream.last().map(|m| m["type"].clone()), Some("outputs".into()));
+
+    // A resize from a saved plan: updates, streamed in rollout order.
+    stack.dir.write("main.hcl", &config(&[fleet("web", 2, "t3.small", 1)]));
+    stack.ok(&["plan", "--out", "resize.plan"]);
+    let resized = stack.ok(&["apply", "--json", "resize.plan"]);
+    let stream = json_stream(&resized);
+    assert!(
+        of_type(&stream, "planned_change").iter().all(|m| m["change"]["action"] == "update" && m["change"]["disruption"] == "stop/start")
+    );
+    let starts: Vec<&str> =
+        of_type(&stream, "apply_start").iter().map(|m| m["hook"]["resource"]["addr"].as_str().unwrap_or_default()).collect();
+    assert_eq!(starts, ["aws_instance.web[0]", "aws_instance.web[1]"], "max_unavailable = 1: one after the other");
+    let completes = of_type(&stream, "apply_complete");
+    assert_eq!(completes.len(), 2, "{stream:#?}");
+    assert!(completes.iter().all(|m| m["@message"].as_str().is_some_and(|t| t.contains(": Modifications complete after "))));
+    assert!(stack.live().iter().all(|i| i.instance_type == "t3.small"), "moto resized both");
+
+    // EC2 refuses an unknown instance type: apply_errored and an error diagnostic.
+    stack.dir.write("main.hcl", &config(&[fleet("web", 2, "t3.small", 1), fleet("bad", 1, "t9.nonesuch", 1)]));
+    let failed = stack.run(&["apply", "--json", "--auto-approve"]);
+    failed.assert_code(1);
+    let stream = json_stream(&failed);
+    let errored = of_type(&stream, "apply_errored");
+    assert_eq!(errored.len(), 1, "{stream:#?}");
+    assert_eq!(errored[0]["@level"], "error");
+    assert_eq!(errored[0]["hook"]["resource"]["addr"], "aws_instance.bad[0]");
+    let diagnostics = of_type(&stream, "diagnostic");
+    assert!(diagnostics.iter().any(|d| d["diagnostic"]["severity"] == "error"), "{stream:#?}");
+    assert!(of_type(&stream, "outputs").is_empty(), "no outputs after a failed apply");
+}

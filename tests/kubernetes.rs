@@ -478,6 +478,22 @@ resource "kubernetes_scale_schedule" "daily" {
 }
 
 #[tokio::test]
+async fn a_create_into_a_missing_namespace_says_to_create_the_namespace() {
+    // The API server answers `namespaces "…" not found`; the hint once was
+    // "The object no longer exists; run plan again", which sends the user
+    // the wrong way. Nothing is created and nothing enters state.
+    let Some(server) = kube::server() else { return };
+    let dir = TestDir::new(&deployment("himaplan-nope", ""));
+    let r = run(&dir, server, &["apply", "--auto-approve", "--at", EVENING]);
+    r.assert_code(1);
+    let err = r.stderr();
+    assert!(err.contains("namespace \"himaplan-nope\" does not exist; create it first (kubectl create namespace himaplan-nope)"), "{err}");
+    assert!(err.contains("fix the configuration"), "{err}");
+    assert!(!err.contains("no longer exists"), "{err}");
+    assert!(!dir.exists(support::DEFAULT_STATE) || dir.state_addresses().is_empty(), "{}", dir.state_text());
+}
+
+#[tokio::test]
 async fn an_object_the_api_server_rejects_fails_apply_with_its_message() {
     // An invalid label value passes validate (it is the server's rule) and
     // fails apply with the server's words; state keeps what did succeed.

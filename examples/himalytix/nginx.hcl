@@ -41,6 +41,8 @@ resource "nginx_upstream" "web" {
   nginx_bin    = var.nginx_bin
 }
 
+# The upstream is counted (0 or 1), so its servers are flattened into one
+# list: `[for u in nginx_upstream.web : u.servers]` alone is a list of lists.
 output "nginx_upstream_servers" {
-  value = [for u in nginx_upstream.web : u.servers]
+  value = flatten([for u in nginx_upstream.web : u.servers])
 }

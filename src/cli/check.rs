@@ -65,7 +65,7 @@ pub async fn validate(json: bool) -> Result<i32, Failure> {
     }
 }
 
-fn diag_json(d: &Diag) -> serde_json::Value {
+pub(super) fn diag_json(d: &Diag) -> serde_json::Value {
     let range =
         d.location.as_ref().filter(|l| l.line > 0).map(
             |l: &Location| serde_json::json!({ "filename": l.path.display().to_string(), "start": { "line": l.line, "column": l.col } }),

@@ -4,6 +4,7 @@
 
 mod check;
 mod context;
+mod json_ui;
 mod progress;
 mod reference;
 mod run;
@@ -56,6 +57,10 @@ pub enum Command {
         /// Apply without asking.
         #[arg(long)]
         auto_approve: bool,
+        /// One JSON event per line on stdout, like `terraform apply -json`
+        /// (needs PLANFILE or --auto-approve).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         plan: PlanArgs,
     },
@@ -334,7 +339,7 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Validate { json } => check::validate(json).await,
         Command::Fmt { check, diff, recursive } => check::fmt(check, diff, recursive),
         Command::Plan(args) => run::plan(args, color).await,
-        Command::Apply { planfile, auto_approve, plan } => run::apply(planfile, auto_approve, plan, color).await,
+        Command::Apply { planfile, auto_approve, json, plan } => run::apply(planfile, auto_approve, json, plan, color).await,
         Command::Show { json, planfile, state } => show::show(json, planfile, state, color).await,
         Command::Drift { detailed_exitcode, vars, var_files, state } => run::drift(detailed_exitcode, vars, var_files, state, color).await,
         Command::State(cmd) => state_cmds::state(cmd).await,

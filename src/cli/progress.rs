@@ -50,7 +50,10 @@ impl Progress {
 impl Hooks for Progress {
     fn event(&self, event: Event) {
         match event {
-            Event::Refreshing { rtype, count } => self.line(format!("Refreshing {count} {rtype} object(s)...")),
+            Event::Refreshing { rtype, count } => {
+                let objects = if count == 1 { "object" } else { "objects" };
+                self.line(format!("Refreshing {count} {rtype} {objects}..."))
+            }
             Event::ActionStarted { addr, what } => {
                 self.update(1, 0);
                 self.line(format!("{addr}: {what} started"));

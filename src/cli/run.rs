@@ -2,9 +2,12 @@
 //! and apply calls, plus rendering and the approval prompt.
 
 use super::context::{self, Workspace};
+use super::json_ui::JsonUi;
 use super::progress::Progress;
 use super::{Failure, Format, PlanArgs};
 use himaplan_engine::config::load;
+use himaplan_engine::diag::Diag;
+use himaplan_engine::engine::Hooks;
 use himaplan_engine::engine::apply::{self, ApplyOptions};
 use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions, Planned};
 use himaplan_engine::engine::planfile::{PlanFile, SavedOptions};
@@ -34,7 +37,7 @@ async fn make_plan(
     vars: BTreeMap<String, Value>,
     snapshot: &mut Snapshot,
     options: PlanOptions,
-    hooks: &Progress,
+    hooks: &Reporter<'_>,
 ) -> Result<Planned, Failure> {
     let input = PlanInput {
         config: ws.config.clone(),
@@ -46,9 +49,38 @@ async fn make_plan(
         intents: snapshot.unfinished_intents.clone(),
         options,
     };
-    let planned = plan::plan(input, hooks).await;
+    let planned = plan::plan(input, hooks.hooks()).await;
     hooks.finish();
     Ok(planned?)
+}
+
+/// Where a run's progress goes: the terminal's progress lines (stderr), or
+/// `apply --json`'s event stream (stdout).
+enum Reporter<'a> {
+    Human(Progress),
+    Json(&'a JsonUi),
+}
+
+impl Reporter<'_> {
+    fn new(ui: Option<&JsonUi>) -> Reporter<'_> {
+        match ui {
+            Some(ui) => Reporter::Json(ui),
+            None => Reporter::Human(Progress::new()),
+        }
+    }
+
+    fn hooks(&self) -> &dyn Hooks {
+        match self {
+            Reporter::Human(p) => p,
+            Reporter::Json(ui) => *ui,
+        }
+    }
+
+    fn finish(&self) {
+        if let Reporter::Human(p) = self {
+            p.finish();
+        }
+    }
 }
 
 fn render(plan: &Plan, format: Format, color: bool) -> String {
@@ -68,8 +100,7 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let mut snapshot = store.read().await?;
     let options = options(&args)?;
-    let progress = Progress::new();
-    let planned = make_plan(&ws, vars.clone(), &mut snapshot, options.clone(), &progress).await?;
+    let planned = make_plan(&ws, vars.clone(), &mut snapshot, options.clone(), &Reporter::new(None)).await?;
     let text = render(&planned.plan, args.format, color);
     print!("{text}");
     if args.graph {
@@ -90,31 +121,56 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     Ok(if args.detailed_exitcode && planned.plan.has_changes() { 2 } else { 0 })
 }
 
-pub async fn apply(planfile: Option<PathBuf>, auto_approve: bool, args: PlanArgs, color: bool) -> Result<i32, Failure> {
+pub async fn apply(planfile: Option<PathBuf>, auto_approve: bool, json: bool, args: PlanArgs, color: bool) -> Result<i32, Failure> {
+    if json {
+        return apply_json(planfile, auto_approve, args).await;
+    }
     match planfile {
-        Some(path) => apply_saved(path, args).await,
-        None => apply_fresh(auto_approve, args, color).await,
+        Some(path) => apply_saved(path, args, None).await,
+        None => apply_fresh(auto_approve, args, color, None).await,
     }
 }
 
-async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool) -> Result<i32, Failure> {
+/// `apply --json`: the same run, every message a JSON line on stdout;
+/// errors are `diagnostic` messages and exit 1.
+async fn apply_json(planfile: Option<PathBuf>, auto_approve: bool, args: PlanArgs) -> Result<i32, Failure> {
+    let ui = JsonUi::start();
+    let result = match planfile {
+        Some(path) => apply_saved(path, args, Some(&ui)).await,
+        None if auto_approve => apply_fresh(true, args, false, Some(&ui)).await,
+        None => Err(Diag::error("apply --json needs a plan file or --auto-approve")
+            .with_detail("The JSON stream cannot ask for approval: save the reviewed plan with `plan --out FILE` and apply that file, or pass --auto-approve.")
+            .into()),
+    };
+    match result {
+        Ok(code) => Ok(code),
+        Err(failure) => {
+            ui.failure(&failure);
+            Ok(1)
+        }
+    }
+}
+
+async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool, ui: Option<&JsonUi>) -> Result<i32, Failure> {
     let ws = Workspace::load()?;
     let vars = ws.variables(&args.vars, &args.var_files)?;
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let _lock = context::lock(store.as_ref(), "apply", args.lock_timeout).await?;
     let mut snapshot = store.read().await?;
-    let progress = Progress::new();
-    let planned = make_plan(&ws, vars, &mut snapshot, options(&args)?, &progress).await?;
-    print!("{}", render(&planned.plan, Format::Human, color));
+    let planned = make_plan(&ws, vars, &mut snapshot, options(&args)?, &Reporter::new(ui)).await?;
+    match ui {
+        Some(ui) => ui.planned(&planned.plan),
+        None => print!("{}", render(&planned.plan, Format::Human, color)),
+    }
     if planned.plan.has_changes() && !auto_approve && !confirm()? {
-        println!("Apply cancelled.");
+        println!("\nApply cancelled.");
         return Ok(1);
     }
     let changes = planned.plan.changes.clone();
-    run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args).await
+    run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args, ui).await
 }
 
-async fn apply_saved(path: PathBuf, args: PlanArgs) -> Result<i32, Failure> {
+async fn apply_saved(path: PathBuf, args: PlanArgs, ui: Option<&JsonUi>) -> Result<i32, Failure> {
     let file = PlanFile::read(&path)?;
     let ws = Workspace::from_config(load::load_snapshot(&file.root_dir, &file.sources, file.inputs.clone())?)?;
     // Secrets are taken again as plan takes them, *.auto.hvars from the working directory.
@@ -123,12 +179,15 @@ async fn apply_saved(path: PathBuf, args: PlanArgs) -> Result<i32, Failure> {
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let _lock = context::lock(store.as_ref(), "apply", args.lock_timeout).await?;
     let mut snapshot = store.read().await?;
-    let progress = Progress::new();
+    let reporter = Reporter::new(ui);
     let input = SavedInput { file: &file, path: &path, config: ws.config, graph: ws.graph, registry: ws.registry, root_vars };
-    let result = saved::plan(input, &mut snapshot, &progress).await;
-    progress.finish();
+    let result = saved::plan(input, &mut snapshot, reporter.hooks()).await;
+    reporter.finish();
     let (planned, changes) = result?;
-    run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args).await
+    if let Some(ui) = ui {
+        ui.planned(&Plan { changes: changes.clone(), ..planned.plan.clone() });
+    }
+    run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args, ui).await
 }
 
 async fn run_apply(
@@ -137,6 +196,7 @@ async fn run_apply(
     store: &dyn StateStore,
     start_text: Option<String>,
     args: &PlanArgs,
+    ui: Option<&JsonUi>,
 ) -> Result<i32, Failure> {
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -149,12 +209,20 @@ async fn run_apply(
         })
     };
     let (add, change, destroy) = Plan { changes: changes.clone(), ..Plan::default() }.summary_counts();
-    let progress = Progress::new();
-    let outcome =
-        apply::apply(planned, changes, store, start_text, ApplyOptions { parallelism: args.parallelism, cancel }, &progress).await;
-    progress.finish();
+    let reporter = Reporter::new(ui);
+    let options = ApplyOptions { parallelism: args.parallelism, cancel };
+    let outcome = apply::apply(planned, changes, store, start_text, options, reporter.hooks()).await;
+    reporter.finish();
     watcher.abort();
     let outcome = outcome?;
+    if let Some(ui) = ui {
+        ui.diagnostics(&outcome.errors);
+        if outcome.errors.has_errors() {
+            return Ok(1);
+        }
+        ui.applied((add, change, destroy), &outcome.state);
+        return Ok(0);
+    }
     if outcome.errors.has_errors() {
         eprint!("{}", outcome.errors);
         eprintln!(
@@ -187,6 +255,11 @@ fn confirm() -> Result<bool, Failure> {
     std::io::stdout().flush().ok();
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?;
+    // A terminal echoes the answer and its newline; piped input does not,
+    // so end the prompt's line here or the next line is glued to it.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        println!();
+    }
     Ok(line.trim() == "yes")
 }
 

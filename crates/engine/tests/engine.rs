@@ -20,6 +20,7 @@ use himaplan_engine::engine::apply::{self, ApplyOptions, ApplyOutcome};
 use himaplan_engine::engine::plan::{self, PlanInput, PlanOptions, Planned};
 use himaplan_engine::graph;
 use himaplan_engine::plan::Action;
+use himaplan_engine::plan::render;
 use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, AttrSchema, AttrType, DrainPlan, DrainRequest, FoundObject, Member, Provider, ProviderError, ReadRequest,
     ReadResponse, Registry, ResourceType, Schema,
@@ -593,6 +594,25 @@ fn listed_web(size: u32, listing_name: &str) -> String {
         "resource \"test_thing\" \"web\" {{\n  count = 3\n  name  = \"web-${{count.index}}\"\n  size  = {size}\n}}\n\n\
          resource \"test_thing\" \"lb\" {{\n  name  = \"{listing_name}\"\n  input = [for w in test_thing.web : w.id]\n}}\n"
     )
+}
+
+#[tokio::test]
+async fn snapshot_of_a_drained_resize_lists_each_instance_once() {
+    // A resize of three listed members once showed three batches and then
+    // the same instances again as separate drain steps: each batch is one
+    // step with its drain inside, and the comment summarises the rollout.
+    let h = Harness::new();
+    h.converge(&listed_web(1, "lb")).await;
+    let (planned, _) = h.plan(h.dir.path(), &listed_web(2, "lb")).await.unwrap_or_else(|d| panic!("plan failed:\n{d}"));
+    let plan = &planned.plan;
+    assert_eq!(plan.steps.len(), 3, "{:#?}", plan.steps);
+    let human = render::human(plan, &render::RenderOptions { color: false });
+    for member in ["test_thing.web[0]", "test_thing.web[1]", "test_thing.web[2]"] {
+        let apply_order = &human[human.find("Apply order:").expect("apply order")..];
+        assert_eq!(apply_order.matches(&format!("drain {member} ")).count(), 1, "{apply_order}");
+    }
+    insta::assert_snapshot!("drained_resize_human", human);
+    insta::assert_snapshot!("drained_resize_markdown", render::markdown(plan));
 }
 
 #[tokio::test]

@@ -582,9 +582,9 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
             )
         };
         if after > before {
-            shape.notes.push(format!("scale {before} → {after}: creates {} .. {}", name(before + 1), name(after)));
+            shape.notes.push(format!("scale {before} → {after}: creates {}", name_range(before + 1, after, &name)));
         } else if after < before {
-            shape.notes.push(format!("scale {before} → {after}: removes {} .. {}, highest first", name(before), name(after + 1)));
+            shape.notes.push(format!("scale {before} → {after}: removes {}, highest first", name_range(after + 1, before, &name)));
         }
         let recreating = shape.recomputed.iter().any(|r| r == "containers");
         if after < before && !recreating {
@@ -606,6 +606,16 @@ pub fn shape_service_change(prior: &Value, planned: &Value, changed: &[String]) 
     shape
 }
 
+/// The containers numbered `first..=last` in ascending order: one name,
+/// two joined by "and", or the first and last of a longer run.
+fn name_range(first: i64, last: i64, name: &dyn Fn(i64) -> String) -> String {
+    match last - first {
+        0 => name(first),
+        1 => format!("{} and {}", name(first), name(last)),
+        _ => format!("{} .. {}", name(first), name(last)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,6 +635,19 @@ mod tests {
         let rt = resource_types().remove(0);
         let marked: Vec<&str> = rt.schema.attributes.iter().filter(|a| a.disruption == Some("recreate")).map(|a| a.name).collect();
         assert_eq!(marked, RECREATE_ATTRS);
+    }
+
+    #[test]
+    fn scale_notes_name_the_containers_in_ascending_order() {
+        // A scale-down 4 → 2 once said "removes web-4 .. web-3": the range
+        // is now written low to high, and two containers are named as two.
+        let service = |replicas: i64| obj(&[("project", "hx".into()), ("service", "web".into()), ("replicas", Value::from(replicas))]);
+        let notes = |from: i64, to: i64| shape_service_change(&service(from), &service(to), &changed(&["replicas"])).notes;
+        assert_eq!(notes(4, 2), ["scale 4 → 2: removes hx-web-3 and hx-web-4, highest first"]);
+        assert_eq!(notes(6, 2), ["scale 6 → 2: removes hx-web-3 .. hx-web-6, highest first"]);
+        assert_eq!(notes(3, 2), ["scale 3 → 2: removes hx-web-3, highest first"]);
+        assert_eq!(notes(6, 8), ["scale 6 → 8: creates hx-web-7 and hx-web-8"]);
+        assert_eq!(notes(2, 5), ["scale 2 → 5: creates hx-web-3 .. hx-web-5"]);
     }
 
     #[test]
@@ -690,7 +713,7 @@ mod tests {
         let shape = shape_service_change(&prior, &planned, &changed(&["memory", "replicas"]));
         assert_eq!(shape.disruption, None);
         assert!(shape.notes.iter().any(|n| n == "memory: live update, no restart"), "{:?}", shape.notes);
-        assert!(shape.notes.iter().any(|n| n.contains("creates erp-w-3 .. erp-w-4")), "{:?}", shape.notes);
+        assert!(shape.notes.iter().any(|n| n.contains("creates erp-w-3 and erp-w-4")), "{:?}", shape.notes);
         let shape = shape_service_change(&prior, &planned, &changed(&["command"]));
         assert_eq!(shape.disruption.as_deref(), Some("recreate"));
         let unset = obj(&[("replicas", Value::from(2.0))]);

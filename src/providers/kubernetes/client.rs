@@ -120,6 +120,18 @@ pub fn kube_error(what: &str, err: kube::Error) -> ProviderError {
 pub fn classify_status(what: &str, code: u16, reason: &str, message: &str) -> ProviderError {
     use ProviderErrorKind::{Conflict, Invalid, NotFound, Other, Transient};
     let (kind, text) = match code {
+        // Writing into a namespace that does not exist answers 404 about
+        // the namespace, not the object: nothing vanished, the
+        // configuration names a namespace to create first.
+        404 if missing_namespace(message).is_some() => {
+            let ns = missing_namespace(message).unwrap_or_default();
+            (
+                Invalid,
+                format!(
+                    "{what}: namespace {ns:?} does not exist; create it first (kubectl create namespace {ns}) or set namespace to an existing one"
+                ),
+            )
+        }
         404 => (NotFound, format!("{what}: {message}")),
         401 => (Invalid, format!("{what}: unauthorized: {message}; check the credentials of the kubeconfig context")),
         403 => (Invalid, format!("{what}: forbidden: {message}")),
@@ -131,6 +143,11 @@ pub fn classify_status(what: &str, code: u16, reason: &str, message: &str) -> Pr
         _ => (Other, reason_and_message(what, reason, message)),
     };
     ProviderError::new(kind, text)
+}
+
+/// The namespace of an API answer `namespaces "NAME" not found`.
+fn missing_namespace(message: &str) -> Option<&str> {
+    message.strip_prefix("namespaces \"")?.strip_suffix("\" not found")
 }
 
 fn reason_and_message(what: &str, reason: &str, message: &str) -> String {
@@ -435,6 +452,7 @@ mod tests {
     #[test]
     fn statuses_map_to_not_found_transient_and_permanent() {
         assert_eq!(classify_status("get x", 404, "NotFound", "gone").kind(), ProviderErrorKind::NotFound);
+        assert_eq!(classify_status("get x", 404, "NotFound", "namespaces \"x").kind(), ProviderErrorKind::NotFound);
         assert!(classify_status("apply x", 503, "", "busy").is_transient());
         assert!(classify_status("apply x", 429, "", "slow down").is_transient());
         let e = classify_status("apply Deployment default/web", 422, "Invalid", "metadata.labels: Invalid value: \"a b\"");
@@ -446,6 +464,17 @@ mod tests {
         let e = classify_status("create Deployment default/web", 409, "AlreadyExists", "deployments \"web\" already exists");
         assert_eq!(e.kind(), ProviderErrorKind::Conflict, "{e:?}");
         assert_eq!(e.message(), "create Deployment default/web: AlreadyExists: deployments \"web\" already exists");
+    }
+
+    #[test]
+    fn a_missing_namespace_says_to_create_it_not_that_the_object_vanished() {
+        // A create into namespace "nope" printed the API's `namespaces "nope"
+        // not found` and then "The object no longer exists; run plan again".
+        let e = classify_status("apply Deployment nope/web", 404, "NotFound", "namespaces \"nope\" not found");
+        assert_eq!(e.kind(), ProviderErrorKind::Invalid, "{e:?}");
+        let diag = himaplan_engine::engine::provider_error("kubernetes_deployment.web: create", &e).to_string();
+        assert!(diag.contains("namespace \"nope\" does not exist; create it first (kubectl create namespace nope)"), "{diag}");
+        assert!(!diag.contains("no longer exists"), "{diag}");
     }
 
     #[test]

@@ -107,7 +107,16 @@ pub fn adjust(at: DateTime<Utc>, items: &mut [DesiredItem]) -> Vec<(usize, Confi
                     set(&mut item.config, "replicas", current);
                 }
                 set(&mut item.config, REPLICAS_MANAGED_BY, Value::from(owner.as_str()));
-                item.notes.push(format!("replicas belong to {owner} (HPA); himaplan neither sets nor reports them"));
+                // A create sends the declared count once, as the starting
+                // point the HPA scales from; the note must not deny the
+                // `+ replicas = N` line below it.
+                let start = item.prior.is_none().then(|| item.config.get("replicas").and_then(Value::as_i64)).flatten();
+                item.notes.push(match start {
+                    Some(n) => format!(
+                        "replicas start at {n}, then belong to {owner} (HPA); after the create himaplan neither sets nor reports them"
+                    ),
+                    None => format!("replicas belong to {owner} (HPA); himaplan neither sets nor reports them"),
+                });
             }
             None => set(&mut item.config, REPLICAS_MANAGED_BY, Value::from("")),
         }
@@ -243,6 +252,23 @@ mod tests {
         assert_eq!(items[0].config.get(REPLICAS_MANAGED_BY), Some(&Value::from("kubernetes_hpa.web")));
         assert_eq!(items[3].config.get("min_replicas"), Some(&Value::from(6i64)));
         assert_eq!(items[1].config.get(SCALES_VIA_HPA), Some(&Value::from("web-hpa")));
+    }
+
+    #[test]
+    fn a_create_under_an_hpa_says_the_declared_replicas_are_only_the_start() {
+        // The plan of a create once said "himaplan neither sets nor reports
+        // them" right above `+ replicas = 4`, which the create does send.
+        let hpa = || item("kubernetes_hpa.web", &[("name", "web".into()), ("target", "web".into())], None);
+        let mut items = vec![item("kubernetes_deployment.web", &[("name", "web".into()), ("replicas", 4i64.into())], None), hpa()];
+        adjust(utc("2026-12-01T08:00:00Z"), &mut items);
+        assert_eq!(
+            items[0].notes,
+            ["replicas start at 4, then belong to kubernetes_hpa.web (HPA); after the create himaplan neither sets nor reports them"]
+        );
+        let mut items = vec![item("kubernetes_deployment.web", &[("name", "web".into()), ("replicas", 4i64.into())], None), hpa()];
+        items[0].prior = Some(Value::Map([("replicas".to_string(), Value::from(9i64))].into()));
+        adjust(utc("2026-12-01T08:00:00Z"), &mut items);
+        assert_eq!(items[0].notes, ["replicas belong to kubernetes_hpa.web (HPA); himaplan neither sets nor reports them"]);
     }
 
     #[test]

@@ -107,7 +107,11 @@ pub async fn refresh(
             })
             .collect();
         let req = ReadRequest { rtype: rtype.clone(), lineage: state.lineage.clone(), items: items.clone() };
-        hooks.event(Event::Refreshing { rtype: rtype.clone(), count: items.len() });
+        // A type with nothing in state is still read (its lineage finds
+        // unmanaged objects), but "refreshing 0 objects" tells nobody anything.
+        if !items.is_empty() {
+            hooks.event(Event::Refreshing { rtype: rtype.clone(), count: items.len() });
+        }
         reads.push(async move {
             let resp = super::with_retries(|| provider.read(req.clone()), hooks, rtype).await;
             (rtype.clone(), provider_name, rt.schema_version, sensitive, items, resp)

@@ -195,6 +195,16 @@ pub struct OutputChange {
     pub sensitive: bool,
 }
 
+impl OutputChange {
+    /// True when the output really changes: a null value and no value are
+    /// the same (an output evaluating to null shows nothing, so it must
+    /// not count as a change or head an empty section).
+    pub fn is_change(&self) -> bool {
+        let present = |v: &Option<serde_json::Value>| v.clone().filter(|v| !v.is_null());
+        present(&self.before) != present(&self.after) || self.after_unknown
+    }
+}
+
 /// A whole plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Plan {
@@ -213,6 +223,29 @@ pub struct Plan {
     /// Objects that `moved` blocks relabel now: (from, to).
     #[serde(default)]
     pub relabels: Vec<(InstanceAddr, InstanceAddr)>,
+    /// What the rollouts do to running things, one entry per sequence of
+    /// batches (the same facts as `steps`, as data for summaries).
+    #[serde(default)]
+    pub disruptions: Vec<Disruption>,
+}
+
+/// One sequence of rollout batches as a reviewer summarises it: "3 ×
+/// stop/start, 1 at a time, drained from nginx_upstream.web".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disruption {
+    /// The resource whose instances are disrupted, or the one object whose
+    /// pieces are (a `docker_service`'s containers).
+    pub subject: String,
+    /// What each member goes through, e.g. `stop/start`.
+    pub disruption: String,
+    /// The disrupted instances (or pieces), in rollout order.
+    pub members: Vec<String>,
+    pub max_unavailable: usize,
+    pub batches: usize,
+    /// The listing instances drained around the batches, sorted.
+    pub drained_from: Vec<String>,
+    /// The health gate a member passes before it rejoins, when it has one.
+    pub gate: Option<String>,
 }
 
 impl Plan {
@@ -238,7 +271,7 @@ impl Plan {
         !self.imports.is_empty()
             || !self.relabels.is_empty()
             || self.changes.iter().any(|c| c.action != Action::NoOp)
-            || self.output_changes.iter().any(|o| o.before != o.after || o.after_unknown)
+            || self.output_changes.iter().any(OutputChange::is_change)
     }
 
     /// `Plan: X to add, Y to change, Z to destroy.`

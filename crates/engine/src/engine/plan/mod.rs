@@ -286,9 +286,20 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
     planner.apply_targets();
     planner.changes.sort_by(|a, b| (&a.addr, a.is_duplicate_delete()).cmp(&(&b.addr, b.is_duplicate_delete())));
     let mut steps = planner.relabel_steps(moved);
-    steps.extend(planner.rollout_steps()?);
+    let (rollout_steps, disruptions) = planner.rollout_steps()?;
+    steps.extend(rollout_steps);
 
     let Planner { state, world, changes, instances, output_changes, imports, notes, relabels, .. } = planner;
-    let plan = Plan { changes, drift: refreshed.drift, unmanaged: refreshed.unmanaged, output_changes, steps, notes, imports, relabels };
+    let plan = Plan {
+        changes,
+        drift: refreshed.drift,
+        unmanaged: refreshed.unmanaged,
+        output_changes,
+        steps,
+        notes,
+        imports,
+        relabels,
+        disruptions,
+    };
     Ok(Planned { plan, state, world, instances, state_changed_by_refresh: state_changed, intents_settled })
 }

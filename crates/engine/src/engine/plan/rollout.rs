@@ -11,7 +11,7 @@ use crate::diag::{Diag, Diags};
 use crate::engine::world::World;
 use crate::engine::{drain, gate};
 use crate::graph::Node;
-use crate::plan::{Action, ResourceChange};
+use crate::plan::{Action, Disruption, ResourceChange};
 use crate::provider::{Member, Rollout};
 use crate::value::Value;
 use std::collections::BTreeSet;
@@ -65,8 +65,9 @@ impl Planner {
 
     /// Splits the disruptive updates into batches, finds each batch's
     /// drains, records the batch in its members' records, and returns the
-    /// reviewer-facing steps: one block per batch, then scale-down order.
-    pub(super) fn rollout_steps(&mut self) -> Result<Vec<String>, Diags> {
+    /// reviewer-facing steps (one block per batch, then scale-down order)
+    /// with their summary per sequence of batches.
+    pub(super) fn rollout_steps(&mut self) -> Result<(Vec<String>, Vec<Disruption>), Diags> {
         // An instance being destroyed or replaced is not drained around others.
         let going: BTreeSet<InstanceAddr> = self
             .changes
@@ -88,10 +89,12 @@ impl Planner {
             provider.members(&c.rtype, &prior, &planned, &changed)
         };
         let batches = drain::batches(&self.changes, &self.rollouts, &members_of);
+        let mut disruptions: Vec<Disruption> = Vec::new();
         for mut batch in batches {
             batch.drains = drain::find(&mut self.world, &self.state, &going, &batch)?;
             batch.gates = self.gates_of(&batch)?;
             steps.push(drain::describe(&batch));
+            summarise(&mut disruptions, &batch);
             let batch = Arc::new(batch);
             for m in &batch.members {
                 if let Some(record) = self.instances.get_mut(m) {
@@ -101,7 +104,7 @@ impl Planner {
         }
         steps.extend(self.creation_gates()?);
         steps.extend(shrink_lines(&self.changes));
-        Ok(steps)
+        Ok((steps, disruptions))
     }
 }
 
@@ -146,6 +149,42 @@ impl Planner {
             }
         }
         Ok(gates)
+    }
+}
+
+/// Adds one batch to the summary of its sequence (batches of a sequence
+/// come one after the other).
+fn summarise(disruptions: &mut Vec<Disruption>, batch: &drain::Batch) {
+    let members: Vec<String> = if batch.parts.is_empty() {
+        batch.members.iter().map(|m| m.to_string()).collect()
+    } else {
+        batch.parts.iter().map(|p| p.name.clone()).collect()
+    };
+    let drained: Vec<String> = batch.drains.iter().map(|d| d.listing.to_string()).collect();
+    let gate = batch.gates.first().map(gate::describe);
+    match disruptions.last_mut().filter(|d| d.subject == batch.sequence) {
+        Some(d) => {
+            d.members.extend(members);
+            d.batches += 1;
+            d.drained_from.extend(drained);
+            d.drained_from.sort();
+            d.drained_from.dedup();
+            d.gate = d.gate.take().or(gate);
+        }
+        None => {
+            let mut drained_from = drained;
+            drained_from.sort();
+            drained_from.dedup();
+            disruptions.push(Disruption {
+                subject: batch.sequence.clone(),
+                disruption: batch.disruption.clone(),
+                members,
+                max_unavailable: batch.max_unavailable,
+                batches: 1,
+                drained_from,
+                gate,
+            });
+        }
     }
 }
 

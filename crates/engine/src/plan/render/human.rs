@@ -37,7 +37,7 @@ pub fn human(plan: &Plan, opts: &RenderOptions) -> String {
         canvas.blank();
     }
 
-    let outputs: Vec<&OutputChange> = plan.output_changes.iter().filter(|o| output_changed(o)).collect();
+    let outputs: Vec<&OutputChange> = plan.output_changes.iter().filter(|o| o.is_change()).collect();
     if !outputs.is_empty() {
         outputs_section(&mut canvas, &outputs);
     }
@@ -263,10 +263,6 @@ fn as_object(value: Option<&Value>) -> Map<String, Value> {
             map
         }
     }
-}
-
-fn output_changed(output: &OutputChange) -> bool {
-    output.before != output.after || output.after_unknown
 }
 
 /// Free text on one line, so that a newline in a note cannot fake a line of

@@ -17,7 +17,7 @@ mod tests;
 
 pub use human::human;
 pub use json::json;
-pub use markdown::markdown;
+pub use markdown::{MARKER, markdown, markdown_with};
 
 use super::{Action, ChangeReason, ResourceChange};
 use serde_json::Value;

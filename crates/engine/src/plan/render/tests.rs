@@ -4,7 +4,7 @@
 
 use super::{RenderOptions, human, json, markdown};
 use crate::addr::InstanceAddr;
-use crate::plan::{Action, ChangeReason, Drift, OutputChange, Plan, ResourceChange, Unmanaged};
+use crate::plan::{Action, ChangeReason, Disruption, Drift, OutputChange, Plan, ResourceChange, Unmanaged};
 use serde_json::{Value, json};
 
 const OLD_SECRET: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -120,6 +120,15 @@ fn full_plan() -> Plan {
     Plan {
         imports: vec![],
         relabels: vec![],
+        disruptions: vec![Disruption {
+            subject: "aws_instance.web".to_string(),
+            disruption: "stop/start".to_string(),
+            members: vec!["aws_instance.web[0]".to_string()],
+            max_unavailable: 1,
+            batches: 1,
+            drained_from: vec!["module.edge.nginx_upstream.web".to_string()],
+            gate: None,
+        }],
         changes: vec![db, web0, web2, web3, api, upstream, pool],
         drift: vec![
             Drift {
@@ -276,18 +285,19 @@ fn large_plan(n: i64) -> Plan {
 
 #[test]
 fn markdown_of_5000_changes_fits_a_comment() {
-    // GitHub refuses comments of 65,536 characters; a huge plan is summarised.
+    // GitHub refuses comments of 65,536 characters; 5,000 instances of one
+    // resource are one row, and the collapsed plan is cut to fit.
     let text = markdown(&large_plan(5_000));
     assert!(text.chars().count() < 65_536, "{} characters", text.chars().count());
-    assert!(text.contains("| `aws_instance.web` | 5,000 to update, 5,000 disruptive |"), "{text}");
-    assert!(text.contains("5,000 changes summarised by resource"));
+    assert!(text.contains("| ~ update | `aws_instance.web[0..4999]` × 5,000 | disruptive: stop/start |"), "{text}");
     assert!(text.contains("himaplan show"));
     assert!(text.contains("Full plan (truncated)"));
 }
 
 #[test]
 fn markdown_of_many_resources_fits_a_comment() {
-    // Thousands of distinct resources cannot all get a summary row either.
+    // Thousands of distinct resources cannot all get a row either: the
+    // table stops at a fixed number of rows and counts the rest.
     let changes = (0..5_000)
         .map(|i| {
             change(&format!("aws_s3_bucket.bucket_with_a_long_name_{i}"), Action::Create, None, Some(json!({"bucket": format!("b{i}")})))
@@ -295,15 +305,115 @@ fn markdown_of_many_resources_fits_a_comment() {
         .collect();
     let text = markdown(&Plan { changes, ..Plan::default() });
     assert!(text.len() < 65_536, "{} bytes", text.len());
-    assert!(text.contains("more resources_"));
+    assert!(text.contains("| … | _4,960 more rows: 4,960 changes_ |"), "{text}");
 }
 
 #[test]
-fn medium_plan_keeps_full_table() {
-    // A plan whose table fits keeps every row and truncates only the details.
+fn medium_plan_groups_instances_into_one_row() {
+    // 300 disruptive updates of one resource were 300 rows: now one, with the
+    // rollout called out before the table.
     let text = markdown(&large_plan(300));
     assert!(text.len() < 65_536);
-    assert!(text.contains("| ~ update | `aws_instance.web[299]` | stop/start |"));
+    assert!(text.contains("| ~ update | `aws_instance.web[0..299]` × 300 | disruptive: stop/start |"), "{text}");
+    assert_eq!(text.matches("| ~ update |").count(), 1, "{text}");
+    assert!(text.contains("- **Disrupted**: `aws_instance.web[0..299]`: 300 × stop/start"), "{text}");
+}
+
+#[test]
+fn markdown_of_10000_resources_keeps_the_summary_first_and_fits() {
+    // The issue's bound: a 10,000-resource change (every resource distinct,
+    // mixed actions) stays under GitHub's 65,536 characters, with the
+    // summary line, the running things and the table before the collapsed
+    // details.
+    let changes: Vec<ResourceChange> = (0..10_000)
+        .map(|i| {
+            let name = format!("himaplan_data.resource_number_{i}");
+            match i % 3 {
+                0 => change(&name, Action::Create, None, Some(json!({"input": i}))),
+                1 => change(&name, Action::Update, Some(json!({"input": i})), Some(json!({"input": i + 1}))),
+                _ => {
+                    let mut c = change(&name, Action::Delete, Some(json!({"input": i})), None);
+                    c.reason = Some(ChangeReason::from_text("delete_because_no_resource_config"));
+                    c
+                }
+            }
+        })
+        .collect();
+    let text = markdown(&Plan { changes, ..Plan::default() });
+    eprintln!("markdown of a 10,000-resource change: {} characters", text.chars().count());
+    assert!(text.chars().count() <= 65_536, "{} characters", text.chars().count());
+    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"));
+    assert_eq!(at(super::MARKER), 0);
+    assert!(at("### Plan: 3334 to add") < at("**What happens to running things**"));
+    assert!(at("**What happens to running things**") < at("| Change | Resources |"));
+    assert!(at("| Change | Resources |") < at("<details>"));
+    assert!(text.contains("- _… and "), "destroyed resources beyond the cap are counted: {text}");
+    assert!(text.contains("more rows:"), "{text}");
+    assert!(text.trim_end().ends_with("</details>"), "{text}");
+}
+
+#[test]
+fn markdown_calls_out_destroys_replacements_and_rollouts_before_the_table() {
+    // What a reviewer must see first: what stops, goes or is replaced.
+    let text = markdown(&full_plan());
+    let running = text.find("**What happens to running things**").expect("running things");
+    let table = text.find("| Change |").expect("table");
+    assert!(running < table, "{text}");
+    let destroyed = text.find("- **Destroyed**: `aws_instance.web[3]`").expect("destroy line");
+    let replaced = text.find("- **Replaced**: `aws_instance.db`: destroyed, then created again").expect("replace line");
+    let disrupted = text
+        .find("- **Disrupted**: `aws_instance.web[0]`: 1 × stop/start, all at once, drained from `module.edge.nginx_upstream.web` first")
+        .expect("disruption line");
+    assert!(destroyed < replaced && replaced < disrupted, "{text}");
+}
+
+#[test]
+fn markdown_without_disruption_says_so() {
+    // A plan that touches nothing running says it in one line.
+    let plan = Plan { changes: vec![change("himaplan_data.x", Action::Create, None, Some(json!({"input": 1})))], ..Plan::default() };
+    let text = markdown(&plan);
+    assert!(text.contains("Nothing running is stopped, restarted, replaced or destroyed."), "{text}");
+    assert!(text.contains("| Change | Resources |\n| --- | --- |\n| + create | `himaplan_data.x` |\n"), "no empty Notes column: {text}");
+}
+
+#[test]
+fn markdown_diff_marks_updates_with_a_bang_github_colours() {
+    // GitHub's diff highlighting colours +, - and ! lines, not ~.
+    let text = markdown(&full_plan());
+    let diff = &text[text.find("```diff").expect("diff block")..];
+    assert!(diff.contains("\n!   resource \"aws_instance\" \"web\" {"), "{diff}");
+    assert!(!diff.lines().any(|l| l.starts_with('~')), "{diff}");
+}
+
+#[test]
+fn compact_addresses_name_ranges_and_keys() {
+    let addrs = |list: &[&str]| list.iter().map(|a| addr(a)).collect::<Vec<_>>();
+    assert_eq!(super::markdown::compact_for_tests(&addrs(&["a.b[0]", "a.b[1]", "a.b[2]", "a.b[5]"])), "a.b[0..2, 5]");
+    assert_eq!(super::markdown::compact_for_tests(&addrs(&["a.b[\"x\"]", "a.b[\"y\"]"])), "a.b[\"x\", \"y\"]");
+    assert_eq!(
+        super::markdown::compact_for_tests(&addrs(&["a.b[0]", "a.b[2]", "a.b[4]", "a.b[6]", "a.b[8]", "a.b[10]"])),
+        "a.b[0, 2, 4, 6, … 2 more]"
+    );
+    assert_eq!(super::markdown::compact_for_tests(&addrs(&["a.b"])), "a.b");
+}
+
+#[test]
+fn an_output_that_stays_null_heads_no_outputs_section() {
+    // "Changes to Outputs:" once stood alone above nothing: an output whose
+    // value is null (and was absent) is no change at all.
+    let plan = Plan {
+        output_changes: vec![OutputChange {
+            name: "o".into(),
+            before: None,
+            after: Some(Value::Null),
+            after_unknown: false,
+            sensitive: false,
+        }],
+        ..Plan::default()
+    };
+    assert!(!plan.has_changes());
+    let text = plain(&plan);
+    assert!(!text.contains("Changes to Outputs"), "{text}");
 }
 
 #[test]
