@@ -29,7 +29,7 @@ fn options(args: &PlanArgs) -> Result<PlanOptions, Failure> {
     })
 }
 
-async fn make_plan(
+pub(super) async fn make_plan(
     ws: &Workspace,
     vars: BTreeMap<String, Value>,
     snapshot: &mut Snapshot,
@@ -51,7 +51,7 @@ async fn make_plan(
     Ok(planned?)
 }
 
-fn render(plan: &Plan, format: Format, color: bool) -> String {
+pub(super) fn render(plan: &Plan, format: Format, color: bool) -> String {
     match format {
         Format::Human => render::human(plan, &RenderOptions { color }),
         Format::Markdown => render::markdown(plan),
