@@ -740,8 +740,16 @@ fn advise_then_plan_on_the_himalytix_example_shows_the_type_change_batches() {
     for i in 0..3 {
         assert!(shown.contains(&format!("module.web.aws_instance.this[{i}]")), "{shown}");
     }
-    assert!(shown.contains("t3.small") && shown.contains("t3.medium") && shown.contains("stop"), "{shown}");
-    assert!(shown.contains("Apply order:"), "the batches are listed: {shown}");
+    assert!(shown.contains("# module.web.aws_instance.this[0] will be updated in place (disruptive: stop/start)"), "{shown}");
+    assert!(shown.contains("~ instance_type = \"t3.small\" -> \"t3.medium\""), "{shown}");
+    for i in 0..3 {
+        let batch = format!(
+            "  {}. module.web.aws_instance.this batch {}/3 (max_unavailable = 1): stop/start module.web.aws_instance.this[{i}]\n",
+            i + 1,
+            i + 1
+        );
+        assert!(shown.contains(&batch), "one instance per batch, in order: {shown}");
+    }
     assert!(shown.contains("Plan: 0 to add, 3 to change, 0 to destroy."), "{shown}");
     assert_eq!(
         std::fs::read_to_string(dir.join("examples/himalytix/scaling.auto.hvars")).unwrap(),

@@ -223,3 +223,6 @@ fn summarise(rule: &Rule, start_ms: i64, series: Option<Series>) -> RuleEvidence
         no_data,
     }
 }
+
+#[cfg(test)]
+mod tests;
