@@ -670,6 +670,16 @@ fn bad_policies_fail_validate_with_file_and_line() {
             "step must give a positive number, got 0 for current = 3",
         ),
         ("scaling_policy \"p\" {\n  variable = \"web_count\"\n  min = 1\n  max = 3\n}\n", "policy.hcl:1:1", "has no up or down rule"),
+        (
+            "variable \"secret\" {\n  type      = number\n  default   = 1\n  sensitive = true\n}\nscaling_policy \"p\" {\n  variable = \"secret\"\n  min = 1\n  max = 3\n  up \"a\" {\n    query = \"up\"\n    above = 1\n    for = \"5m\"\n  }\n}\n",
+            "policy.hcl:7:3",
+            "variable \"secret\" is sensitive",
+        ),
+        (
+            "provider \"prometheus\" {\n  address = \"http://127.0.0.1:9090\"\n}\n",
+            "policy.hcl:2:3",
+            "Unsupported argument \"address\" in provider \"prometheus\"",
+        ),
     ];
     for (policy, at, message) in cases {
         let dir = TestDir::with_files(&[("main.hcl", STAND_IN), ("policy.hcl", policy)]);

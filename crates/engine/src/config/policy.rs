@@ -133,21 +133,7 @@ impl Rule {
 pub fn prometheus_url(config: &Config, root_vars: &BTreeMap<String, Value>, env: Option<String>) -> Result<String, Diags> {
     let block = config.providers.get("prometheus");
     if let Some(block) = block {
-        let mut diags = Diags::new();
-        for s in block.body.body.iter() {
-            let (name, span) = match s {
-                Structure::Attribute(a) => (a.key.as_str(), a.span()),
-                Structure::Block(b) => (b.ident.as_str(), b.span()),
-            };
-            if name != "url" {
-                diags.push(
-                    Diag::error(format!("Unsupported argument {name:?} in provider \"prometheus\""))
-                        .at(Location::in_file(&block.body.file, span.unwrap_or(0..0)))
-                        .with_detail("provider \"prometheus\" takes url only (or set HIMAPLAN_PROMETHEUS_URL)."),
-                );
-            }
-        }
-        diags.into_result()?;
+        provider_arguments(config).into_result()?;
         if let Some(attr) = block.body.body.get_attribute("url") {
             let expr = Expr { expr: attr.value.clone(), file: block.body.file.clone() };
             let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
@@ -168,13 +154,33 @@ pub fn prometheus_url(config: &Config, root_vars: &BTreeMap<String, Value>, env:
     }
 }
 
+/// `provider "prometheus"` takes `url` only.
+fn provider_arguments(config: &Config) -> Diags {
+    let mut diags = Diags::new();
+    let Some(block) = config.providers.get("prometheus") else { return diags };
+    for s in block.body.body.iter() {
+        let (name, span) = match s {
+            Structure::Attribute(a) => (a.key.as_str(), a.span()),
+            Structure::Block(b) => (b.ident.as_str(), b.span()),
+        };
+        if name != "url" {
+            diags.push(
+                Diag::error(format!("Unsupported argument {name:?} in provider \"prometheus\""))
+                    .at(Location::in_file(&block.body.file, span.unwrap_or(0..0)))
+                    .with_detail("provider \"prometheus\" takes url only (or set HIMAPLAN_PROMETHEUS_URL)."),
+            );
+        }
+    }
+    diags
+}
+
 /// Checks every policy of the configuration against the root module's
 /// variables: the variable exists and has the policy's type, no two
 /// policies drive one variable, a ladder holds the current value, a step
 /// expression gives a positive number. `current` holds the values known
 /// (defaults, files, environment, flags); unknown ones are skipped.
 pub fn check(config: &Config, current: &BTreeMap<String, Value>) -> Diags {
-    let mut diags = Diags::new();
+    let mut diags = provider_arguments(config);
     let root = config.root();
     let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
     for policy in root.policies.values() {
@@ -188,6 +194,14 @@ pub fn check(config: &Config, current: &BTreeMap<String, Value>) -> Diags {
             );
             continue;
         };
+        if var.sensitive {
+            diags.push(
+                Diag::error(format!("scaling_policy {:?}: variable {:?} is sensitive", policy.name, policy.variable))
+                    .at(policy.variable_location.clone())
+                    .with_detail("advise prints and writes the values it proposes; a sensitive variable cannot be driven by a policy."),
+            );
+            continue;
+        }
         if let Some(other) = owners.insert(&policy.variable, &policy.name) {
             diags.push(
                 Diag::error(format!("Two scaling policies drive variable {:?}: {other:?} and {:?}", policy.variable, policy.name))
