@@ -552,6 +552,13 @@ fn write_keeps_comments_and_plan_reads_what_advise_wrote() {
     );
     assert_eq!(dir.read("scaling.auto.hvars"), "# Scaling values, proposed by CI.\nweb_count = 5 # the EC2 web tier\n");
 
+    // So does a --var-file that sets it.
+    dir.write("over.hvars", "web_count = 7\n");
+    let run = advise(&dir, &prom, whole, &["--write", "scaling.auto.hvars", "--var-file", "over.hvars"]);
+    run.assert_code(0);
+    assert!(run.stderr().contains("will not take effect: over.hvars sets it too and takes precedence"), "{}", run.stderr());
+    assert_eq!(dir.read("scaling.auto.hvars"), "# Scaling values, proposed by CI.\nweb_count = 8 # the EC2 web tier\n");
+
     // Nothing proposed: nothing written, exit 0 even with --detailed-exitcode.
     let before = dir.read("scaling.auto.hvars");
     let run = advise(&dir, &prom, whole + 6 * HOUR, &["--write", "scaling.auto.hvars", "--detailed-exitcode"]);

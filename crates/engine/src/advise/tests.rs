@@ -6,11 +6,14 @@ use super::*;
 use crate::config::load::load_snapshot;
 use std::sync::Mutex;
 
+/// The queries a [`Fake`] was asked: (query, start, end, step).
+type Asked = Vec<(String, i64, i64, i64)>;
+
 /// Answers each query with the series it was given (by query text), and
 /// records what it was asked.
 struct Fake {
     answers: BTreeMap<String, Vec<Series>>,
-    asked: Mutex<Vec<(String, i64, i64, i64)>>,
+    asked: Mutex<Asked>,
 }
 
 #[async_trait::async_trait]
@@ -60,7 +63,7 @@ fn series(value: impl Fn(i64) -> Option<f64>) -> Vec<Series> {
     vec![Series { labels: "{}".into(), points }]
 }
 
-fn run(hot: Vec<Series>, cold: Vec<Series>, idle: Vec<Series>) -> Result<(Advice, Vec<(String, i64, i64, i64)>), Diags> {
+fn run(hot: Vec<Series>, cold: Vec<Series>, idle: Vec<Series>) -> Result<(Advice, Asked), Diags> {
     let fake = Fake {
         answers: BTreeMap::from([("hot".into(), hot), ("cold".into(), cold), ("idle".into(), idle)]),
         asked: Mutex::new(Vec::new()),
