@@ -28,6 +28,7 @@ pub struct AdviseArgs {
     /// Evaluate as of this instant (RFC 3339): the end of every rule's window.
     #[arg(long, value_name = "RFC3339", value_parser = super::parse_at)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// How to print the advice and the plan of the proposal.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
     /// Write the proposed values into FILE (e.g. scaling.auto.hvars), comments kept.
@@ -36,8 +37,10 @@ pub struct AdviseArgs {
     /// Exit 2 when a change is proposed.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Set a root variable (repeatable), as for plan.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
+    /// Read variables from FILE (HCL attributes, or JSON when it ends in .json).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
     /// Use FILE as the state of the plan instead of the configured location.

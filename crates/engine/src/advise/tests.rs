@@ -54,7 +54,7 @@ scaling_policy "n" {
 }
 "#;
     let sources = BTreeMap::from([(".".to_string(), vec![("main.hcl".to_string(), hcl.to_string())])]);
-    load_snapshot(std::path::Path::new("."), &sources).expect("config loads")
+    load_snapshot(std::path::Path::new("."), &sources, Default::default()).expect("config loads")
 }
 
 /// 21 evaluations of a 5-minute window ending at AT.
