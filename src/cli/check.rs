@@ -22,6 +22,7 @@ async fn check() -> Result<(), Diags> {
         };
         vars.insert(name.clone(), value);
     }
+    let policies = policy_check(&ws.config, &vars);
     let input = PlanInput {
         config: ws.config.clone(),
         graph: ws.graph.clone(),
@@ -31,7 +32,19 @@ async fn check() -> Result<(), Diags> {
         intents: vec![],
         options: PlanOptions { refresh: false, ..PlanOptions::default() },
     };
-    plan::plan(input, &NoHooks).await.map(|_| ())
+    let mut diags = plan::plan(input, &NoHooks).await.err().unwrap_or_default();
+    diags.extend(policies);
+    diags.into_result().map(|_| ())
+}
+
+/// `scaling_policy` checks, offline: against the values known without
+/// flags (defaults, `*.auto.hvars`, `HIMAPLAN_VAR_*`).
+fn policy_check(config: &himaplan_engine::config::Config, defaults: &std::collections::BTreeMap<String, Value>) -> Diags {
+    use himaplan_engine::config::vars::{VarInputs, given_values};
+    let mut current = defaults.clone();
+    let inputs = VarInputs { env: VarInputs::env_from_process(), ..VarInputs::default() };
+    current.extend(given_values(config, &inputs, &config.root_dir).unwrap_or_default());
+    himaplan_engine::config::policy::check(config, &current)
 }
 
 fn into_diags(f: Failure) -> Diags {

@@ -2,6 +2,7 @@
 //! group. Commands are thin wrappers around one engine call; this is the
 //! only code that writes to the terminal.
 
+mod advise;
 mod check;
 mod context;
 mod json_ui;
@@ -123,6 +124,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Evaluate scaling_policy blocks against Prometheus and propose variable changes with the plan they produce.
+    Advise(advise::AdviseArgs),
     /// Remove a stale state lock.
     ForceUnlock {
         /// The lock id the failing command printed.
@@ -347,6 +350,7 @@ pub async fn run(cli: Cli) -> Result<i32, Failure> {
             state_cmds::import(addr, id, vars, var_files, state, lock_timeout).await
         }
         Command::Output { name, json, state } => state_cmds::output(name, json, state).await,
+        Command::Advise(args) => advise::advise(args, color).await,
         Command::ForceUnlock { lock_id, state } => state_cmds::force_unlock(lock_id, state).await,
         Command::Graph { plan, format } => reference::graph(plan, format),
         Command::Providers(ProvidersCommand::Schema { json }) => reference::providers_schema(json),

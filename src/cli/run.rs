@@ -32,7 +32,7 @@ fn options(args: &PlanArgs) -> Result<PlanOptions, Failure> {
     })
 }
 
-async fn make_plan(
+pub(super) async fn make_plan(
     ws: &Workspace,
     vars: BTreeMap<String, Value>,
     snapshot: &mut Snapshot,
@@ -56,13 +56,13 @@ async fn make_plan(
 
 /// Where a run's progress goes: the terminal's progress lines (stderr), or
 /// `apply --json`'s event stream (stdout).
-enum Reporter<'a> {
+pub(super) enum Reporter<'a> {
     Human(Progress),
     Json(&'a JsonUi),
 }
 
 impl Reporter<'_> {
-    fn new(ui: Option<&JsonUi>) -> Reporter<'_> {
+    pub(super) fn new(ui: Option<&JsonUi>) -> Reporter<'_> {
         match ui {
             Some(ui) => Reporter::Json(ui),
             None => Reporter::Human(Progress::new()),
@@ -83,7 +83,7 @@ impl Reporter<'_> {
     }
 }
 
-fn render(plan: &Plan, format: Format, color: bool) -> String {
+pub(super) fn render(plan: &Plan, format: Format, color: bool) -> String {
     match format {
         Format::Human => render::human(plan, &RenderOptions { color }),
         Format::Markdown => render::markdown(plan),

@@ -3,6 +3,7 @@
 //! events and results it returns.
 
 pub mod addr;
+pub mod advise;
 pub mod builtin;
 pub mod config;
 pub mod diag;

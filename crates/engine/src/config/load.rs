@@ -365,11 +365,24 @@ impl Loader {
                     _ => self.diags.push(Diag::error("An import block needs to and id").at(location)),
                 }
             }
-            other => self.diags.push(
-                Diag::error(format!("Unsupported block type {other:?}"))
-                    .at(location)
-                    .with_detail("Blocks allowed here: himaplan, variable, locals, output, provider, resource, module, moved, import."),
-            ),
+            "scaling_policy" => {
+                let Some(labels) = self.labels(file, block, &["name"]) else { return };
+                if !module.path.is_root() {
+                    self.diags.push(Diag::error("scaling_policy blocks belong in the root module").at(location));
+                    return;
+                }
+                match super::policy::parse(file, block, labels[0]) {
+                    Ok(p) => {
+                        if module.policies.insert(p.name.clone(), p).is_some() {
+                            self.duplicate("scaling_policy", labels[0], location);
+                        }
+                    }
+                    Err(d) => self.diags.extend(d),
+                }
+            }
+            other => self.diags.push(Diag::error(format!("Unsupported block type {other:?}")).at(location).with_detail(
+                "Blocks allowed here: himaplan, variable, locals, output, provider, resource, module, moved, import, scaling_policy.",
+            )),
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! [`load`] parses (hcl-edit, so spans and comments survive), [`eval`]
 //! evaluates expressions with unknown values, [`vars`] gathers variable
-//! values, [`funcs`] are the built-in functions and [`fmt`] is `himaplan fmt`.
+//! values, [`funcs`] are the built-in functions and [`fmt`] is `himaplan fmt`;
+//! [`policy`] holds `scaling_policy` blocks and [`varfile`] edits variables files.
 //! Nothing here talks to the network; only `load` and `vars` read files.
 
 pub mod eval;
@@ -11,7 +12,9 @@ pub mod fmt;
 pub mod funcs;
 pub mod inputs;
 pub mod load;
+pub mod policy;
 pub mod refs;
+pub mod varfile;
 pub mod vars;
 
 use crate::addr::{ModulePath, ResourceAddr};
@@ -111,6 +114,8 @@ pub struct Module {
     pub calls: BTreeMap<String, ModuleCall>,
     pub moved: Vec<Moved>,
     pub imports: Vec<ImportBlock>,
+    /// `scaling_policy` blocks (root module only), read by `advise` alone.
+    pub policies: BTreeMap<String, policy::ScalingPolicy>,
 }
 
 #[derive(Debug, Clone)]
