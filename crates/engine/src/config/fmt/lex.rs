@@ -315,10 +315,10 @@ impl<'a> Scanner<'a> {
                 end += 1;
             }
             let Some(line_end) = eol else {
-                if end > start {
-                    self.emit(Kind::StringLit, start, end);
-                }
-                if end >= self.b.len() {
+                // Never empty before an opener (handled above); the guard
+                // keeps the scan moving on any input.
+                self.emit(Kind::StringLit, start, end.max(start + 1));
+                if self.pos >= self.b.len() {
                     return;
                 }
                 start_of_line = false;

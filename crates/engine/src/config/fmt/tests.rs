@@ -228,3 +228,30 @@ fn byte_order_mark_is_dropped() {
     // Terraform's scanner skips a UTF-8 BOM and does not write it back.
     assert_eq!(fmt_checked("\u{feff}  a = 1\n"), "a = 1\n");
 }
+
+#[test]
+fn every_prefix_of_a_messy_file_formats_or_errors_without_panic() {
+    // Truncated input (open heredocs, strings, interpolations, comments)
+    // is a syntax error or formats; the formatter itself never panics.
+    let src = include_str!("../../../tests/fmt/messy.hcl");
+    let mut cut = 0;
+    while cut <= src.len() {
+        if let Some(prefix) = src.get(..cut) {
+            let _ = format_source(prefix);
+        }
+        cut += 1;
+    }
+}
+
+#[test]
+fn deep_nesting_is_bounded_by_the_parser() {
+    // The parser refuses more than 64 nested levels with a position, so
+    // the formatter's recursion stays shallow; 60 levels format.
+    let nested = |n: usize| format!("a = {}x{}\n", "\"${".repeat(n), "}\"".repeat(n));
+    let out = format_source(&nested(60));
+    assert!(out.as_ref().is_ok_and(|out| out.starts_with("a = \"${")), "{out:?}");
+    let err = format_source(&nested(5000)).unwrap_err();
+    assert_eq!(err.line, 1, "{err}");
+    let blocks = format!("{}{}", "b {\n".repeat(3000), "}\n".repeat(3000));
+    let _ = format_source(&blocks);
+}
