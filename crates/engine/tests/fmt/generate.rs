@@ -36,9 +36,12 @@ struct Gen {
     bodies: Vec<Vec<String>>,
 }
 
-const NAMES: &[&str] = &["a", "id", "ami", "name", "count", "tags", "instance_type", "bb", "description", "x", "long_attribute_name", "ü_name"];
-const FUNCS: &[&str] = &["keys", "merge", "concat", "lookup", "join", "format", "length", "coalesce", "tolist", "jsonencode", "upper", "max"];
-const REFS: &[&str] = &["var.x", "var.list", "local.a.b", "aws_instance.web[0].id", "each.value", "count.index", "module.m.out", "list.0", "self"];
+const NAMES: &[&str] =
+    &["a", "id", "ami", "name", "count", "tags", "instance_type", "bb", "description", "x", "long_attribute_name", "ü_name"];
+const FUNCS: &[&str] =
+    &["keys", "merge", "concat", "lookup", "join", "format", "length", "coalesce", "tolist", "jsonencode", "upper", "max"];
+const REFS: &[&str] =
+    &["var.x", "var.list", "local.a.b", "aws_instance.web[0].id", "each.value", "count.index", "module.m.out", "list.0", "self"];
 const WORDS: &[&str] = &["hello", "a b", "", "café ☕", "with \\\"quote\\\"", "tab\\tsep", "esc $${x}", "pct %%{y}", "50%", "$HOME"];
 
 impl Gen {
@@ -149,7 +152,18 @@ impl Gen {
         let s = self.sp1();
         let n = self.rng.random_range(0..9);
         self.line(0, &format!("variable{s}\"v{n}\" {{"));
-        let ty = self.pick(&["string", "\"string\"", "list", "\"list\"", "map", "\"map\"", "set", "list(string)", "object({ a = string, b=number })", "number"]);
+        let ty = self.pick(&[
+            "string",
+            "\"string\"",
+            "list",
+            "\"list\"",
+            "map",
+            "\"map\"",
+            "set",
+            "list(string)",
+            "object({ a = string, b=number })",
+            "number",
+        ]);
         self.line(1, &format!("type = {ty}"));
         if self.chance(0.5) {
             let v = self.term(1, 1);
@@ -171,7 +185,11 @@ impl Gen {
             _ => "provisioner \"local-exec\" ".to_string(),
         };
         if self.chance(0.15) || depth == 0 {
-            let inner = if self.chance(0.3) { String::new() } else { format!("{}{} = {}{}", self.sp1(), self.pick(NAMES), self.term(0, level), self.sp1()) };
+            let inner = if self.chance(0.3) {
+                String::new()
+            } else {
+                format!("{}{} = {}{}", self.sp1(), self.pick(NAMES), self.term(0, level), self.sp1())
+            };
             self.line(level, &format!("{header}{{{inner}}}"));
             return;
         }
@@ -214,7 +232,11 @@ impl Gen {
         }
         match self.rng.random_range(0..10) {
             0 => {
-                let (c, a, b) = (self.term(depth.saturating_sub(1), level), self.term(depth.saturating_sub(1), level), self.term(depth.saturating_sub(1), level));
+                let (c, a, b) = (
+                    self.term(depth.saturating_sub(1), level),
+                    self.term(depth.saturating_sub(1), level),
+                    self.term(depth.saturating_sub(1), level),
+                );
                 format!("{c}{}?{}{a}{}:{}{b}", self.sp0(), self.sp0(), self.sp0(), self.sp0())
             }
             1..=3 => {
@@ -243,7 +265,11 @@ impl Gen {
             0 => self.pick(&["1", "42", "3.14", "1e3", "0.5", "-1", "true", "false", "null"]).to_string(),
             1 => format!("\"{}\"", self.pick(WORDS)),
             2 | 3 => self.pick(REFS).to_string(),
-            4 => format!("{}{}", self.pick(&["aws_instance.web", "var.list", "module.m"]), self.pick(&[".*.id", "[*].id", "[*]", ".*", "[0]", "[ 0 ]", "[\"k\"]", "[var.i].name"])),
+            4 => format!(
+                "{}{}",
+                self.pick(&["aws_instance.web", "var.list", "module.m"]),
+                self.pick(&[".*.id", "[*].id", "[*]", ".*", "[0]", "[ 0 ]", "[\"k\"]", "[var.i].name"])
+            ),
             5 => self.object_inline(depth, level),
             6 => self.tuple_inline(depth, level),
             7 | 8 => self.call_inline(depth, level),
@@ -298,7 +324,11 @@ impl Gen {
             }
             s.push_str(&self.nl(level + 1));
             let key = self.key(&mut used);
-            let value = if self.chance(0.2) && depth > 1 { self.object_multiline(depth.saturating_sub(1), level + 1) } else { self.term(depth.saturating_sub(1), level + 1) };
+            let value = if self.chance(0.2) && depth > 1 {
+                self.object_multiline(depth.saturating_sub(1), level + 1)
+            } else {
+                self.term(depth.saturating_sub(1), level + 1)
+            };
             s.push_str(&format!("{key}{}={}{value}", self.sp0(), self.sp0()));
             if self.chance(0.2) {
                 s.push(',');
@@ -328,7 +358,11 @@ impl Gen {
         let n = self.rng.random_range(1..=4);
         for i in 0..n {
             s.push_str(&self.nl(level + 1));
-            let item = if self.chance(0.25) { self.object_multiline(depth.saturating_sub(1), level + 1) } else { self.term(depth.saturating_sub(1), level + 1) };
+            let item = if self.chance(0.25) {
+                self.object_multiline(depth.saturating_sub(1), level + 1)
+            } else {
+                self.term(depth.saturating_sub(1), level + 1)
+            };
             s.push_str(&item);
             if i + 1 < n || self.chance(0.5) {
                 s.push(',');
@@ -347,7 +381,11 @@ impl Gen {
         let n = self.rng.random_range(0..=3);
         let mut args: Vec<String> = Vec::new();
         for _ in 0..n {
-            let arg = if self.chance(0.35) { self.object_inline(depth.saturating_sub(1), level) } else { self.term(depth.saturating_sub(1), level) };
+            let arg = if self.chance(0.35) {
+                self.object_inline(depth.saturating_sub(1), level)
+            } else {
+                self.term(depth.saturating_sub(1), level)
+            };
             args.push(arg);
         }
         let ellipsis = if !args.is_empty() && self.chance(0.1) { "..." } else { "" };

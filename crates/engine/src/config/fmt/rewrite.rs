@@ -175,7 +175,13 @@ impl<'a> Walker<'_, 'a, '_> {
         }
         with.push(Piece::New(Token::new(Kind::CQuote, "\"")));
         let same = range.len() == with.len()
-            && self.tokens.get(range.clone()).unwrap_or(&[]).iter().zip(&with).all(|(old, new)| matches!(new, Piece::New(n) if n.text == old.text));
+            && self
+                .tokens
+                .get(range.clone())
+                .unwrap_or(&[])
+                .iter()
+                .zip(&with)
+                .all(|(old, new)| matches!(new, Piece::New(n) if n.text == old.text));
         if !same {
             self.edits.push(Edit { range, with });
         }
@@ -322,5 +328,8 @@ fn escape(value: &str) -> String {
 /// Go's `unicode.IsPrint` for the characters a label may hold: not a
 /// control or format character and not a space other than U+0020.
 fn is_print(c: char) -> bool {
-    c == ' ' || !(c.is_control() || c.is_whitespace() || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}'))
+    c == ' '
+        || !(c.is_control()
+            || c.is_whitespace()
+            || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}'))
 }
