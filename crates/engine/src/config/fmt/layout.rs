@@ -232,7 +232,9 @@ fn align_runs(
 
 /// Display width of a range of tokens: spaces plus grapheme clusters.
 fn columns(tokens: &[Token<'_>], range: Range<usize>) -> usize {
-    tokens.get(range).unwrap_or(&[]).iter().map(|t| t.spaces_before + t.text.graphemes(true).count()).sum()
+    // ASCII without `\r` is one column a byte (`\r\n` is one grapheme).
+    let width = |text: &str| if text.is_ascii() && !text.contains('\r') { text.len() } else { text.graphemes(true).count() };
+    tokens.get(range).unwrap_or(&[]).iter().map(|t| t.spaces_before + width(&t.text)).sum()
 }
 
 fn set_spaces(tokens: &mut [Token<'_>], at: usize, spaces: usize) {
