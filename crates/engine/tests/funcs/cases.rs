@@ -251,6 +251,12 @@ pub const HASH: &[Case] = &[
     ("filemd5(\"hello.txt\")", Ok("\"b10a8db164e0754105b7a99be72e3fe5\"")),
     ("filesha256(\"hello.txt\")", Ok("\"a591a6d40bf420404a011733cfb7b190d62c65bf0bcda32b57b277d9ad9f146e\"")),
     ("uuid()", Ok("null")),
+    // bcrypt is impure: a plan sees it as unknown, as Terraform's does.
+    ("bcrypt(\"hello world\")", Ok("null")),
+    ("bcrypt(\"hello world\", 4)", Ok("null")),
+    ("rsadecrypt(\"not base64!\", \"x\")", Err("must be base64-encoded")),
+    ("rsadecrypt(\"aGVsbG8=\", \"garbage\")", Err("no PEM-encoded key found")),
+    ("rsadecrypt(null, \"x\")", Err("must not be null")),
 ];
 
 pub const IP: &[Case] = &[

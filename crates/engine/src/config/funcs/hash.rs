@@ -1,7 +1,8 @@
 //! Hash and crypto functions: `base64sha256 base64sha512 md5 sha1 sha256
 //! sha512 uuidv5`, their file variants (`filemd5 filesha1 filesha256
 //! filesha512 filebase64sha256 filebase64sha512`), and `uuid`, which is
-//! known only after apply (the table marks it so).
+//! known only after apply (the table marks it so; at apply it is a random
+//! version-4 UUID). `bcrypt` and `rsadecrypt` are in `crypto`.
 //!
 //! Hashes are of the UTF-8 bytes of the string, as in Terraform.
 
@@ -90,4 +91,10 @@ pub(super) fn uuidv5(f: &Args) -> Result<Value, String> {
         other => uuid::Uuid::parse_str(other).map_err(|e| f.error(format!("uuidv5() doesn't support namespace {other} ({e})")))?,
     };
     Ok(Value::String(uuid::Uuid::new_v5(&namespace, name.as_bytes()).to_string()))
+}
+
+/// `uuid()`: a random (version 4) UUID, at apply.
+pub(super) fn uuid(f: &Args) -> Result<Value, String> {
+    f.arity(0, 0)?;
+    Ok(Value::String(uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()))
 }

@@ -19,6 +19,7 @@
 mod args;
 mod collection;
 mod conversion;
+mod crypto;
 mod encoding;
 mod filesystem;
 mod format;
@@ -79,7 +80,9 @@ enum Unknowns {
     Shallow,
     /// The function sees unknown values and decides itself.
     Raw,
-    /// The result is known only after apply (`timestamp`, `uuid`).
+    /// The function is impure (`bcrypt`, `timestamp`, `uuid`): planning
+    /// sees an unknown result, as in Terraform's planning scope, and only
+    /// [`call_at_apply`] runs it.
     AfterApply,
 }
 
@@ -112,8 +115,8 @@ const fn raw(name: &'static str, group: Group, run: fn(&Args) -> Result<Value, S
     Func { name, group, unknowns: Unknowns::Raw, marks: Marks::Raw, run }
 }
 
-const fn after_apply(name: &'static str, group: Group) -> Func {
-    Func { name, group, unknowns: Unknowns::AfterApply, marks: Marks::Propagate, run: lazy }
+const fn after_apply(name: &'static str, group: Group, run: fn(&Args) -> Result<Value, String>) -> Func {
+    Func { name, group, unknowns: Unknowns::AfterApply, marks: Marks::Propagate, run }
 }
 
 /// Stands in for functions the evaluator calls itself.
@@ -160,6 +163,17 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
 /// except that counting and combining functions (`length`, `concat`,
 /// `merge`, `tolist`, …) keep unknown elements in place.
 pub fn call_in(ctx: &Context, name: &str, args: Vec<Value>) -> Result<Value, String> {
+    call_with(ctx, name, args, false)
+}
+
+/// Calls the built-in function `name` as apply does: like [`call_in`], but
+/// an impure function (`bcrypt`, `timestamp`, `uuid`) produces its value
+/// (a fresh salt, the current time, a random UUID) instead of unknown.
+pub fn call_at_apply(ctx: &Context, name: &str, args: Vec<Value>) -> Result<Value, String> {
+    call_with(ctx, name, args, true)
+}
+
+fn call_with(ctx: &Context, name: &str, args: Vec<Value>, applying: bool) -> Result<Value, String> {
     let Some(func) = find(name) else {
         return Err(format!("unknown function \"{name}\""));
     };
@@ -172,7 +186,7 @@ pub fn call_in(ctx: &Context, name: &str, args: Vec<Value>) -> Result<Value, Str
         Unknowns::Deep => args.iter().any(Value::has_unknown),
         Unknowns::Shallow => args.iter().any(|a| matches!(a, Value::Unknown)),
         Unknowns::Raw => false,
-        Unknowns::AfterApply => true,
+        Unknowns::AfterApply => !applying || args.iter().any(Value::has_unknown),
     };
     let result = if unknown { Value::Unknown } else { (func.run)(&Args { name: func.name, args: &args, ctx })? };
     Ok(if sensitive { result.into_sensitive() } else { result })
@@ -197,6 +211,7 @@ fn table() -> &'static [Func] {
         f("base64sha256", Hash, hash::base64sha256),
         f("base64sha512", Hash, hash::base64sha512),
         f("basename", Filesystem, filesystem::basename),
+        after_apply("bcrypt", Hash, crypto::bcrypt),
         raw("can", Conversion, lazy),
         f("ceil", Numeric, numeric::ceil),
         f("chomp", String, string::chomp),
@@ -259,6 +274,7 @@ fn table() -> &'static [Func] {
         f("regexall", String, string::regexall),
         f("replace", String, string::replace),
         shallow("reverse", Collection, collection::reverse),
+        f("rsadecrypt", Hash, crypto::rsadecrypt),
         raw("sensitive", Conversion, conversion::sensitive),
         f("setintersection", Collection, set::setintersection),
         f("setproduct", Collection, set::setproduct),
@@ -282,7 +298,7 @@ fn table() -> &'static [Func] {
         f("textencodebase64", Encoding, encoding::textencodebase64),
         f("timeadd", Time, time::timeadd),
         f("timecmp", Time, time::timecmp),
-        after_apply("timestamp", Time),
+        after_apply("timestamp", Time, time::timestamp),
         f("title", String, string::title),
         f("tobool", Conversion, conversion::tobool),
         shallow("tolist", Conversion, conversion::tolist),
@@ -298,7 +314,7 @@ fn table() -> &'static [Func] {
         raw("try", Conversion, lazy),
         f("upper", String, string::upper),
         f("urlencode", Encoding, encoding::urlencode),
-        after_apply("uuid", Hash),
+        after_apply("uuid", Hash, hash::uuid),
         f("uuidv5", Hash, hash::uuidv5),
         shallow("values", Collection, collection::values),
         f("yamldecode", Encoding, yaml::yamldecode),

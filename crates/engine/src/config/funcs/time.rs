@@ -1,5 +1,6 @@
 //! Date and time functions: `formatdate timeadd timecmp plantimestamp`
-//! (and `timestamp`, which is known only after apply: the table marks it).
+//! and `timestamp`, which is known only after apply (the table marks it;
+//! its value is the time of the call at apply).
 //!
 //! Timestamps are RFC 3339. `plantimestamp` is the time of the plan: the
 //! first call while planning, so every call of one plan agrees, and the
@@ -17,6 +18,11 @@ fn parse(f: &Args, i: usize) -> Result<DateTime<FixedOffset>, String> {
 /// Go's `time.RFC3339` layout: whole seconds, `Z` for UTC.
 fn rfc3339(t: &DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub(super) fn timestamp(f: &Args) -> Result<Value, String> {
+    f.arity(0, 0)?;
+    Ok(Value::String(rfc3339(&chrono::Utc::now().fixed_offset())))
 }
 
 pub(super) fn plantimestamp(f: &Args) -> Result<Value, String> {
