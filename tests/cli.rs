@@ -771,3 +771,28 @@ fn snapshot_json_plan() {
     let json: serde_json::Value = serde_json::from_str(&plan_output("json")).expect("JSON plan");
     insta::assert_json_snapshot!("plan_json", json);
 }
+
+/// `uuid()`, `timestamp()` and `bcrypt()` are unknown in the plan and get
+/// their values when apply evaluates the configuration again (they used to
+/// leave the value unknown and fail the apply).
+#[test]
+fn impure_functions_are_known_after_apply_and_apply_succeeds() {
+    let dir = TestDir::new(
+        r#"resource "himaplan_data" "token" {
+  input = {
+    id   = uuid()
+    at   = timestamp()
+    hash = bcrypt("hunter2", 4)
+  }
+}
+"#,
+    );
+    let plan = dir.ok(&["plan"]).stdout();
+    assert!(plan.contains("(known after apply)"), "{plan}");
+    dir.ok(&["apply", "--auto-approve"]);
+    let input = &dir.state_attrs("himaplan_data.token")["input"];
+    let id = input["id"].as_str().expect("a uuid in state");
+    assert_eq!(id.len(), 36, "{id}");
+    assert!(chrono::DateTime::parse_from_rfc3339(input["at"].as_str().expect("a time")).is_ok(), "{input}");
+    assert!(input["hash"].as_str().is_some_and(|h| h.starts_with("$2a$04$")), "{input}");
+}

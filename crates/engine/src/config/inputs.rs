@@ -15,6 +15,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The most file content one plan may record (and so one plan file hold).
@@ -38,6 +39,9 @@ pub struct Inputs {
     replay: Option<Recorded>,
     plan_time: OnceLock<DateTime<Utc>>,
     recorded: Mutex<(BTreeMap<String, Result<serde_json::Value, String>>, usize)>,
+    /// Set when apply starts: impure functions (`uuid`, `timestamp`,
+    /// `bcrypt`) then produce their values instead of unknown.
+    applying: AtomicBool,
 }
 
 impl Default for Inputs {
@@ -49,7 +53,7 @@ impl Default for Inputs {
 impl Inputs {
     /// Reads the disk and the clock, and records what it read.
     pub fn recording() -> Inputs {
-        Inputs { replay: None, plan_time: OnceLock::new(), recorded: Mutex::new((BTreeMap::new(), 0)) }
+        Inputs { replay: None, plan_time: OnceLock::new(), recorded: Mutex::new((BTreeMap::new(), 0)), applying: AtomicBool::new(false) }
     }
 
     /// Answers only from `record`: nothing is read from the disk or clock.
@@ -58,7 +62,16 @@ impl Inputs {
         if let Some(t) = record.plan_time.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
             let _ = plan_time.set(t.with_timezone(&Utc));
         }
-        Inputs { replay: Some(record), plan_time, recorded: Mutex::new((BTreeMap::new(), 0)) }
+        Inputs { replay: Some(record), plan_time, recorded: Mutex::new((BTreeMap::new(), 0)), applying: AtomicBool::new(false) }
+    }
+
+    /// From now on the configuration is evaluated by apply.
+    pub fn start_applying(&self) {
+        self.applying.store(true, Ordering::SeqCst);
+    }
+
+    pub fn applying(&self) -> bool {
+        self.applying.load(Ordering::SeqCst)
     }
 
     /// The plan's time, in whole seconds as it is printed and recorded:

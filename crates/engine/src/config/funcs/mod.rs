@@ -162,8 +162,10 @@ pub fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
 /// [`Value::Unknown`] (sensitive-wrapped when an argument was sensitive),
 /// except that counting and combining functions (`length`, `concat`,
 /// `merge`, `tolist`, …) keep unknown elements in place.
+/// Once apply has started (`Inputs::start_applying`), impure functions
+/// run as in [`call_at_apply`].
 pub fn call_in(ctx: &Context, name: &str, args: Vec<Value>) -> Result<Value, String> {
-    call_with(ctx, name, args, false)
+    call_with(ctx, name, args, ctx.inputs.applying())
 }
 
 /// Calls the built-in function `name` as apply does: like [`call_in`], but

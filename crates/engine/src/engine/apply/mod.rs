@@ -109,6 +109,9 @@ pub async fn apply(
     options: ApplyOptions,
     hooks: &dyn Hooks,
 ) -> Result<ApplyOutcome, Diags> {
+    // Apply re-evaluates the configuration: `uuid()`, `timestamp()` and
+    // `bcrypt()` now produce their values.
+    planned.world.config.inputs.start_applying();
     let mut applier = Applier::new(planned, changes, store, options, hooks);
     applier.import_objects().await?;
     applier.relabel_objects().await?;
