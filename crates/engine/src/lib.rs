@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod config;
 pub mod diag;
 pub mod engine;
+pub mod files;
 pub mod graph;
 pub mod plan;
 pub mod provider;

@@ -6,6 +6,7 @@
 //! values, [`funcs`] are the built-in functions and [`fmt`] is `himaplan fmt`.
 //! Nothing here talks to the network; only `load` and `vars` read files.
 
+pub mod budget;
 pub mod eval;
 pub mod fmt;
 pub mod funcs;
