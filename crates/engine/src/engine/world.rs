@@ -215,6 +215,35 @@ impl World {
         Ok(vec![Expansion { key: None, each_value: None }])
     }
 
+    /// Checks a resource's `count` / `for_each` where its value is known
+    /// (type, bounds), without evaluating any instance; unknown is fine.
+    pub fn check_repetition(&self, resource: &Resource) -> Result<(), Diags> {
+        let ns = self.namespace(&resource.addr.module);
+        let Some(meta) = resource.count.as_ref().or(resource.for_each.as_ref()) else { return Ok(()) };
+        if eval::eval(meta, &mut Scope::new(ns))?.has_unknown() {
+            return Ok(());
+        }
+        self.expand(resource).map(|_| ())
+    }
+
+    /// Evaluates a repeated resource's body once, for every instance:
+    /// `count.index`, `each.key` and `each.value` are unknown.
+    pub fn eval_representative(&self, resource: &Resource) -> Result<Value, Diags> {
+        let Some((_, rt)) = self.registry.resource_type(&resource.addr.rtype) else {
+            return self.eval_instance(resource, &Expansion { key: None, each_value: None });
+        };
+        let unknown = |names: &[&str]| Value::Map(names.iter().map(|n| (n.to_string(), Value::Unknown)).collect());
+        let extra = if resource.count.is_some() { [("count", unknown(&["index"]))] } else { [("each", unknown(&["key", "value"]))] };
+        let keyless = Expansion { key: None, each_value: None };
+        self.eval_block(resource, &keyless, &resource.body, &rt.schema, META, &resource.location, &extra)
+    }
+
+    /// Makes a whole resource unknown to what refers to it (`validate`).
+    pub fn set_resource_unknown(&mut self, resource: &Resource) {
+        let addr = &resource.addr;
+        map_mut(self.ns.entry(addr.module.clone()).or_default(), &addr.rtype).insert(addr.name.clone(), Value::Unknown);
+    }
+
     /// Evaluates one instance's configuration against its schema.
     pub fn eval_instance(&self, resource: &Resource, expansion: &Expansion) -> Result<Value, Diags> {
         let Some((_, rt)) = self.registry.resource_type(&resource.addr.rtype) else {
