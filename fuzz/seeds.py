@@ -37,6 +37,10 @@ for path in sorted(root.glob("**/*.hcl")):
 cron_re = re.compile(r'^(@\w+|[\d*/,\-A-Za-z?]+( [\d*/,\-A-Za-z?]+){4})$')
 for path in sorted(list(root.glob("tests/*.rs")) + list(root.glob("crates/engine/tests/*.rs")) + list(root.glob("src/**/*.rs")) + list(root.glob("crates/engine/src/**/*.rs"))):
     for s in literals(path.read_text()):
+        # Inputs that loop a million times (tests/bounds.rs) would only slow
+        # every replay down.
+        if re.search(r'range\(\d{5,}\)', s):
+            continue
         if re.search(r'^\s*(resource|variable|locals|output|module|himaplan|provider|moved|import)\b', s, re.M) and "{" in s:
             put("validate_hcl", s)
         if s.lstrip().startswith("{") and '"lineage"' in s:
