@@ -262,6 +262,7 @@ def main():
     p.add_argument("--tf-plan-updates-max", type=int, default=1000, help="largest N for Terraform's plan with N updates (at 10,000 it ran over 12 minutes and 5 GB without finishing); above it: not measured")
     p.add_argument("--tf-apply-runs", type=int, default=1, help="runs of Terraform's apply (35 s each at 1,000)")
     p.add_argument("--nice", type=int, default=19)
+    p.add_argument("--only", choices=["validate"], help="measure only this operation (the table then has only its rows and the state sizes)")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
     p.add_argument("--json", help="also write the raw figures as JSON to this file")
     args = p.parse_args()
@@ -348,6 +349,8 @@ def main():
             t, m, rc = r.tf(tfd, "validate", "-no-color", label="terraform validate")
             r.check(rc, (0,), "terraform validate")
             res["validate"]["tf"]["t"].append(t); res["validate"]["tf"]["m"].append(m)
+            if args.only:
+                continue
 
             t, m, rc = r.hp(hpd, "--no-color", "plan", "--refresh=false", "--detailed-exitcode", label="himaplan plan (no changes)")
             r.check(rc, (0,), "himaplan plan without changes")
@@ -397,7 +400,7 @@ def main():
             a["t"] = results[m]["apply"]["tf"]["t"] * (n / m) ** 2
             a["extrapolated"] = True
 
-    table = render(results, sizes, median(base_t), median(base_m))
+    table = render(results, sizes, median(base_t), median(base_m), args.only)
     print(table)
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -426,13 +429,15 @@ def machine():
     return f"{os.cpu_count()} CPUs ({cpu}), {mem}, {platform.system()} {platform.release()}"
 
 
-def render(results, sizes, base_t, base_m):
+def render(results, sizes, base_t, base_m, only=None):
     names = {
         "validate": "validate",
         "plan": "plan --refresh=false, no changes",
         "plan_upd": "plan --refresh=false, N updates",
         "apply": "apply of N updates",
     }
+    if only:
+        names = {only: names[only]}
     out = [
         "| operation | N | himaplan time | Terraform time | speed-up | himaplan peak RSS | Terraform peak RSS | memory ratio |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -462,7 +467,9 @@ def render(results, sizes, base_t, base_m):
 
         a, b = sizes[0], sizes[-1]
         parts = []
-        for key in ("plan", "plan_upd", "apply"):
+        for key in ("validate", "plan", "plan_upd", "apply"):
+            if key not in names:
+                continue
             ta, tb = results[a][key]["hp"]["t"], results[b][key]["hp"]["t"]
             if ta and tb:
                 parts.append(f"{names[key]}: {math.log(tb / ta) / math.log(b / a):.2f}")

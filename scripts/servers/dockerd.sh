@@ -18,8 +18,10 @@
 #   dockerd.sh stop      stop the daemon started by `start`, unmount its netns
 #   dockerd.sh env       print the export line without starting anything
 #
-# Environment: HIMAPLAN_CACHE (default ~/.cache/himaplan) holds the data
-# root; HIMAPLAN_RUN (default /tmp/himaplan-run) holds socket, pid and log.
+# Environment: HIMAPLAN_DOCKER_DATA (default $HIMAPLAN_CACHE/docker-data,
+# HIMAPLAN_CACHE defaulting to ~/.cache/himaplan) is the data root; two
+# daemons cannot share one, so scripts/test gives its run a data root of its
+# own. HIMAPLAN_RUN (default /tmp/himaplan-run) holds socket, pid and log.
 set -euo pipefail
 
 CACHE="${HIMAPLAN_CACHE:-$HOME/.cache/himaplan}"
@@ -27,7 +29,7 @@ RUN="${HIMAPLAN_RUN:-/tmp/himaplan-run}"
 SOCK="$RUN/docker.sock"
 PIDFILE="$RUN/docker.pid"
 EXEC_ROOT="$RUN/docker-exec"
-DATA_ROOT="$CACHE/docker-data"
+DATA_ROOT="${HIMAPLAN_DOCKER_DATA:-$CACHE/docker-data}"
 LOG="$RUN/dockerd.log"
 IMAGE="himaplan/busybox:1"
 HOST="unix://$SOCK"
@@ -115,6 +117,12 @@ stop_docker() {
     local pid
     pid="$(cat "$PIDFILE")"
     if kill -0 "$pid" 2>/dev/null; then
+      # Containers first, at once: a daemon shutting down gives each
+      # container up to 15 s, and busybox's pid 1 ignores SIGTERM.
+      local ids
+      ids="$(docker_cli ps -q 2>/dev/null || true)"
+      # shellcheck disable=SC2086 # one word per container id
+      [ -z "$ids" ] || docker_cli kill $ids >/dev/null 2>&1 || true
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 75); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       kill -9 "$pid" 2>/dev/null || true

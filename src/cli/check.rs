@@ -11,7 +11,10 @@ use himaplan_engine::value::Value;
 use std::path::{Path, PathBuf};
 
 /// Loads, type-checks and evaluates the configuration with no state and
-/// no network; variables without a value are treated as unknown.
+/// no network; variables without a value are treated as unknown, and a
+/// resource with `count` or `for_each` is checked once, its `count.index`
+/// and `each.*` unknown (as Terraform's validate does): problems of one
+/// particular instance show at `plan`.
 async fn check() -> Result<(), Diags> {
     let ws = Workspace::load().map_err(into_diags)?;
     let mut vars = std::collections::BTreeMap::new();
@@ -30,7 +33,7 @@ async fn check() -> Result<(), Diags> {
         root_vars: vars,
         state: State::new_lineage(),
         intents: vec![],
-        options: PlanOptions { refresh: false, ..PlanOptions::default() },
+        options: PlanOptions { refresh: false, validate_only: true, ..PlanOptions::default() },
     };
     let mut diags = plan::plan(input, &NoHooks).await.err().unwrap_or_default();
     diags.extend(policies);

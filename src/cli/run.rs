@@ -29,6 +29,7 @@ fn options(args: &PlanArgs) -> Result<PlanOptions, Failure> {
         replace: context::parse_addrs(&args.replace, "--replace")?,
         at: args.at.unwrap_or_else(chrono::Utc::now),
         saved: Default::default(),
+        validate_only: false,
     })
 }
 

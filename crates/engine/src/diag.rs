@@ -116,6 +116,28 @@ impl Diag {
     }
 }
 
+/// Characters of a source line shown on each side of the column.
+const SNIPPET_SIDE: usize = 60;
+
+/// The part of a long source line around `col` (1-based, in characters),
+/// with `…` where it was cut, and the column within it: a line of
+/// thousands of brackets must not fill the terminal.
+fn snippet_window(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= 2 * SNIPPET_SIDE {
+        return (line.to_string(), col);
+    }
+    let at = col.saturating_sub(1).min(chars.len());
+    let start = at.saturating_sub(SNIPPET_SIDE);
+    let end = (at + SNIPPET_SIDE).min(chars.len());
+    let mut out: String = if start > 0 { "…".into() } else { String::new() };
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    (out, at - start + 1 + usize::from(start > 0))
+}
+
 impl fmt::Display for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let label = match self.severity {
@@ -127,10 +149,11 @@ impl fmt::Display for Diag {
             if loc.line > 0 {
                 writeln!(f, "  --> {}:{}:{}", loc.path.display(), loc.line, loc.col)?;
                 if let Some(snippet) = &loc.snippet {
+                    let (snippet, col) = snippet_window(snippet, loc.col);
                     let gutter = loc.line.to_string();
                     writeln!(f, "{:width$} |", "", width = gutter.len() + 1)?;
                     writeln!(f, " {gutter} | {snippet}")?;
-                    writeln!(f, "{:width$} | {:>col$}", "", "^", width = gutter.len() + 1, col = loc.col)?;
+                    writeln!(f, "{:width$} | {:>col$}", "", "^", width = gutter.len() + 1, col = col)?;
                 }
             } else {
                 writeln!(f, "  --> {}", loc.path.display())?;
@@ -199,6 +222,17 @@ impl std::error::Error for Diags {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_source_line_is_shown_around_its_column() {
+        // A 40,000-character line shows 120 characters around the caret, marked where cut.
+        let line = "(".repeat(40_000);
+        let (shown, col) = snippet_window(&line, 20_000);
+        assert_eq!(shown.chars().count(), 2 * SNIPPET_SIDE + 2);
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(col, SNIPPET_SIDE + 2);
+        assert_eq!(snippet_window("short", 3), ("short".to_string(), 3));
+    }
 
     #[test]
     fn renders_file_line_and_caret() {

@@ -8,6 +8,7 @@ pub mod builtin;
 pub mod config;
 pub mod diag;
 pub mod engine;
+pub mod files;
 pub mod graph;
 pub mod number;
 pub mod plan;

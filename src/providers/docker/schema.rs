@@ -304,6 +304,19 @@ pub struct ServiceSpec {
     pub compose_hash: Option<String>,
 }
 
+/// Upper bound on `replicas`: one service's containers on one daemon. A
+/// host runs far fewer; the bound keeps a typo like `1e12` from becoming
+/// a plan of 10¹² containers.
+pub const MAX_REPLICAS: i64 = 10_000;
+
+fn replicas_problem(r: &Value) -> String {
+    if r.as_f64().is_some_and(|n| n > MAX_REPLICAS as f64) {
+        format!("replicas must be at most {MAX_REPLICAS}, not {r}")
+    } else {
+        format!("replicas must be a whole number ≥ 0, not {r}")
+    }
+}
+
 impl ServiceSpec {
     /// Decodes a planned value; errors name the attribute at fault.
     pub fn from_value(planned: &Value) -> Result<ServiceSpec, String> {
@@ -318,7 +331,7 @@ impl ServiceSpec {
         let opt_text = |name: &str| v.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
         let replicas = match v.get("replicas") {
             None | Some(Value::Null) => 1,
-            Some(r) => r.as_i64().filter(|n| *n >= 0).ok_or_else(|| format!("replicas must be a whole number ≥ 0, not {r}"))?,
+            Some(r) => r.as_i64().filter(|n| (0..=MAX_REPLICAS).contains(n)).ok_or_else(|| replicas_problem(r))?,
         };
         let command = match v.get("command") {
             None | Some(Value::Null) => None,
@@ -417,9 +430,9 @@ pub fn validate_service(config: &Value) -> Vec<ConfigProblem> {
         problem("service", format!("service {s:?} must be letters, digits, '-', '_' or '.', starting with a letter or digit"));
     }
     if let Some(r) = config.get("replicas").filter(|r| !r.has_unknown() && !r.is_null())
-        && r.as_i64().is_none_or(|n| n < 0)
+        && r.as_i64().is_none_or(|n| !(0..=MAX_REPLICAS).contains(&n))
     {
-        problem("replicas", format!("replicas must be a whole number ≥ 0, not {r}"));
+        problem("replicas", replicas_problem(r));
     }
     if let Some(c) = config.get("cpus").and_then(Value::as_f64)
         && !(c > 0.0 && c.is_finite())

@@ -7,7 +7,7 @@
 //! operation on a sensitive operand yields a sensitive result. Errors are
 //! diagnostics pointing at the sub-expression at fault. No I/O.
 
-use super::{BodyRef, Expr, funcs};
+use super::{BodyRef, Expr, budget::Budget, funcs};
 use crate::diag::{Diag, Diags, Location, SourceFile};
 use crate::provider::{AttrType, BlockNesting, Schema};
 use crate::value::{Number, NumberError, Value};
@@ -54,12 +54,12 @@ impl<'a> Scope<'a> {
 pub fn eval_literal(expr: &Expression) -> Option<Value> {
     let empty = BTreeMap::new();
     let file = SourceFile::new("<literal>".into(), String::new());
-    Evaluator { file: &file }.eval(expr, &mut Scope::new(&empty)).ok()
+    Evaluator::new(&file).eval(expr, &mut Scope::new(&empty)).ok()
 }
 
 /// Evaluates a configuration expression.
 pub fn eval(expr: &Expr, scope: &mut Scope<'_>) -> Result<Value, Diag> {
-    Evaluator { file: &expr.file }.eval(&expr.expr, scope)
+    Evaluator::new(&expr.file).eval(&expr.expr, scope)
 }
 
 /// Evaluates a resource (or provider) body against its schema: converts
@@ -67,7 +67,7 @@ pub fn eval(expr: &Expr, scope: &mut Scope<'_>) -> Result<Value, Diag> {
 /// blocks and reports unknown or missing attributes. Names in `skip` are
 /// meta-arguments handled by the caller.
 pub fn eval_body(body: &BodyRef, schema: &Schema, scope: &mut Scope<'_>, skip: &[&str], block_loc: &Location) -> Result<Value, Diags> {
-    Evaluator { file: &body.file }.body(&body.body, schema, scope, skip, block_loc)
+    Evaluator::new(&body.file).body(&body.body, schema, scope, skip, block_loc)
 }
 
 /// Converts a value to an attribute type the way HCL does (numbers and
@@ -115,6 +115,8 @@ pub fn type_label(ty: &AttrType) -> String {
 
 struct Evaluator<'f> {
     file: &'f SourceFile,
+    /// What this evaluation has built so far (`budget.rs`).
+    budget: Budget,
 }
 
 /// Splits sensitive marks off a list of operands; the bool says whether
@@ -130,6 +132,16 @@ fn remark(value: Value, sensitive: bool) -> Value {
 }
 
 impl<'f> Evaluator<'f> {
+    fn new(file: &'f SourceFile) -> Self {
+        Evaluator { file, budget: Budget::default() }
+    }
+
+    /// `value`, once charged to the budget; an error at `span` past it.
+    fn charged(&self, span: Option<std::ops::Range<usize>>, value: Value) -> Result<Value, Diag> {
+        self.budget.charge(&value).map_err(|m| self.err(span, m))?;
+        Ok(value)
+    }
+
     fn err(&self, span: Option<std::ops::Range<usize>>, summary: impl Into<String>) -> Diag {
         Diag::error(summary).at(Location::in_file(self.file, span.unwrap_or(0..0)))
     }
@@ -156,7 +168,7 @@ impl<'f> Evaluator<'f> {
             Expression::String(s) => Ok(Value::String(nfc(s.value()))),
             Expression::Array(items) => {
                 let values = items.iter().map(|e| self.eval(e, scope)).collect::<Result<Vec<_>, _>>()?;
-                Ok(Value::List(values))
+                self.charged(expr.span(), Value::List(values))
             }
             Expression::Object(object) => {
                 let mut map = BTreeMap::new();
@@ -176,7 +188,7 @@ impl<'f> Evaluator<'f> {
                         None => return Err(self.err(key_span(key), format!("Object keys must be strings, got {}", k.type_name()))),
                     }
                 }
-                Ok(if unknown_key { Value::Unknown } else { Value::Map(map) })
+                if unknown_key { Ok(Value::Unknown) } else { self.charged(expr.span(), Value::Map(map)) }
             }
             Expression::StringTemplate(t) => self.template(t, scope),
             Expression::HeredocTemplate(h) => {
@@ -280,7 +292,8 @@ impl<'f> Evaluator<'f> {
             module_dir: scope.lookup("path").and_then(|p| p.get("module")).and_then(Value::as_str).map(Into::into),
             inputs: self.file.inputs.clone(),
         };
-        funcs::call_in(&ctx, name, args).map_err(fail)
+        let result = funcs::call_in(&ctx, name, args).map_err(fail)?;
+        self.charged(call.span(), result)
     }
 
     /// `try(…)`, `can(…)` and `convert(value, type)`. The error is a
@@ -593,6 +606,7 @@ impl<'f> Evaluator<'f> {
             }
             scope.bind(&value_var, v);
             let result = (|| -> Result<(), Diag> {
+                self.budget.charge_raw(1, 0).map_err(|m| self.err(f.span(), m))?;
                 if let Some(cond) = &f.cond {
                     match self.eval(&cond.expr, scope)?.unmarked() {
                         Value::Bool(true) => {}
@@ -606,7 +620,7 @@ impl<'f> Evaluator<'f> {
                         }
                     }
                 }
-                let value = self.eval(&f.value_expr, scope)?;
+                let value = self.charged(f.value_expr.span(), self.eval(&f.value_expr, scope)?)?;
                 match &f.key_expr {
                     None => list.push(value),
                     Some(key_expr) => {
@@ -657,6 +671,7 @@ impl<'f> Evaluator<'f> {
         if unknown {
             return Ok(Value::Unknown);
         }
+        self.budget.charge_raw(1, out.len()).map_err(|m| self.err(template.span(), m))?;
         Ok(remark(Value::String(out), sensitive))
     }
 
@@ -671,6 +686,9 @@ impl<'f> Evaluator<'f> {
     ) -> Result<(), Diag> {
         let elements = template;
         for (k, element) in template.iter().enumerate() {
+            if out.len() > funcs::MAX_STRING_BYTES {
+                return Err(self.err(template.span(), format!("the template's text is larger than {} bytes", funcs::MAX_STRING_BYTES)));
+            }
             match element {
                 Element::Literal(s) => {
                     // `~` markers strip the whitespace next to them.
@@ -745,6 +763,7 @@ impl<'f> Evaluator<'f> {
                             other => return Err(self.err(f.collection_expr.span(), format!("Cannot iterate over a {}", other.type_name()))),
                         };
                         for (k, v) in pairs {
+                            self.budget.charge_raw(1, 0).map_err(|m| self.err(f.collection_expr.span(), m))?;
                             let mut bound = 1;
                             if let Some(kv) = &f.key_var {
                                 scope.bind(kv.as_str(), k);
@@ -994,7 +1013,7 @@ pub(crate) fn render_template(fname: &str, source: &str, vars: &BTreeMap<String,
     }
     let file = SourceFile::with_inputs(format!("<{fname}>").into(), source.to_string(), ctx.inputs.clone());
     DEPTH.with(|d| d.set(depth + 1));
-    let result = Evaluator { file: &file }.template(&template, &mut Scope::new(&base));
+    let result = Evaluator::new(&file).template(&template, &mut Scope::new(&base));
     DEPTH.with(|d| d.set(depth));
     result.map_err(|d| format!("{fname}: {}", d.summary))
 }

@@ -12,7 +12,16 @@ use crate::value::Value;
 use hcl_edit::structure::{Block, Structure};
 use std::path::Path;
 
-const MAX_MODULE_DEPTH: usize = 16;
+/// Upper bound on how deep module calls nest.
+pub const MAX_MODULE_DEPTH: usize = 16;
+
+/// Upper bound on the modules of one configuration, the root included: a
+/// module calling its own directory twice doubles at every level, so depth
+/// alone does not bound the tree.
+pub const MAX_MODULES: usize = 1000;
+
+/// Upper bound on the size of one configuration or variables file.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Loads the configuration rooted at `dir`. Files are read in name order
 /// so diagnostics and snapshots are deterministic.
@@ -65,7 +74,7 @@ pub fn read_hcl_files(dir: &Path, inputs: &Arc<Inputs>) -> Result<Vec<Arc<Source
     let mut files = Vec::new();
     let mut diags = Diags::new();
     for path in paths {
-        match std::fs::read_to_string(&path) {
+        match crate::files::read_text(&path, MAX_CONFIG_FILE_BYTES) {
             Ok(text) => files.push(SourceFile::with_inputs(display_path(&path), text, inputs.clone())),
             Err(e) => diags.push(Diag::error(format!("cannot read {}: {e}", path.display()))),
         }
@@ -96,6 +105,7 @@ fn load_sources(dir: &Path, root_files: Vec<Arc<SourceFile>>, inputs: Arc<Inputs
             inputs,
         },
         diags: Diags::new(),
+        too_many_modules: false,
     };
     loader.load_module(ModulePath::root(), dir, root_files, read, 0);
     if loader.diags.has_errors() { Err(loader.diags) } else { Ok(loader.config) }
@@ -104,6 +114,8 @@ fn load_sources(dir: &Path, root_files: Vec<Arc<SourceFile>>, inputs: Arc<Inputs
 struct Loader {
     config: Config,
     diags: Diags,
+    /// Set once [`MAX_MODULES`] is reported, so it is reported once.
+    too_many_modules: bool,
 }
 
 fn loc(file: &Arc<SourceFile>, span: Option<std::ops::Range<usize>>) -> Location {
@@ -142,8 +154,23 @@ impl Loader {
         self.config.modules.insert(path.clone(), module);
         for call in calls {
             if depth >= MAX_MODULE_DEPTH {
-                self.diags.push(Diag::error("Module calls nest too deeply (a module calling itself?)").at(call.location.clone()));
+                self.diags.push(
+                    Diag::error("Module calls nest too deeply (a module calling itself?)")
+                        .at(call.location.clone())
+                        .with_detail(format!("Modules may nest at most {MAX_MODULE_DEPTH} levels deep.")),
+                );
                 continue;
+            }
+            if self.config.modules.len() >= MAX_MODULES {
+                if std::mem::replace(&mut self.too_many_modules, true) {
+                    return;
+                }
+                self.diags.push(
+                    Diag::error(format!("Too many modules: the configuration calls more than {MAX_MODULES}"))
+                        .at(call.location.clone())
+                        .with_detail("A module that calls its own directory more than once grows the tree at every level."),
+                );
+                return;
             }
             if !(call.source.starts_with("./") || call.source.starts_with("../")) {
                 self.diags.push(

@@ -7,6 +7,7 @@
 //! [`policy`] holds `scaling_policy` blocks and [`varfile`] edits variables files.
 //! Nothing here talks to the network; only `load` and `vars` read files.
 
+pub mod budget;
 pub mod eval;
 pub mod fmt;
 pub mod funcs;

@@ -172,7 +172,8 @@ pub fn finalize(var: &Variable, given: Option<Value>) -> Result<Value, Diags> {
 /// Reads a variables file: JSON when the name ends in `.json`, else HCL
 /// attributes with literal values.
 pub fn read_var_file(path: &Path) -> Result<Vec<(String, Value, Option<Location>)>, Diags> {
-    let text = std::fs::read_to_string(path).map_err(|e| Diag::error(format!("cannot read variables file {}: {e}", path.display())))?;
+    let text = crate::files::read_text(path, super::load::MAX_CONFIG_FILE_BYTES)
+        .map_err(|e| Diag::error(format!("cannot read variables file {}: {e}", path.display())))?;
     let file = SourceFile::new(super::load::display_path(path), text);
     if path.extension().is_some_and(|e| e == "json") {
         let json: serde_json::Value = serde_json::from_str(&file.text).map_err(|e| {

@@ -90,8 +90,14 @@ impl PlanFile {
     }
 
     pub fn read(path: &Path) -> Result<PlanFile, Diags> {
-        let text = std::fs::read_to_string(path).map_err(|e| Diag::error(format!("cannot read plan file {}: {e}", path.display())))?;
-        let probe: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        let text = crate::files::read_text(path, crate::files::MAX_STATE_BYTES)
+            .map_err(|e| Diag::error(format!("cannot read plan file {}: {e}", path.display())))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses a plan file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<PlanFile, Diags> {
+        let probe: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             Diag::error(format!("{} is not a himaplan plan file: {e}", path.display()))
                 .with_detail("Create one with himaplan plan --out FILE.")
         })?;

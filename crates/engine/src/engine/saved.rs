@@ -88,6 +88,7 @@ pub async fn plan(input: SavedInput<'_>, snapshot: &mut Snapshot, hooks: &dyn Ho
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_else(|_| chrono::Utc::now()),
         saved: file.plan.changes.iter().filter_map(|c| Some((c.addr.clone(), c.after.clone()?))).collect(),
+        validate_only: false,
     };
     let recorded = snapshot.state.clone();
     let input = PlanInput {

@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Meta-arguments of a resource body, handled by the engine, not the schema.
+/// Upper bound on the instances of one resource (`count` or `for_each`).
+pub const MAX_INSTANCES: usize = 100_000;
+
 pub const META: &[&str] = &["count", "for_each", "depends_on", "lifecycle", "rollout", "provider"];
 
 /// How one instance of a resource was expanded.
@@ -141,20 +144,31 @@ impl World {
     }
 
     /// Expands a resource's `count` / `for_each` into instance keys. Their
-    /// values must be known at plan time.
+    /// values must be known at plan time, and at most [`MAX_INSTANCES`].
     pub fn expand(&self, resource: &Resource) -> Result<Vec<Expansion>, Diags> {
+        let expanded = self.expand_unbounded(resource)?;
+        if let (Some(for_each), true) = (&resource.for_each, expanded.len() > MAX_INSTANCES) {
+            return Err(Diag::error(format!("Too many instances: for_each has {} elements", expanded.len()))
+                .at(for_each.location())
+                .with_detail(format!("A resource may have at most {MAX_INSTANCES} instances."))
+                .into());
+        }
+        Ok(expanded)
+    }
+
+    fn expand_unbounded(&self, resource: &Resource) -> Result<Vec<Expansion>, Diags> {
         let ns = self.namespace(&resource.addr.module);
         if let Some(count) = &resource.count {
             let value = eval::eval(count, &mut Scope::new(ns))?.deep_unmarked();
             return match value {
                 Value::Unknown => Err(unknown_meta("count", count)),
                 v => match v.as_i64() {
-                    Some(n) if (0..=100_000).contains(&n) => {
+                    Some(n) if (0..=MAX_INSTANCES as i64).contains(&n) => {
                         Ok((0..n).map(|i| Expansion { key: Some(InstanceKey::Int(i)), each_value: None }).collect())
                     }
                     _ => Err(Diag::error(format!("Invalid count: {v}"))
                         .at(count.location())
-                        .with_detail("count must be a whole number from 0 to 100000.")
+                        .with_detail(format!("count must be a whole number from 0 to {MAX_INSTANCES}."))
                         .into()),
                 },
             };
@@ -199,6 +213,35 @@ impl World {
             };
         }
         Ok(vec![Expansion { key: None, each_value: None }])
+    }
+
+    /// Checks a resource's `count` / `for_each` where its value is known
+    /// (type, bounds), without evaluating any instance; unknown is fine.
+    pub fn check_repetition(&self, resource: &Resource) -> Result<(), Diags> {
+        let ns = self.namespace(&resource.addr.module);
+        let Some(meta) = resource.count.as_ref().or(resource.for_each.as_ref()) else { return Ok(()) };
+        if eval::eval(meta, &mut Scope::new(ns))?.has_unknown() {
+            return Ok(());
+        }
+        self.expand(resource).map(|_| ())
+    }
+
+    /// Evaluates a repeated resource's body once, for every instance:
+    /// `count.index`, `each.key` and `each.value` are unknown.
+    pub fn eval_representative(&self, resource: &Resource) -> Result<Value, Diags> {
+        let Some((_, rt)) = self.registry.resource_type(&resource.addr.rtype) else {
+            return self.eval_instance(resource, &Expansion { key: None, each_value: None });
+        };
+        let unknown = |names: &[&str]| Value::Map(names.iter().map(|n| (n.to_string(), Value::Unknown)).collect());
+        let extra = if resource.count.is_some() { [("count", unknown(&["index"]))] } else { [("each", unknown(&["key", "value"]))] };
+        let keyless = Expansion { key: None, each_value: None };
+        self.eval_block(resource, &keyless, &resource.body, &rt.schema, META, &resource.location, &extra)
+    }
+
+    /// Makes a whole resource unknown to what refers to it (`validate`).
+    pub fn set_resource_unknown(&mut self, resource: &Resource) {
+        let addr = &resource.addr;
+        map_mut(self.ns.entry(addr.module.clone()).or_default(), &addr.rtype).insert(addr.name.clone(), Value::Unknown);
     }
 
     /// Evaluates one instance's configuration against its schema.

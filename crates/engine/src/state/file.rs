@@ -261,6 +261,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_large_number_reads_back_to_the_same_text() {
+        // Found by fuzzing (state_file): a 96-digit number was written as 9.999999999999999e+95, which read back as 1e96.
+        let state = sample_state(0);
+        let text = to_canonical_json(&state).replace("\"10.0.0.1\"", &format!("{}1", "9".repeat(95)));
+        let once = to_canonical_json(&parse(&text, Path::new("s.json")).expect("parses"));
+        let twice = to_canonical_json(&parse(&once, Path::new("s.json")).expect("parses again"));
+        assert_eq!(once, twice);
+    }
+
+    #[test]
     fn canonical_output_is_stable_and_sorted() {
         // Two prints of one state are identical and every object's keys are sorted.
         let state = sample_state(3);

@@ -64,7 +64,7 @@ impl JournalWriter {
         if created {
             sync_parent_dir(path)?;
         } else {
-            let bytes = std::fs::read(path).map_err(io)?;
+            let bytes = crate::files::read_bytes(path, crate::files::MAX_STATE_BYTES).map_err(io)?;
             let lines = split_lines(&bytes, path)?;
             let torn = lines.valid_len < bytes.len();
             let unterminated = lines.valid_len > 0 && bytes.get(lines.valid_len - 1) != Some(&b'\n');
@@ -112,7 +112,7 @@ impl JournalWriter {
 /// naming the line (a journal has no backup to restore, so the advice of
 /// [`StateError::Corrupt`] would not fit).
 pub fn read_journal(path: &Path) -> Result<Vec<JournalEntry>, StateError> {
-    match std::fs::read(path) {
+    match crate::files::read_bytes(path, crate::files::MAX_STATE_BYTES) {
         Ok(bytes) => Ok(split_lines(&bytes, path)?.entries),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(StateError::io(path, e)),

@@ -10,7 +10,7 @@ use super::{StateError, new_id};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -187,8 +187,8 @@ pub fn read_holder(lock_path: &Path) -> LockInfo {
 }
 
 fn read_body(lock_path: &Path) -> std::io::Result<Option<LockInfo>> {
-    let mut text = String::new();
-    File::open(lock_path)?.read_to_string(&mut text)?;
+    // A lock body is a few hundred bytes; anything larger is not ours.
+    let text = crate::files::read_text(lock_path, 64 * 1024)?;
     Ok(serde_json::from_str(&text).ok())
 }
 

@@ -113,7 +113,7 @@ impl LocalStore {
     }
 
     fn read_blocking(&self) -> Result<Snapshot, StateError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match crate::files::read_text(&self.path, crate::files::MAX_STATE_BYTES) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StateError::io(&self.path, e)),

@@ -115,13 +115,49 @@ pub(super) fn distinct(f: &Args) -> Result<Value, String> {
 }
 
 pub(crate) fn distinct_values(items: &[Value]) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::with_capacity(items.len());
-    for item in items {
-        if !out.contains(item) {
-            out.push(item.clone());
+    // Sorting first keeps this O(n log n) at the million elements a list
+    // may hold; only values the order cannot tell apart are compared with
+    // each other. Ties go by position, so the first of equals is kept.
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| distinct_order(&items[a], &items[b]).then(a.cmp(&b)));
+    let mut keep = vec![false; items.len()];
+    let mut run: Vec<usize> = Vec::new();
+    for (pos, &i) in order.iter().enumerate() {
+        if pos > 0 && distinct_order(&items[order[pos - 1]], &items[i]) != std::cmp::Ordering::Equal {
+            run.clear();
+        }
+        if !run.iter().any(|&j| items[j] == items[i]) {
+            keep[i] = true;
+            run.push(i);
         }
     }
-    out
+    items.iter().zip(keep).filter(|(_, k)| *k).map(|(v, _)| v.clone()).collect()
+}
+
+/// A total order in which equal values compare equal (unequal ones may
+/// too): kind first, then the value.
+fn distinct_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::String(_) => 3,
+            Value::List(_) => 4,
+            Value::Map(_) => 5,
+            Value::Unknown => 6,
+            Value::Sensitive(_) => 7,
+            _ => 2,
+        }
+    }
+    rank(a).cmp(&rank(b)).then_with(|| match (a, b) {
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::List(_) | Value::Map(_), _) => a.to_json().to_string().cmp(&b.to_json().to_string()),
+        _ => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            _ => std::cmp::Ordering::Equal,
+        },
+    })
 }
 
 pub(super) fn element(f: &Args) -> Result<Value, String> {

@@ -52,11 +52,21 @@ pub struct PlanOptions {
     pub at: chrono::DateTime<chrono::Utc>,
     /// Applying a saved plan: its planned values (`after`) per instance.
     pub saved: BTreeMap<InstanceAddr, serde_json::Value>,
+    /// `validate`: a resource with `count` or `for_each` is checked once,
+    /// with `count.index` / `each.*` unknown, not once per instance.
+    pub validate_only: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { refresh: true, targets: Vec::new(), replace: Vec::new(), at: chrono::Utc::now(), saved: BTreeMap::new() }
+        PlanOptions {
+            refresh: true,
+            targets: Vec::new(),
+            replace: Vec::new(),
+            at: chrono::Utc::now(),
+            saved: BTreeMap::new(),
+            validate_only: false,
+        }
     }
 }
 

@@ -90,6 +90,9 @@ impl Planner {
             return self.world.eval_instance(resource, &super::Expansion { key: None, each_value: None }).map(|_| ());
         };
         let provider = registry.provider(provider_name).expect("registered types have providers").clone();
+        if self.options.validate_only && (resource.count.is_some() || resource.for_each.is_some()) {
+            return self.validate_repeated(resource, provider.as_ref());
+        }
         let exps = self.world.expand(resource)?;
         // One keyless address per resource depended on: apply orders by
         // resource, and listing every instance in every change is quadratic.
@@ -169,6 +172,35 @@ impl Planner {
     }
 
     /// Instances in state beyond the resource's `count` / `for_each`.
+    /// `validate` of a resource with `count` or `for_each`: the repetition
+    /// is checked where it is known, the body once with the instance key
+    /// unknown, and the resource's value is unknown to what follows.
+    fn validate_repeated(&mut self, resource: &Resource, provider: &dyn crate::provider::Provider) -> Result<(), Diags> {
+        let mut diags = Diags::new();
+        if let Err(d) = self.world.check_repetition(resource) {
+            diags.extend(d);
+        }
+        match self.world.eval_representative(resource) {
+            Ok(config_value) => {
+                for problem in provider.validate(&resource.addr.rtype, &config_value) {
+                    diags.push(
+                        Diag::error(format!("Invalid {}: {}", resource.addr, problem.message))
+                            .at(attribute_location(resource, problem.attribute.as_deref())),
+                    );
+                }
+            }
+            Err(d) => diags.extend(d),
+        }
+        if let Err(d) = resolve_rollout(&self.world, resource) {
+            diags.extend(d);
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        self.world.set_resource_unknown(resource);
+        Ok(())
+    }
+
     fn delete_beyond_repetition(&mut self, resource: &Resource, keys: &BTreeSet<Option<InstanceKey>>, diags: &mut Diags) {
         let mut deletes = Vec::new();
         for (addr, entry) in self.state.resources.range(resource.addr.instance(None)..) {
