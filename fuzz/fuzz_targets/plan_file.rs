@@ -11,6 +11,6 @@ use std::path::Path;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(file) = PlanFile::parse(text, Path::new("fuzz.plan")) else { return };
-    let _ = load::load_snapshot(Path::new("/nonexistent-fuzz-root"), &file.sources);
+    let _ = load::load_snapshot(Path::new("/nonexistent-fuzz-root"), &file.sources, file.inputs.clone());
     let _ = file.variables_for_apply(&BTreeMap::new());
 });

@@ -20,7 +20,7 @@ use std::sync::Arc;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let sources = BTreeMap::from([(".".to_string(), vec![("main.hcl".to_string(), text.to_string())])]);
-    let Ok(config) = load::load_snapshot(Path::new("/nonexistent-fuzz-root"), &sources) else { return };
+    let Ok(config) = load::load_snapshot(Path::new("/nonexistent-fuzz-root"), &sources, Default::default()) else { return };
     let Ok(graph) = himaplan_engine::graph::build(&config) else { return };
     let mut root_vars = BTreeMap::new();
     for (name, var) in &config.root().variables {

@@ -52,7 +52,7 @@ fn config() -> &'static himaplan_engine::config::Config {
     static CONFIG: OnceLock<himaplan_engine::config::Config> = OnceLock::new();
     CONFIG.get_or_init(|| {
         let sources = BTreeMap::from([(".".to_string(), vec![("variables.hcl".to_string(), VARIABLES.to_string())])]);
-        load::load_snapshot(Path::new("/nonexistent-fuzz-root"), &sources).expect("the variables load")
+        load::load_snapshot(Path::new("/nonexistent-fuzz-root"), &sources, Default::default()).expect("the variables load")
     })
 }
 
