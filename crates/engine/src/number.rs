@@ -53,7 +53,9 @@ pub enum NumberError {
 impl fmt::Display for NumberError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NumberError::OutOfRange => write!(f, "the number is out of range (limit: magnitudes from 1e-{MAX_EXPONENT} to 1e{MAX_EXPONENT})"),
+            NumberError::OutOfRange => {
+                write!(f, "the number is out of range (limit: magnitudes from 1e-{MAX_EXPONENT} to 1e{MAX_EXPONENT})")
+            }
             NumberError::NotFinite => write!(f, "the result is not a finite number"),
             NumberError::DivisionByZero => write!(f, "division by zero"),
             NumberError::Syntax => write!(f, "not a number"),

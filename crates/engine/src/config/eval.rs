@@ -82,12 +82,10 @@ pub fn convert(value: Value, ty: &AttrType) -> Result<Value, String> {
             (AttrType::String, Value::Number(n)) => Ok(Value::String(n.to_string())),
             (AttrType::String, Value::Bool(b)) => Ok(Value::String(b.to_string())),
             (AttrType::Number, Value::Number(n)) => Ok(Value::Number(n)),
-            (AttrType::Number, Value::String(s)) => {
-                Number::parse(&s).map(Value::Number).map_err(|e| match e {
-                    NumberError::Syntax => format!("a number is required, got string {s:?}"),
-                    e => format!("{s:?}: {e}"),
-                })
-            }
+            (AttrType::Number, Value::String(s)) => Number::parse(&s).map(Value::Number).map_err(|e| match e {
+                NumberError::Syntax => format!("a number is required, got string {s:?}"),
+                e => format!("{s:?}: {e}"),
+            }),
             (AttrType::Bool, Value::Bool(b)) => Ok(Value::Bool(b)),
             (AttrType::Bool, Value::String(s)) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
             (AttrType::List(inner), Value::List(items)) => {

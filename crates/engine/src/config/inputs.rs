@@ -92,7 +92,9 @@ impl Inputs {
     ) -> Result<T, String> {
         if let Some(record) = &self.replay {
             return match record.reads.get(&key) {
-                Some(Ok(json)) => serde_json::from_value(json.clone()).map_err(|e| format!("the plan file's record of {key} is damaged: {e}")),
+                Some(Ok(json)) => {
+                    serde_json::from_value(json.clone()).map_err(|e| format!("the plan file's record of {key} is damaged: {e}"))
+                }
                 Some(Err(message)) => Err(message.clone()),
                 None => Err(format!("{key} was not read when the plan was made; make the plan again")),
             };
@@ -128,10 +130,7 @@ impl Inputs {
             return record.clone();
         }
         let guard = self.recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Recorded {
-            plan_time: self.plan_time.get().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            reads: guard.0.clone(),
-        }
+        Recorded { plan_time: self.plan_time.get().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), reads: guard.0.clone() }
     }
 }
 

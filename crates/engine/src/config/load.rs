@@ -7,9 +7,9 @@
 
 use super::*;
 use crate::diag::{Diag, Diags};
-use inputs::{Inputs, Recorded};
 use crate::value::Value;
 use hcl_edit::structure::{Block, Structure};
+use inputs::{Inputs, Recorded};
 use std::path::Path;
 
 /// Upper bound on how deep module calls nest.

@@ -7,9 +7,9 @@
 
 use super::{Args, MAX_ELEMENTS};
 use crate::value::{Number, Value};
-use serde_json::value::RawValue;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io::Write as _;

@@ -38,8 +38,8 @@ mod tests;
 pub(crate) use args::Args;
 pub use conversion::{Type, convert_to};
 
-use crate::value::Value;
 use super::inputs::Inputs;
+use crate::value::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 
