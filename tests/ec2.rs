@@ -652,34 +652,16 @@ fn a_saved_resize_plan_graphs_one_cluster_per_rollout_batch_in_order() {
     stack.ok(&["apply", "--auto-approve"]);
     stack.ok(&["plan", "--var", "web_type=t3.small", "--out", "resize.plan"]);
     let dot = stack.ok(&["graph", "--plan", "resize.plan"]).stdout();
-    if Command::new("dot").arg("-V").stderr(Stdio::null()).status().is_err() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "graphviz is required under CI=true (scripts/servers/doctools.sh install)");
-        eprintln!("skipping the Graphviz half: dot is not installed");
-        return;
-    }
-    let mut child = Command::new("dot").arg("-Tjson").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("dot");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), dot.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("dot");
-    assert!(out.status.success(), "dot rejected:\n{dot}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dot -Tjson");
+    let Some(doc) = support::graphviz(&dot) else { return };
     let objects = doc["objects"].as_array().expect("objects");
-    let label = |o: &serde_json::Value| o["label"].as_str().unwrap_or_default().to_string();
-    let clusters: Vec<(String, Vec<String>)> = objects
-        .iter()
-        .filter(|o| o.get("nodes").is_some())
-        .map(|c| {
-            let members =
-                c["nodes"].as_array().expect("nodes").iter().map(|id| label(&objects[id.as_u64().expect("id") as usize])).collect();
-            (label(c), members)
-        })
-        .collect();
+    let clusters = support::dot_clusters(&doc);
     let want: Vec<(String, Vec<String>)> = (0..3)
         .map(|i| {
             (format!("aws_instance.web batch {}/3 (max_unavailable = 1)", i + 1), vec![format!("~ aws_instance.web[{i}] (stop/start)")])
         })
         .collect();
     assert_eq!(clusters, want, "{dot}");
-    let by_id = |id: &serde_json::Value| objects.iter().find(|o| o["_gvid"] == *id).map(label).unwrap_or_default();
+    let by_id = |id: &serde_json::Value| objects.iter().find(|o| o["_gvid"] == *id).map(support::dot_label).unwrap_or_default();
     let edges: BTreeSet<(String, String)> =
         doc["edges"].as_array().expect("edges").iter().map(|e| (by_id(&e["tail"]), by_id(&e["head"]))).collect();
     let step = |i: usize| format!("~ aws_instance.web[{i}] (stop/start)");

@@ -513,27 +513,9 @@ fn a_saved_resize_plan_graphs_each_batch_drained_from_the_upstream() {
     let dot = run(&dir, &moto, &["graph", "--plan", "resize.plan"]);
     dot.assert_code(0);
     let dot = dot.stdout();
-    let Ok(mut child) =
-        std::process::Command::new("dot").arg("-Tjson").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn()
-    else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "graphviz is required under CI=true (scripts/servers/doctools.sh install)");
-        eprintln!("skipping the Graphviz half: dot is not installed");
-        return;
-    };
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), dot.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("dot");
-    assert!(out.status.success(), "dot rejected:\n{dot}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dot -Tjson");
-    let objects = doc["objects"].as_array().expect("objects");
-    let label = |o: &serde_json::Value| o["label"].as_str().unwrap_or_default().to_string();
-    let clusters: Vec<(String, BTreeSet<String>)> = objects
-        .iter()
-        .filter(|o| o.get("nodes").is_some())
-        .map(|c| {
-            let nodes = c["nodes"].as_array().expect("nodes").iter().map(|id| label(&objects[id.as_u64().expect("id") as usize])).collect();
-            (label(c), nodes)
-        })
-        .collect();
+    let Some(doc) = support::graphviz(&dot) else { return };
+    let clusters: Vec<(String, BTreeSet<String>)> =
+        support::dot_clusters(&doc).into_iter().map(|(label, nodes)| (label, nodes.into_iter().collect())).collect();
     let member = |i: usize| format!("~ aws_instance.web[{i}] (stop/start)");
     let want: Vec<(String, BTreeSet<String>)> = (0..3)
         .map(|i| {

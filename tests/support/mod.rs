@@ -259,3 +259,37 @@ output "a_id" {
   value = himaplan_data.a.id
 }
 "#;
+
+/// Graphviz's own reading of a DOT text (`dot -Tjson`); `None` when `dot`
+/// is not installed, which CI=true refuses (scripts/servers/doctools.sh).
+pub fn graphviz(dot: &str) -> Option<serde_json::Value> {
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("dot").arg("-Tjson").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "graphviz is required under CI=true (scripts/servers/doctools.sh install)");
+        eprintln!("skipping the Graphviz half: dot is not installed");
+        return None;
+    };
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), dot.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("dot");
+    assert!(out.status.success(), "dot rejected:\n{dot}");
+    Some(serde_json::from_slice(&out.stdout).expect("dot -Tjson"))
+}
+
+/// The label of an object of a `dot -Tjson` document.
+pub fn dot_label(object: &serde_json::Value) -> String {
+    object["label"].as_str().unwrap_or_default().to_string()
+}
+
+/// The clusters of a `dot -Tjson` document: each label with its nodes' labels.
+pub fn dot_clusters(doc: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    let objects = doc["objects"].as_array().expect("objects");
+    objects
+        .iter()
+        .filter(|o| o.get("nodes").is_some())
+        .map(|c| {
+            let nodes =
+                c["nodes"].as_array().expect("nodes").iter().map(|id| dot_label(&objects[id.as_u64().expect("id") as usize])).collect();
+            (dot_label(c), nodes)
+        })
+        .collect()
+}
