@@ -170,6 +170,9 @@ async fn resize_stops_modifies_then_starts() {
         .filter(|a| matches!(*a, "StopInstances" | "ModifyInstanceAttribute" | "StartInstances"))
         .collect();
     assert_eq!(mutating, vec!["StopInstances", "ModifyInstanceAttribute", "StartInstances"], "recorded: {actions:?}");
+    // Live before deciding, stopped, running: the waits' last descriptions
+    // are the result, not asked again (issue 17, rollout floor).
+    assert_eq!(describe_count(&actions), 3, "recorded: {actions:?}");
     assert_eq!(attr(&after, "instance_type"), "t3.large");
     assert_eq!(attr(&after, "state"), "running");
     assert_eq!(after.get("tags").and_then(|t| t.get("Role")).and_then(Value::as_str), Some("db"));

@@ -147,7 +147,6 @@ impl Knobs {
         ];
         vars.into_iter().flat_map(|(k, v)| ["--var".to_string(), format!("{k}={v}")]).collect()
     }
-
 }
 
 /// The stack's configuration; every knob is a variable.
@@ -333,7 +332,8 @@ impl Stack<'_> {
                 None => problems.push(format!("{address}: instance {id:?} of state is not live in moto")),
                 Some(l) => {
                     if l.instance_type != knobs.web_type || l.state != "running" {
-                        problems.push(format!("{address}: moto has {id} as {}/{}, want {}/running", l.instance_type, l.state, knobs.web_type));
+                        problems
+                            .push(format!("{address}: moto has {id} as {}/{}, want {}/running", l.instance_type, l.state, knobs.web_type));
                     }
                     if l.address.as_deref() != Some(address.as_str()) {
                         problems.push(format!("{address}: moto's {id} is tagged {:?}", l.address));
@@ -345,7 +345,10 @@ impl Stack<'_> {
             }
         }
         for l in live.iter().filter(|l| !state_ids.contains(&l.id)) {
-            problems.push(format!("orphan: moto runs {} ({}, {}, tagged {:?}) that state does not hold", l.id, l.instance_type, l.state, l.address));
+            problems.push(format!(
+                "orphan: moto runs {} ({}, {}, tagged {:?}) that state does not hold",
+                l.id, l.instance_type, l.state, l.address
+            ));
         }
 
         // nginx: the include file nginx loads lists exactly the servers, none down.
@@ -353,7 +356,8 @@ impl Stack<'_> {
         want_servers.extend((0..knobs.extra_servers).map(|n| format!("127.0.0.1:{}", EXTRA_PORT as usize + n)));
         let text = self.nginx.upstream_text();
         let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| l.starts_with("server ")).collect();
-        let listed: BTreeSet<String> = lines.iter().filter_map(|l| l.split_whitespace().nth(1)).map(|s| s.trim_end_matches(';').to_string()).collect();
+        let listed: BTreeSet<String> =
+            lines.iter().filter_map(|l| l.split_whitespace().nth(1)).map(|s| s.trim_end_matches(';').to_string()).collect();
         if listed != want_servers || lines.len() != want_servers.len() {
             problems.push(format!("nginx's upstream lists {listed:?}, want {want_servers:?}:\n{text}"));
         }
@@ -376,12 +380,20 @@ impl Stack<'_> {
         let memory = knobs.worker_memory.trim_end_matches('M').parse::<i64>().expect("memory") * 1024 * 1024;
         for c in &containers {
             if !c.running || c.cmd != ["sleep", knobs.worker_sleep] || c.memory != Some(memory) {
-                problems.push(format!("container {}: running {}, cmd {:?}, memory {:?}; want sleep {} with {memory}", c.name, c.running, c.cmd, c.memory, knobs.worker_sleep));
+                problems.push(format!(
+                    "container {}: running {}, cmd {:?}, memory {:?}; want sleep {} with {memory}",
+                    c.name, c.running, c.cmd, c.memory, knobs.worker_sleep
+                ));
             }
         }
         let worker = by_address.get("docker_service.worker").cloned().unwrap_or_default();
-        let state_containers: BTreeSet<String> =
-            worker["containers"].as_array().cloned().unwrap_or_default().iter().filter_map(|c| c["id"].as_str().map(String::from)).collect();
+        let state_containers: BTreeSet<String> = worker["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| c["id"].as_str().map(String::from))
+            .collect();
         if state_containers != all_ids {
             problems.push(format!("state's containers {state_containers:?}, dockerd's of the project {all_ids:?}"));
         }
@@ -408,7 +420,8 @@ impl Stack<'_> {
 /// Ids of every container (running or not) of the compose project.
 async fn project_container_ids(d: &bollard::Docker, project: &str) -> BTreeSet<String> {
     let filters = HashMap::from([("label", vec![format!("com.docker.compose.project={project}")])]);
-    let list = d.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.expect("list containers");
+    let list =
+        d.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.expect("list containers");
     list.into_iter().filter_map(|c| c.id).collect()
 }
 
@@ -422,7 +435,11 @@ fn pgbouncer_view(admin_url: &str) -> (BTreeMap<String, String>, BTreeMap<String
                 .into_iter()
                 .filter_map(|m| match m {
                     tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                        r.columns().iter().enumerate().map(|(i, c)| (c.name().to_string(), r.get(i).unwrap_or_default().to_string())).collect(),
+                        r.columns()
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| (c.name().to_string(), r.get(i).unwrap_or_default().to_string()))
+                            .collect(),
                     ),
                     _ => None,
                 })
@@ -535,9 +552,21 @@ fn random_applies_with_kills_always_converge_and_match_every_server() {
             assert_eq!(applied.code(), 0, "run {run} (seed {seed}): apply of {changed:?} failed\n{}{}", applied.stdout(), applied.stderr());
         }
         let plan = stack.run(&m.endpoint, &["plan", "--detailed-exitcode"], &next);
-        assert_eq!(plan.code(), 0, "run {run} (seed {seed}, {changed:?} {how}): changes left after the apply\n{}{}", plan.stdout(), plan.stderr());
+        assert_eq!(
+            plan.code(),
+            0,
+            "run {run} (seed {seed}, {changed:?} {how}): changes left after the apply\n{}{}",
+            plan.stdout(),
+            plan.stderr()
+        );
         let drift = stack.run(&m.endpoint, &["drift", "--detailed-exitcode"], &next);
-        assert_eq!(drift.code(), 0, "run {run} (seed {seed}, {changed:?} {how}): drift after the apply\n{}{}", drift.stdout(), drift.stderr());
+        assert_eq!(
+            drift.code(),
+            0,
+            "run {run} (seed {seed}, {changed:?} {how}): drift after the apply\n{}{}",
+            drift.stdout(),
+            drift.stderr()
+        );
         let problems = stack.check(&next);
         assert!(problems.is_empty(), "run {run} (seed {seed}, {changed:?} {how}): state and servers differ:\n{}", problems.join("\n"));
         let grew = stack.serial() - serial_before;
@@ -545,8 +574,13 @@ fn random_applies_with_kills_always_converge_and_match_every_server() {
         assert_eq!(grew, want, "run {run} (seed {seed}, {changed:?} {how}): the serial grew by {grew}, want {want}");
         committed += want as usize;
         let args = next.args();
-        let set: Vec<&str> =
-            args.iter().skip(1).step_by(2).map(String::as_str).filter(|a| changed.iter().any(|c| a.starts_with(&format!("{c}=")))).collect();
+        let set: Vec<&str> = args
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(String::as_str)
+            .filter(|a| changed.iter().any(|c| a.starts_with(&format!("{c}="))))
+            .collect();
         println!("run {run:>3}: {}{}", set.join(" "), if how.is_empty() { String::new() } else { format!("; {how}") });
         knobs = next;
     }

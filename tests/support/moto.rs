@@ -201,6 +201,21 @@ pub fn env_via(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// An EC2 client of `endpoint` (moto, or a proxy in front of it),
+/// independent of the process environment.
+pub fn ec2_client(endpoint: &str) -> aws_sdk_ec2::Client {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+    let config = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .http_client(http)
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
 /// One runtime for the blocking SDK helpers of the whole binary.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -275,16 +290,7 @@ impl Moto {
 
     /// An EC2 client for this server, independent of the process environment.
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
-        use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-        let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-        let config = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .http_client(http)
-            .build();
-        aws_sdk_ec2::Client::from_conf(config)
+        ec2_client(&self.endpoint)
     }
 
     /// An S3 client for this server (path-style), independent of the

@@ -175,7 +175,9 @@ enum Target {
     Gone,
 }
 
-/// Polls the instance with backoff until it reaches `target`.
+/// Polls the instance with backoff until it reaches `target`; returns its
+/// last description (`None` once it is gone), so the caller need not ask
+/// again.
 async fn wait_for(ec2: &Client, id: &str, target: Target) -> Result<Option<Instance>, ProviderError> {
     let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
     let mut delay = POLL_FIRST;
@@ -228,14 +230,26 @@ fn target_name(target: Target) -> &'static str {
     }
 }
 
-async fn stop(ec2: &Client, id: &str) -> Result<(), ProviderError> {
+/// Stops the instance and returns its description once it is stopped.
+async fn stop(ec2: &Client, id: &str) -> Result<Option<Instance>, ProviderError> {
     ec2.stop_instances().instance_ids(id).send().await.map_err(|e| sdk_error("StopInstances", e))?;
-    wait_for(ec2, id, Target::Stopped).await.map(drop)
+    wait_for(ec2, id, Target::Stopped).await
 }
 
-async fn start(ec2: &Client, id: &str) -> Result<(), ProviderError> {
+/// Starts the instance and returns its description once it is running.
+async fn start(ec2: &Client, id: &str) -> Result<Option<Instance>, ProviderError> {
     ec2.start_instances().instance_ids(id).send().await.map_err(|e| sdk_error("StartInstances", e))?;
-    wait_for(ec2, id, Target::Running).await.map(drop)
+    wait_for(ec2, id, Target::Running).await
+}
+
+/// The attributes of `last`, the instance's latest description, or of a
+/// fresh one when nothing was described since the last change.
+async fn final_attrs(ec2: &Client, id: &str, last: Option<Instance>) -> Result<Value, ProviderError> {
+    let instance = match last {
+        Some(instance) => instance,
+        None => describe_one(ec2, id).await?,
+    };
+    Ok(instance_attrs(&instance))
 }
 
 // ---------------------------------------------------------------------------
@@ -279,11 +293,11 @@ async fn create(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
         .and_then(Instance::instance_id)
         .ok_or_else(|| ProviderError::other("EC2 RunInstances returned no instance"))?
         .to_string();
-    wait_for(ec2, &id, Target::Running).await?;
+    let mut last = wait_for(ec2, &id, Target::Running).await?;
     if schema::power_state(&planned) == STOPPED {
-        stop(ec2, &id).await?;
+        last = stop(ec2, &id).await?;
     }
-    Ok(instance_attrs(&describe_one(ec2, &id).await?))
+    final_attrs(ec2, &id, last).await
 }
 
 async fn update(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError> {
@@ -310,6 +324,11 @@ async fn update(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
     }
 
     let mut state = live_state;
+    // The latest description since the last change (tags changed above
+    // make the live one stale), and whether a wait saw the instance fully
+    // stopped since.
+    let mut last = None;
+    let mut fully_stopped = false;
     let want_type = string_attr(&planned, "instance_type");
     if let Some(want_type) = want_type.filter(|t| live.instance_type().map(InstanceType::as_str) != Some(*t)) {
         // Real EC2 refuses to resize a running instance; it must be stopped
@@ -323,6 +342,7 @@ async fn update(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
         } else {
             wait_for(ec2, &id, Target::Stopped).await?;
         }
+        fully_stopped = true;
         ec2.modify_instance_attribute()
             .instance_id(&id)
             .instance_type(AttributeValue::builder().value(want_type).build())
@@ -332,16 +352,19 @@ async fn update(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError
     }
     match (state, want_state) {
         (STOPPED, RUNNING) => {
-            wait_for(ec2, &id, Target::Stopped).await?;
-            start(ec2, &id).await?;
+            // A `stopping` instance cannot be started yet.
+            if !fully_stopped {
+                wait_for(ec2, &id, Target::Stopped).await?;
+            }
+            last = start(ec2, &id).await?;
         }
         (RUNNING, STOPPED) => {
             wait_for(ec2, &id, Target::Running).await?;
-            stop(ec2, &id).await?;
+            last = stop(ec2, &id).await?;
         }
         _ => {}
     }
-    Ok(instance_attrs(&describe_one(ec2, &id).await?))
+    final_attrs(ec2, &id, last).await
 }
 
 async fn delete(ec2: &Client, req: &ApplyRequest) -> Result<Value, ProviderError> {

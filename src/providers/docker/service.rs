@@ -458,10 +458,17 @@ async fn list(docker: &Docker, labels: &[(&str, &str)]) -> Result<Vec<ContainerS
 }
 
 /// Inspects the listed containers concurrently (at most
-/// [`INSPECTS_IN_FLIGHT`] at once); one removed meanwhile is skipped. The result is sorted by number.
-async fn inspect_all(docker: &Docker, summaries: &[ContainerSummary]) -> Result<Vec<Observed>, ProviderError> {
+/// [`INSPECTS_IN_FLIGHT`] at once), except those in `known` (inspected by
+/// this apply and not touched since); one removed meanwhile is skipped.
+/// The result is sorted by number.
+async fn inspect_all(docker: &Docker, summaries: &[ContainerSummary], known: &[Observed]) -> Result<Vec<Observed>, ProviderError> {
+    let known: HashMap<&str, &Observed> = known.iter().map(|k| (k.id.as_str(), k)).collect();
+    let known = &known;
     let inspected = try_join_all(summaries.iter().map(|s| async move {
         let Some(id) = s.id.as_deref() else { return Ok(None) };
+        if let Some(seen) = known.get(id) {
+            return Ok(Some((*seen).clone()));
+        }
         let _permit = INSPECTS_IN_FLIGHT.acquire().await.map_err(|e| ProviderError::other(format!("inspect container: {e}")))?;
         match docker.inspect_container(id, None).await.map_err(|e| docker_error("inspect container", e)) {
             Ok(i) => Ok(Some(observed(s, &i))),
@@ -495,21 +502,30 @@ async fn image_defaults(docker: &Docker, containers: &[&Observed]) -> Result<Has
     Ok(found.into_iter().collect())
 }
 
-/// Inspects a service's listed containers and reports its attributes.
+/// Inspects a service's listed containers (but those `known`, see
+/// [`inspect_all`]); `restarting` is transient, so it waits briefly for
+/// such containers and judges what they became.
+async fn inspect_settled(docker: &Docker, summaries: &[ContainerSummary], known: &[Observed]) -> Result<Vec<Observed>, ProviderError> {
+    let mut containers = inspect_all(docker, summaries, known).await?;
+    let deadline = std::time::Instant::now() + RESTARTING_WAIT;
+    while containers.iter().any(|c| c.state == "restarting") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        containers = inspect_all(docker, summaries, &[]).await?;
+    }
+    Ok(containers)
+}
+
+/// Inspects a service's listed containers (see [`inspect_settled`]) and
+/// the images they run, and reports its attributes.
 async fn observe_service(
     docker: &Docker,
     project: &str,
     service: &str,
     summaries: &[ContainerSummary],
+    known: &[Observed],
     prior: &Value,
 ) -> Result<Value, ProviderError> {
-    let mut containers = inspect_all(docker, summaries).await?;
-    // `restarting` is transient: wait briefly, then judge what it became.
-    let deadline = std::time::Instant::now() + RESTARTING_WAIT;
-    while containers.iter().any(|c| c.state == "restarting") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        containers = inspect_all(docker, summaries).await?;
-    }
+    let containers = inspect_settled(docker, summaries, known).await?;
     let images = image_defaults(docker, &containers.iter().collect::<Vec<_>>()).await?;
     Ok(service_attrs(project, service, &containers, &images, prior))
 }
@@ -606,7 +622,8 @@ const RESTARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Refreshes the requested services (one list call per distinct project)
 /// and lists the lineage's other services (one more list call), all list
-/// calls at once.
+/// calls at once; then every container is inspected (at most
+/// [`INSPECTS_IN_FLIGHT`] at once) and every image they run once.
 pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, ProviderError> {
     let keys: Vec<Option<(String, String)>> = req.items.iter().map(|i| identity(&i.prior)).collect();
     let projects: BTreeSet<&str> = keys.iter().flatten().map(|(p, _)| p.as_str()).collect();
@@ -624,21 +641,32 @@ pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, Pr
             }
         }
     }
-    let current = try_join_all(req.items.iter().zip(&keys).map(|(item, key)| {
+    // Every requested service's containers, then every image they run
+    // once for the whole read (services mostly share their images).
+    let inspected: Vec<Option<Vec<Observed>>> = try_join_all(req.items.iter().zip(&keys).map(|(item, key)| {
         let groups = &groups;
         async move {
             let Some((project, service)) = key else { return Ok(None) };
             match groups.get(&(project.clone(), service.clone())) {
-                Some(found) => observe_service(docker, project, service, found, &item.prior).await.map(Some),
+                Some(found) => inspect_settled(docker, found, &[]).await.map(Some),
                 // A service scaled to zero has no containers and still exists.
-                None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => {
-                    Ok(Some(service_attrs(project, service, &[], &HashMap::new(), &item.prior)))
-                }
+                None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => Ok(Some(Vec::new())),
                 None => Ok(None),
             }
         }
     }))
     .await?;
+    let images = image_defaults(docker, &inspected.iter().flatten().flatten().collect::<Vec<_>>()).await?;
+    let current = req
+        .items
+        .iter()
+        .zip(&keys)
+        .zip(&inspected)
+        .map(|((item, key), containers)| {
+            let ((project, service), containers) = (key.as_ref()?, containers.as_ref()?);
+            Some(service_attrs(project, service, containers, &images, &item.prior))
+        })
+        .collect();
 
     let requested: BTreeSet<&(String, String)> = keys.iter().flatten().collect();
     let mut strays: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
@@ -657,7 +685,7 @@ pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, Pr
 
 /// An unrequested service of the lineage, as reported in `others`.
 async fn found_object(docker: &Docker, project: &str, service: &str, summaries: &[ContainerSummary]) -> Result<FoundObject, ProviderError> {
-    let containers = inspect_all(docker, summaries).await?;
+    let containers = inspect_all(docker, summaries, &[]).await?;
     let images = image_defaults(docker, &containers.iter().collect::<Vec<_>>()).await?;
     let first = containers.first();
     let label = |k: &str| first.and_then(|c| c.labels.get(k)).cloned();
@@ -682,9 +710,11 @@ pub async fn apply(docker: &Docker, req: &ApplyRequest) -> Result<Value, Provide
         ApplyAction::Delete => delete(docker, req).await,
         ApplyAction::Create | ApplyAction::Update => {
             let spec = ServiceSpec::from_value(&req.planned).map_err(|e| ProviderError::invalid(format!("{}: {e}", req.addr)))?;
-            converge(docker, &spec, req).await?;
+            // What converge inspected and left alone is not asked again:
+            // a batch of a rollout inspects only what it recreated.
+            let untouched = converge(docker, &spec, req).await?;
             let found = list(docker, &[(PROJECT_LABEL, &spec.project), (SERVICE_LABEL, &spec.service)]).await?;
-            observe_service(docker, &spec.project, &spec.service, &found, &req.planned).await
+            observe_service(docker, &spec.project, &spec.service, &found, &untouched, &req.planned).await
         }
     }
 }
@@ -692,10 +722,11 @@ pub async fn apply(docker: &Docker, req: &ApplyRequest) -> Result<Value, Provide
 /// Brings the service's containers to `spec` (see the module documentation
 /// for the order). Starting from any mix of containers it ends with exactly
 /// numbers 1..N running the spec, so running it again after a failure
-/// converges.
-async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Result<(), ProviderError> {
+/// converges. Returns the containers it inspected and left as they were
+/// (running, not updated, not recreated).
+async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Result<Vec<Observed>, ProviderError> {
     let found = list(docker, &[(PROJECT_LABEL, &spec.project), (SERVICE_LABEL, &spec.service)]).await?;
-    let containers = inspect_all(docker, &found).await?;
+    let containers = inspect_all(docker, &found, &[]).await?;
     let mut keep: BTreeMap<i64, &Observed> = BTreeMap::new();
     let mut extras: Vec<&Observed> = Vec::new();
     // Sorted by number, running first, oldest first: the first container of
@@ -764,7 +795,12 @@ async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Re
     for group in outdated.chunks(batch.max(1)) {
         maker.recreate(group).await?;
     }
-    Ok(())
+    let recreated: BTreeSet<&str> = outdated.iter().map(|c| c.id.as_str()).collect();
+    Ok(keep
+        .values()
+        .filter(|c| c.state == schema::RUNNING && update_body(spec, c).is_none() && !recreated.contains(c.id.as_str()))
+        .map(|c| (*c).clone())
+        .collect())
 }
 
 async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderError> {
@@ -772,7 +808,7 @@ async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderEr
         return Ok(Value::Null);
     };
     let found = list(docker, &[(PROJECT_LABEL, &project), (SERVICE_LABEL, &service)]).await?;
-    let containers = inspect_all(docker, &found).await?;
+    let containers = inspect_all(docker, &found, &[]).await?;
     let timeout = req.prior.get("stop_timeout").and_then(Value::as_i64);
     try_join_all(containers.iter().map(|c| stop_and_remove(docker, c, timeout))).await?;
     Ok(Value::Null)
@@ -790,7 +826,7 @@ pub async fn import(docker: &Docker, _addr: &InstanceAddr, id: &str, _lineage: &
     if found.is_empty() {
         return Err(ProviderError::not_found(format!("no containers carry the compose labels of {id}")));
     }
-    observe_service(docker, &project, &service, &found, &Value::Null).await
+    observe_service(docker, &project, &service, &found, &[], &Value::Null).await
 }
 
 #[cfg(test)]
