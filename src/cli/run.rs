@@ -100,6 +100,8 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     let vars = ws.variables(&args.vars, &args.var_files)?;
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let mut snapshot = store.read().await?;
+    // plan writes no state, so the file's text (kept for apply's backup) goes now.
+    snapshot.text = None;
     let options = options(&args)?;
     let planned = make_plan(&ws, vars.clone(), &mut snapshot, options.clone(), &Reporter::new(None)).await?;
     let text = render(&planned.plan, args.format, color);
@@ -158,7 +160,7 @@ async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool, ui: Option
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
     let _lock = context::lock(store.as_ref(), "apply", args.lock_timeout).await?;
     let mut snapshot = store.read().await?;
-    let planned = make_plan(&ws, vars, &mut snapshot, options(&args)?, &Reporter::new(ui)).await?;
+    let mut planned = make_plan(&ws, vars, &mut snapshot, options(&args)?, &Reporter::new(ui)).await?;
     match ui {
         Some(ui) => ui.planned(&planned.plan),
         None => print!("{}", render(&planned.plan, Format::Human, color)),
@@ -167,8 +169,9 @@ async fn apply_fresh(auto_approve: bool, args: PlanArgs, color: bool, ui: Option
         println!("\nApply cancelled.");
         return Ok(1);
     }
-    let changes = planned.plan.changes.clone();
-    run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args, ui).await
+    // The changes move to the applier: it is their one owner from here on.
+    let changes = std::mem::take(&mut planned.plan.changes);
+    run_apply(planned, changes, store.as_ref(), snapshot.text.take(), &args, ui).await
 }
 
 async fn apply_saved(path: PathBuf, args: PlanArgs, ui: Option<&JsonUi>) -> Result<i32, Failure> {
@@ -188,7 +191,7 @@ async fn apply_saved(path: PathBuf, args: PlanArgs, ui: Option<&JsonUi>) -> Resu
     if let Some(ui) = ui {
         ui.planned(&Plan { changes: changes.clone(), ..planned.plan.clone() });
     }
-    run_apply(planned, changes, store.as_ref(), snapshot.text.clone(), &args, ui).await
+    run_apply(planned, changes, store.as_ref(), snapshot.text.take(), &args, ui).await
 }
 
 async fn run_apply(
@@ -209,7 +212,10 @@ async fn run_apply(
             }
         })
     };
-    let (add, change, destroy) = Plan { changes: changes.clone(), ..Plan::default() }.summary_counts();
+    // Counted in place: the changes pass through a plan and back, not copied.
+    let counted = Plan { changes, ..Plan::default() };
+    let (add, change, destroy) = counted.summary_counts();
+    let changes = counted.changes;
     let reporter = Reporter::new(ui);
     let options = ApplyOptions { parallelism: args.parallelism, cancel };
     let outcome = apply::apply(planned, changes, store, start_text, options, reporter.hooks()).await;

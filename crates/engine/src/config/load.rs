@@ -134,7 +134,7 @@ impl Loader {
         for file in &files {
             self.config.files.push(file.clone());
             match hcl_edit::parser::parse_body(&file.text) {
-                Ok(body) => self.load_body(&mut module, file, &body),
+                Ok(body) => self.load_body(&mut module, file, body),
                 Err(e) => {
                     let l = e.location();
                     self.diags.push(
@@ -194,15 +194,18 @@ impl Loader {
         }
     }
 
-    fn load_body(&mut self, module: &mut Module, file: &Arc<SourceFile>, body: &Body) {
-        for structure in body.iter() {
+    /// Loads a file's blocks, each dropped once loaded: what the
+    /// configuration keeps of a block is a copy of its parts, so the whole
+    /// parsed file and those copies are never held at once.
+    fn load_body(&mut self, module: &mut Module, file: &Arc<SourceFile>, body: Body) {
+        for structure in body {
             match structure {
                 Structure::Attribute(attr) => self.diags.push(
                     Diag::error(format!("Unexpected attribute {:?} at the top level", attr.key.as_str()))
                         .at(loc(file, attr.span()))
                         .with_detail("Top-level attributes belong inside a block such as locals { ... }."),
                 ),
-                Structure::Block(block) => self.load_block(module, file, block),
+                Structure::Block(block) => self.load_block(module, file, &block),
             }
         }
     }
@@ -339,7 +342,7 @@ impl Loader {
                 let Some(labels) = self.labels(file, block, &["type", "name"]) else { return };
                 let resource = self.load_resource(module, file, block, labels[0], labels[1], location.clone());
                 let key = (labels[0].to_string(), labels[1].to_string());
-                if module.resources.insert(key, resource).is_some() {
+                if module.resources.insert(key, Box::new(resource)).is_some() {
                     self.duplicate("resource", &format!("{}.{}", labels[0], labels[1]), location);
                 }
             }

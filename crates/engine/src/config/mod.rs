@@ -69,12 +69,12 @@ impl Config {
     }
 
     pub fn resource(&self, addr: &ResourceAddr) -> Option<&Resource> {
-        self.modules.get(&addr.module)?.resources.get(&(addr.rtype.clone(), addr.name.clone()))
+        self.modules.get(&addr.module)?.resources.get(&(addr.rtype.clone(), addr.name.clone())).map(Box::as_ref)
     }
 
     /// Every resource block of every module, in address order.
     pub fn resources(&self) -> impl Iterator<Item = &Resource> {
-        self.modules.values().flat_map(|m| m.resources.values())
+        self.modules.values().flat_map(|m| m.resources.values().map(Box::as_ref))
     }
 }
 
@@ -111,7 +111,9 @@ pub struct Module {
     pub variables: BTreeMap<String, Variable>,
     pub locals: BTreeMap<String, Local>,
     pub outputs: BTreeMap<String, Output>,
-    pub resources: BTreeMap<(String, String), Resource>,
+    /// Boxed: a `Resource` is large, and a map keeps room for several
+    /// values in each of its nodes.
+    pub resources: BTreeMap<(String, String), Box<Resource>>,
     pub calls: BTreeMap<String, ModuleCall>,
     pub moved: Vec<Moved>,
     pub imports: Vec<ImportBlock>,

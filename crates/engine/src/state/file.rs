@@ -10,6 +10,7 @@
 use super::{OutputState, ResourceState, STATE_VERSION, State, StateError};
 use crate::addr::{InstanceAddr, ResourceAddr};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,21 +18,26 @@ use std::sync::Arc;
 
 /// Prints `state` in canonical form. Linear in the size of the state.
 pub fn to_canonical_json(state: &State) -> String {
-    let mut top = Map::new();
-    top.insert("version".into(), Value::from(STATE_VERSION));
-    top.insert("serial".into(), Value::from(state.serial));
-    top.insert("lineage".into(), Value::from(state.lineage.clone()));
-    let resources = state.resources.iter().map(|(addr, res)| resource_json(addr, res)).collect();
-    top.insert("resources".into(), Value::Array(resources));
-    let outputs = state.outputs.iter().map(|(name, out)| (name.clone(), output_json(out))).collect();
-    top.insert("outputs".into(), Value::Object(outputs));
-
     let mut buf = Vec::with_capacity(256 + state.resources.len() * 512);
-    // Writing a JSON value with string keys into a Vec has no failure mode:
-    // the only errors serde_json reports are I/O errors and non-string keys.
-    serde_json::to_writer_pretty(&mut buf, &Canonical(&Value::Object(top))).expect("serialising a JSON value into memory cannot fail");
-    buf.push(b'\n');
+    // Writing into memory has no failure mode: the only errors serde_json
+    // reports for a state are I/O errors.
+    write_canonical(state, &mut buf).expect("serialising a state into memory cannot fail");
     String::from_utf8(buf).expect("serde_json writes UTF-8")
+}
+
+/// Writes `state` in canonical form to `out`, straight from the state: no
+/// copy of it as one JSON tree or one string is built on the way, so a
+/// store can stream it to its file. Errors are `out`'s.
+pub fn write_canonical<W: std::io::Write>(state: &State, mut out: W) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut out, &CanonicalState(state)).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// Whether `text` is exactly the canonical form of `state`, compared as it
+/// is printed, without holding the printed form.
+pub fn is_canonical_text_of(state: &State, text: &str) -> bool {
+    let mut rest = SameAs { rest: text.as_bytes() };
+    write_canonical(state, &mut rest).is_ok() && rest.rest.is_empty()
 }
 
 /// Parses a state file's text. `path` is only used in error messages.
@@ -41,7 +47,108 @@ pub fn to_canonical_json(state: &State) -> String {
 /// ([`StateError::FutureVersion`]), and every field is present and well
 /// formed with no duplicate addresses ([`StateError::Invalid`], naming the
 /// resource).
+///
+/// A well-formed file is read one resource at a time: the text is only
+/// scanned as a whole, never held as one JSON tree beside the state built
+/// from it. Any problem sends the read down the whole-tree path, which
+/// finds and reports it exactly as it always did.
 pub fn parse(text: &str, path: &Path) -> Result<State, StateError> {
+    match parse_by_resource(text) {
+        Some(state) => Ok(state),
+        None => parse_whole(text, path),
+    }
+}
+
+/// The state from a well-formed file, each resource parsed on its own and
+/// dropped once it is in the state; `None` at the first problem of any
+/// kind, which [`parse_whole`] then reports.
+fn parse_by_resource(text: &str) -> Option<State> {
+    let Fields(mut fields) = serde_json::from_str(text).ok()?;
+    let mut field = |key: &str| fields.remove(key);
+    // A part parsed on its own must not pass serde_json's nesting limit
+    // where the whole file would not: deep parts go the whole-tree way.
+    let value = |raw: &RawValue| shallow(raw.get()).then(|| serde_json::from_str::<Value>(raw.get()).ok()).flatten();
+    let version = value(field("version")?)?.as_u64()?;
+    if version == 0 || version > u64::from(STATE_VERSION) {
+        return None;
+    }
+    let serial = value(field("serial")?)?.as_u64()?;
+    let Value::String(lineage) = value(field("lineage")?)? else { return None };
+    let resources: Vec<&RawValue> = serde_json::from_str(field("resources")?.get()).ok()?;
+    let Value::Object(outputs) = value(field("outputs")?)? else { return None };
+    if !fields.is_empty() {
+        return None;
+    }
+    let mut state = State { serial, lineage, resources: BTreeMap::new(), outputs: BTreeMap::new() };
+    let mut dependencies = Interned::new();
+    for (index, raw) in resources.into_iter().enumerate() {
+        let (addr, res) = parse_resource(index, value(raw)?, &mut dependencies).ok()?;
+        if state.resources.insert(addr, res).is_some() {
+            return None;
+        }
+    }
+    for (name, item) in outputs {
+        let out = parse_output(&name, item).ok()?;
+        state.outputs.insert(name, out);
+    }
+    Some(state)
+}
+
+/// Whether JSON `text` nests arrays and objects at most [`SHALLOW`] deep
+/// (well inside serde_json's limit of 128 for the whole file).
+fn shallow(text: &str) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in text.bytes() {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > SHALLOW {
+                    return false;
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+const SHALLOW: usize = 100;
+
+/// The top-level object's fields as unparsed text; a key given twice is
+/// refused (the whole-tree parse keeps the last, after checking the first).
+struct Fields<'a>(std::collections::HashMap<String, &'a RawValue>);
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = std::collections::HashMap::new();
+                while let Some((key, raw)) = map.next_entry::<String, &'de RawValue>()? {
+                    if fields.insert(key, raw).is_some() {
+                        return Err(serde::de::Error::custom("duplicate field"));
+                    }
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// The whole-tree read: the file as one JSON value, then checked field by
+/// field. Only files that [`parse_by_resource`] refused come here.
+fn parse_whole(text: &str, path: &Path) -> Result<State, StateError> {
     let root: Value = serde_json::from_str(text).map_err(|e| corrupt(path, &e))?;
     let invalid = |message: String| StateError::Invalid { path: path.to_path_buf(), message };
     let Value::Object(mut top) = root else {
@@ -96,26 +203,116 @@ pub fn parse(text: &str, path: &Path) -> Result<State, StateError> {
     Ok(state)
 }
 
-/// A resource as it appears in the state file's `resources` array.
-fn resource_json(addr: &InstanceAddr, res: &ResourceState) -> Value {
-    let mut obj = Map::new();
-    obj.insert("address".into(), Value::String(addr.to_string()));
-    obj.insert("type".into(), Value::String(res.rtype.clone()));
-    obj.insert("provider".into(), Value::String(res.provider.clone()));
-    obj.insert("schema_version".into(), Value::from(res.schema_version));
-    obj.insert("attributes".into(), res.attributes.clone());
-    obj.insert("dependencies".into(), Value::Array(res.dependencies.iter().map(|d| Value::String(d.to_string())).collect()));
-    if let Some(why) = &res.unhealthy {
-        obj.insert("unhealthy".into(), Value::String(why.clone()));
+/// The state file's top-level object, keys in sorted order.
+struct CanonicalState<'a>(&'a State);
+
+impl Serialize for CanonicalState<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let state = self.0;
+        let mut top = serializer.serialize_map(Some(5))?;
+        top.serialize_entry("lineage", &state.lineage)?;
+        top.serialize_entry("outputs", &CanonicalOutputs(&state.outputs))?;
+        top.serialize_entry("resources", &CanonicalResources(&state.resources))?;
+        top.serialize_entry("serial", &state.serial)?;
+        top.serialize_entry("version", &STATE_VERSION)?;
+        top.end()
     }
-    Value::Object(obj)
 }
 
-fn output_json(out: &OutputState) -> Value {
-    let mut obj = Map::new();
-    obj.insert("value".into(), out.value.clone());
-    obj.insert("sensitive".into(), Value::Bool(out.sensitive));
-    Value::Object(obj)
+struct CanonicalOutputs<'a>(&'a BTreeMap<String, OutputState>);
+
+impl Serialize for CanonicalOutputs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, out) in self.0 {
+            map.serialize_entry(name, &CanonicalOutput(out))?;
+        }
+        map.end()
+    }
+}
+
+/// An output as `{ "sensitive": …, "value": … }`.
+struct CanonicalOutput<'a>(&'a OutputState);
+
+impl Serialize for CanonicalOutput<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut obj = serializer.serialize_map(Some(2))?;
+        obj.serialize_entry("sensitive", &self.0.sensitive)?;
+        obj.serialize_entry("value", &Canonical(&self.0.value))?;
+        obj.end()
+    }
+}
+
+struct CanonicalResources<'a>(&'a BTreeMap<InstanceAddr, ResourceState>);
+
+impl Serialize for CanonicalResources<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (addr, res) in self.0 {
+            seq.serialize_element(&CanonicalResource(addr, res))?;
+        }
+        seq.end()
+    }
+}
+
+/// A resource as it appears in the state file's `resources` array, keys
+/// in sorted order.
+struct CanonicalResource<'a>(&'a InstanceAddr, &'a ResourceState);
+
+impl Serialize for CanonicalResource<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (addr, res) = (self.0, self.1);
+        let mut obj = serializer.serialize_map(Some(6 + usize::from(res.unhealthy.is_some())))?;
+        obj.serialize_entry("address", &Displayed(addr))?;
+        obj.serialize_entry("attributes", &Canonical(&res.attributes))?;
+        obj.serialize_entry("dependencies", &CanonicalDependencies(&res.dependencies))?;
+        obj.serialize_entry("provider", &res.provider)?;
+        obj.serialize_entry("schema_version", &res.schema_version)?;
+        obj.serialize_entry("type", &res.rtype)?;
+        if let Some(why) = &res.unhealthy {
+            obj.serialize_entry("unhealthy", why)?;
+        }
+        obj.end()
+    }
+}
+
+struct CanonicalDependencies<'a>(&'a [Arc<ResourceAddr>]);
+
+impl Serialize for CanonicalDependencies<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|d| Displayed(&**d)))
+    }
+}
+
+/// A value serialised as the JSON string of its `Display` form.
+struct Displayed<'a, T: std::fmt::Display>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for Displayed<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+/// A writer that checks what is written against the bytes that remain of
+/// a text, failing at the first difference.
+struct SameAs<'a> {
+    rest: &'a [u8],
+}
+
+impl std::io::Write for SameAs<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(buf) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(buf.len())
+            }
+            None => Err(std::io::Error::other("differs")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Reads one element of `resources`; errors name the index and, once it
@@ -155,7 +352,12 @@ fn parse_resource(index: usize, item: Value, interned: &mut Interned) -> Result<
                 },
                 _ => Err(format!("{where_}: \"dependencies\" must be an array of strings")),
             })
-            .collect::<Result<Vec<_>, _>>()?,
+            .collect::<Result<Vec<_>, _>>()
+            // Collected in place, into the JSON array's larger buffer.
+            .map(|mut deps| {
+                deps.shrink_to_fit();
+                deps
+            })?,
         _ => return Err(format!("{where_}: \"dependencies\" must be an array of strings")),
     };
     let unhealthy = match obj.remove("unhealthy") {
@@ -268,6 +470,36 @@ pub(crate) mod tests {
         let once = to_canonical_json(&parse(&text, Path::new("s.json")).expect("parses"));
         let twice = to_canonical_json(&parse(&once, Path::new("s.json")).expect("parses again"));
         assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn reading_by_resource_gives_what_the_whole_tree_gives() {
+        // A well-formed file read one resource at a time is the state the whole-tree read builds.
+        let text = to_canonical_json(&sample_state(50));
+        let by_resource = parse_by_resource(&text).expect("well formed");
+        assert_eq!(by_resource, parse_whole(&text, Path::new("s.json")).expect("parses"));
+    }
+
+    #[test]
+    fn deep_values_are_read_the_whole_tree_way() {
+        // A value nested beyond SHALLOW is left to the whole-tree read, which applies serde_json's limit to the whole file.
+        let deep = format!("{}1{}", "[".repeat(SHALLOW + 1), "]".repeat(SHALLOW + 1));
+        let text = to_canonical_json(&sample_state(1)).replace("\"10.0.0.1\"", &deep);
+        assert!(parse_by_resource(&text).is_none());
+        assert_eq!(parse(&text, Path::new("s.json")).ok(), parse_whole(&text, Path::new("s.json")).ok());
+    }
+
+    #[test]
+    fn canonical_text_is_compared_as_printed() {
+        // Only the exact canonical text of a state counts as its text.
+        let state = sample_state(3);
+        let text = to_canonical_json(&state);
+        assert!(is_canonical_text_of(&state, &text));
+        assert!(!is_canonical_text_of(&state, &text[..text.len() - 1]));
+        assert!(!is_canonical_text_of(&state, &format!("{text}\n")));
+        let mut later = state.clone();
+        later.serial += 1;
+        assert!(!is_canonical_text_of(&later, &text));
     }
 
     #[test]

@@ -114,7 +114,12 @@ impl LocalStore {
 
     fn read_blocking(&self) -> Result<Snapshot, StateError> {
         let text = match crate::files::read_text(&self.path, crate::files::MAX_STATE_BYTES) {
-            Ok(text) => Some(text),
+            // Kept for the whole run (it becomes the backup): without the
+            // slack the read left, up to half again its size.
+            Ok(mut text) => {
+                text.shrink_to_fit();
+                Some(text)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StateError::io(&self.path, e)),
         };
@@ -148,9 +153,14 @@ impl LocalStore {
     fn commit_blocking(&self, state: &State, run_start_text: Option<&str>) -> Result<(), StateError> {
         ensure_parent_dir(&self.path)?;
         if let Some(old) = run_start_text {
-            write_atomically(&self.backup_path(), old.as_bytes())?;
+            write_atomically(&self.backup_path(), |f| f.write_all(old.as_bytes()))?;
         }
-        write_atomically(&self.path, file::to_canonical_json(state).as_bytes())?;
+        // Streamed to the file: the state is never held a second time as text.
+        write_atomically(&self.path, |f| {
+            let mut out = std::io::BufWriter::new(f);
+            file::write_canonical(state, &mut out)?;
+            out.flush()
+        })?;
         self.remove_journal()
     }
 
@@ -295,9 +305,10 @@ fn ensure_parent_dir(path: &Path) -> Result<(), StateError> {
     }
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or
-/// the new file, never a mix: temp file, fsync, rename, fsync directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// Replaces `path` with what `write` writes so that a crash leaves either
+/// the old or the new file, never a mix: temp file, fsync, rename, fsync
+/// directory.
+fn write_atomically(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), StateError> {
     let tmp = sibling(path, &format!(".tmp-{}", std::process::id()));
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -313,7 +324,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
             use std::os::unix::fs::PermissionsExt;
             f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         }
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()
     });
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {

@@ -178,8 +178,8 @@ pub async fn commit_if_changed(
     run_start_text: Option<&str>,
     discard_journal: bool,
 ) -> Result<bool, Diags> {
-    let current = crate::state::file::to_canonical_json(state);
-    let unchanged = run_start_text == Some(current.as_str());
+    // Compared as it is printed: the new text is never held beside the old.
+    let unchanged = run_start_text.is_some_and(|text| crate::state::file::is_canonical_text_of(state, text));
     if unchanged {
         if discard_journal {
             store.discard_journal().await.map_err(|e| Diags::from(Diag::error(e.to_string())))?;

@@ -154,7 +154,7 @@ impl Applier<'_> {
         let batch = record.and_then(|r| r.batches.get(step.batch));
         let gate = match step.gate {
             Some(gi) => batch.and_then(|b| b.gates.get(gi)),
-            None => record.and_then(|r| r.create_gate.as_ref()),
+            None => record.and_then(|r| r.create_gate.as_deref()),
         };
         let Some(gate) = gate else {
             return Err(Diag::error("a gate step without its gate; this is a bug in himaplan").into());

@@ -108,8 +108,9 @@ pub struct PlannedInstance {
     /// piece, one batch per group of pieces, in order.
     pub batches: Vec<Arc<Batch>>,
     /// For a create: the health gate it passes before what lists it is
-    /// updated to include it.
-    pub create_gate: Option<Gate>,
+    /// updated to include it. Boxed: few records have one, and every
+    /// record would otherwise carry its size.
+    pub create_gate: Option<Box<Gate>>,
 }
 
 /// What plan hands to apply besides the plan itself.
@@ -239,6 +240,33 @@ impl Planner {
     }
 }
 
+/// Sorts changes by address, the delete of a duplicate object after the
+/// change of the object in state, keeping the walk's order among equals.
+/// The changes are large: a stable sort of them would take a scratch copy
+/// of half of them, so their indices are sorted and the changes moved into
+/// place along the permutation's cycles.
+fn sort_changes(changes: &mut [ResourceChange]) {
+    fn key(c: &ResourceChange) -> (&InstanceAddr, bool) {
+        (&c.addr, c.is_duplicate_delete())
+    }
+    if changes.is_sorted_by(|a, b| key(a) <= key(b)) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..changes.len()).collect();
+    order.sort_by(|&a, &b| key(&changes[a]).cmp(&key(&changes[b])));
+    // Position i receives the change at order[i]; follow each cycle once.
+    for start in 0..order.len() {
+        let mut at = start;
+        while order[at] != start {
+            let from = order[at];
+            changes.swap(at, from);
+            order[at] = at;
+            at = from;
+        }
+        order[at] = at;
+    }
+}
+
 /// Computes a plan.
 pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags> {
     let PlanInput { config, graph, registry, root_vars, mut state, intents, options } = input;
@@ -294,7 +322,7 @@ pub async fn plan(input: PlanInput, hooks: &dyn Hooks) -> Result<Planned, Diags>
         return Err(diags);
     }
     planner.apply_targets();
-    planner.changes.sort_by(|a, b| (&a.addr, a.is_duplicate_delete()).cmp(&(&b.addr, b.is_duplicate_delete())));
+    sort_changes(&mut planner.changes);
     let mut steps = planner.relabel_steps(moved);
     let (rollout_steps, disruptions) = planner.rollout_steps()?;
     steps.extend(rollout_steps);

@@ -128,7 +128,7 @@ impl Planner {
             };
             steps.push(format!("{addr}: created, then {} before what lists it includes it", gate::describe(&gate)));
             if let Some(record) = self.instances.get_mut(&addr) {
-                record.create_gate = Some(gate);
+                record.create_gate = Some(Box::new(gate));
             }
         }
         Ok(steps)
