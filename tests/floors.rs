@@ -10,9 +10,13 @@
 //! ```
 //!
 //! The floor of an operation is the same unavoidable API calls issued by a
-//! minimal client in this process (the same SDK — aws-sdk-ec2, bollard —
-//! built before the clock starts), against the same server in the same
-//! run, alternating with himaplan. himaplan is timed as a whole process
+//! minimal client in this process (the same SDK — aws-sdk-ec2, bollard),
+//! against the same server in the same run, alternating with himaplan. The
+//! EC2 client is built before the clock starts (the proxy closes every
+//! connection, so nothing carries over); a Docker floor builds its client
+//! inside it, since a kept client would reuse the connections of the
+//! previous round where a new process opens its own. Version negotiation
+//! is not part of a floor. himaplan is timed as a whole process
 //! (start, configuration, state, refresh, plan, apply, state write); the
 //! floor only for its calls. EC2 calls of both go through the tests' proxy,
 //! which counts them per action (and, for rollouts, holds every
@@ -75,8 +79,13 @@ fn median(times: &[Duration]) -> Duration {
     sorted.get(sorted.len() / 2).copied().unwrap_or_default()
 }
 
+/// API calls, without the counting proxy's `(connections)` entry.
+fn call_total(calls: &BTreeMap<String, usize>) -> usize {
+    calls.iter().filter(|(k, _)| !k.starts_with('(')).map(|(_, n)| n).sum()
+}
+
 fn calls_text(calls: &BTreeMap<String, usize>) -> String {
-    let total: usize = calls.values().sum();
+    let total = call_total(calls);
     let each: Vec<String> = calls.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     format!("{total} ({})", each.join(", "))
 }
@@ -101,8 +110,8 @@ impl Figures {
             ms(&h),
             ms(&f),
             h.as_secs_f64() / f.as_secs_f64().max(1e-9),
-            self.himaplan_calls.values().sum::<usize>(),
-            self.floor_calls.values().sum::<usize>()
+            call_total(&self.himaplan_calls),
+            call_total(&self.floor_calls)
         );
     }
 }
@@ -119,7 +128,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 /// A Unix socket of its own in front of dockerd's: bytes pass through
 /// unchanged both ways, and every request line is counted as `METHOD
 /// path` with the API version dropped and container and image names folded
-/// to `{id}`. Stops when dropped.
+/// to `{id}`; `(connections)` counts the connections. Stops when dropped.
 struct DockerCounter {
     host: String,
     counts: Arc<Mutex<BTreeMap<String, usize>>>,
@@ -139,6 +148,7 @@ impl DockerCounter {
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (upstream, counts) = (upstream.clone(), shared.clone());
+                *counts.lock().expect("counts").entry("(connections)".to_string()).or_default() += 1;
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else { return };
                     let (mut client_read, mut client_write) = client.into_split();
@@ -359,7 +369,6 @@ fn refresh_of_200_containers_against_its_floor() {
     let (_, created) = timed(|| himaplan_ok(&dir, &["apply", "--auto-approve"], &direct));
     println!("created 200 containers in {created:?}");
     let counted = [("DOCKER_HOST", counter.host.as_str())];
-    let docker = docker::client(&counter.host);
     let mut figures = Figures::new("plan, refresh of 200 containers in 20 docker_service (dockerd)");
     let mut unbounded = Vec::new();
     counter.take();
@@ -369,10 +378,10 @@ fn refresh_of_200_containers_against_its_floor() {
         figures.himaplan_calls = counter.take();
         // The floor at himaplan's bound of inspects in flight (32), and
         // with all 200 at once; the faster one is the floor.
-        let (found, t32) = timed(|| moto::block_on(inspect_project(&docker, &project, 32)));
+        let (found, t32) = timed(|| moto::block_on(inspect_project(&counter.host, &project, 32)));
         assert_eq!(found, 200);
         figures.floor_calls = counter.take();
-        let (_, t_all) = timed(|| moto::block_on(inspect_project(&docker, &project, 200)));
+        let (_, t_all) = timed(|| moto::block_on(inspect_project(&counter.host, &project, 200)));
         counter.take();
         unbounded.push(t_all);
         figures.floor.push(t32.min(t_all));
@@ -383,8 +392,10 @@ fn refresh_of_200_containers_against_its_floor() {
 }
 
 /// The floor of a Docker refresh: one list of the project, every container
-/// inspected (`in_flight` at once), the image inspected once.
-async fn inspect_project(docker: &Docker, project: &str, in_flight: usize) -> usize {
+/// inspected (`in_flight` at once), the image inspected once, by a new
+/// client (no connection kept from an earlier round, as for a new process).
+async fn inspect_project(host: &str, project: &str, in_flight: usize) -> usize {
+    let docker = &docker::client(host);
     let filters = HashMap::from([("label", vec![format!("com.docker.compose.project={project}")])]);
     let listed = docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.expect("list");
     let inspected: Vec<_> =
@@ -501,6 +512,7 @@ fn recreate_of_40_containers_against_its_floor() {
         let theirs = format!("round-{round}-floor");
         let (_, t) = timed(|| {
             moto::block_on(async {
+                let docker = docker::client(&counter.host);
                 for batch in old.chunks(8) {
                     try_join_all(batch.iter().map(|c| recreate_floor(&docker, c, &theirs))).await.expect("recreate");
                 }

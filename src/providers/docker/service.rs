@@ -620,54 +620,16 @@ impl Maker<'_> {
 /// How long refresh waits for containers in `restarting` to settle.
 const RESTARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Refreshes the requested services (one list call per distinct project)
-/// and lists the lineage's other services (one more list call), all list
-/// calls at once; then every container is inspected (at most
-/// [`INSPECTS_IN_FLIGHT`] at once) and every image they run once.
+/// Refreshes the requested services (one list call per distinct project,
+/// all at once; then every container is inspected, at most
+/// [`INSPECTS_IN_FLIGHT`] at once, and every image they run once) and,
+/// beside that, lists the lineage's other services (one more list call).
 pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, ProviderError> {
     let keys: Vec<Option<(String, String)>> = req.items.iter().map(|i| identity(&i.prior)).collect();
-    let projects: BTreeSet<&str> = keys.iter().flatten().map(|(p, _)| p.as_str()).collect();
-    // Every project's list and the lineage's list go out at once.
-    let (listed, of_lineage) = futures::future::try_join(
-        try_join_all(projects.iter().map(|project| async move { list(docker, &[(PROJECT_LABEL, project)]).await })),
-        list(docker, &[(LINEAGE_LABEL, &req.lineage)]),
-    )
-    .await?;
-    let mut groups: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
-    for (project, containers) in projects.iter().zip(listed) {
-        for c in containers {
-            if let Some(service) = c.labels.as_ref().and_then(|l| l.get(SERVICE_LABEL)).cloned() {
-                groups.entry((project.to_string(), service)).or_default().push(c);
-            }
-        }
-    }
-    // Every requested service's containers, then every image they run
-    // once for the whole read (services mostly share their images).
-    let inspected: Vec<Option<Vec<Observed>>> = try_join_all(req.items.iter().zip(&keys).map(|(item, key)| {
-        let groups = &groups;
-        async move {
-            let Some((project, service)) = key else { return Ok(None) };
-            match groups.get(&(project.clone(), service.clone())) {
-                Some(found) => inspect_settled(docker, found, &[]).await.map(Some),
-                // A service scaled to zero has no containers and still exists.
-                None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => Ok(Some(Vec::new())),
-                None => Ok(None),
-            }
-        }
-    }))
-    .await?;
-    let images = image_defaults(docker, &inspected.iter().flatten().flatten().collect::<Vec<_>>()).await?;
-    let current = req
-        .items
-        .iter()
-        .zip(&keys)
-        .zip(&inspected)
-        .map(|((item, key), containers)| {
-            let ((project, service), containers) = (key.as_ref()?, containers.as_ref()?);
-            Some(service_attrs(project, service, containers, &images, &item.prior))
-        })
-        .collect();
-
+    // The lineage's list only serves what was not requested: it runs beside
+    // the requested services' lists and inspects, not before them.
+    let (current, of_lineage) =
+        futures::future::try_join(read_requested(docker, req, &keys), list(docker, &[(LINEAGE_LABEL, &req.lineage)])).await?;
     let requested: BTreeSet<&(String, String)> = keys.iter().flatten().collect();
     let mut strays: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
     for c in of_lineage {
@@ -681,6 +643,51 @@ pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, Pr
     }
     let others = try_join_all(strays.iter().map(|((p, s), found)| found_object(docker, p, s, found))).await?;
     Ok(ReadResponse { current, others })
+}
+
+/// The requested services (`keys`, from their priors): one list per
+/// project, all at once, every container inspected, every image once.
+async fn read_requested(
+    docker: &Docker,
+    req: &ReadRequest,
+    keys: &[Option<(String, String)>],
+) -> Result<Vec<Option<Value>>, ProviderError> {
+    let projects: BTreeSet<&str> = keys.iter().flatten().map(|(p, _)| p.as_str()).collect();
+    let listed = try_join_all(projects.iter().map(|project| async move { list(docker, &[(PROJECT_LABEL, project)]).await })).await?;
+    let mut groups: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
+    for (project, containers) in projects.iter().zip(listed) {
+        for c in containers {
+            if let Some(service) = c.labels.as_ref().and_then(|l| l.get(SERVICE_LABEL)).cloned() {
+                groups.entry((project.to_string(), service)).or_default().push(c);
+            }
+        }
+    }
+    // Every requested service's containers, then every image they run
+    // once for the whole read (services mostly share their images).
+    let inspected: Vec<Option<Vec<Observed>>> = try_join_all(req.items.iter().zip(keys).map(|(item, key)| {
+        let groups = &groups;
+        async move {
+            let Some((project, service)) = key else { return Ok(None) };
+            match groups.get(&(project.clone(), service.clone())) {
+                Some(found) => inspect_settled(docker, found, &[]).await.map(Some),
+                // A service scaled to zero has no containers and still exists.
+                None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => Ok(Some(Vec::new())),
+                None => Ok(None),
+            }
+        }
+    }))
+    .await?;
+    let images = image_defaults(docker, &inspected.iter().flatten().flatten().collect::<Vec<_>>()).await?;
+    Ok(req
+        .items
+        .iter()
+        .zip(keys)
+        .zip(&inspected)
+        .map(|((item, key), containers)| {
+            let ((project, service), containers) = (key.as_ref()?, containers.as_ref()?);
+            Some(service_attrs(project, service, containers, &images, &item.prior))
+        })
+        .collect())
 }
 
 /// An unrequested service of the lineage, as reported in `others`.
