@@ -1,6 +1,7 @@
 //! The state file parser (format versions, upgrades, canonical order): any
-//! input parses or is a typed error, and what parses writes back and
-//! parses again to the same state.
+//! input parses or is a typed error, what parses is what the whole-tree
+//! read gives (the resource-by-resource read is only a faster way to the
+//! same state), and it writes back and parses again to the same state.
 #![no_main]
 
 use himaplan_engine::state::file;
@@ -12,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new("state/default.json");
     if let Ok(state) = file::parse(text, path) {
         let written = file::to_canonical_json(&state);
+        let whole = file::parse_whole(text, path).expect("what parses resource by resource parses whole");
+        assert_eq!(file::to_canonical_json(&whole), written, "both reads give the same state");
+        assert!(file::is_canonical_text_of(&state, &written), "the streaming comparison agrees");
         let again = file::parse(&written, path).expect("a written state parses");
         assert_eq!(file::to_canonical_json(&again), written, "the canonical form is stable");
     }

@@ -147,8 +147,11 @@ impl<'de> serde::Deserialize<'de> for Fields<'de> {
 }
 
 /// The whole-tree read: the file as one JSON value, then checked field by
-/// field. Only files that [`parse_by_resource`] refused come here.
-fn parse_whole(text: &str, path: &Path) -> Result<State, StateError> {
+/// field. Only files that [`parse_by_resource`] refused come here — and
+/// the `state_file` fuzz target, which checks that both reads of a file
+/// that parses give the same state.
+#[doc(hidden)]
+pub fn parse_whole(text: &str, path: &Path) -> Result<State, StateError> {
     let root: Value = serde_json::from_str(text).map_err(|e| corrupt(path, &e))?;
     let invalid = |message: String| StateError::Invalid { path: path.to_path_buf(), message };
     let Value::Object(mut top) = root else {
