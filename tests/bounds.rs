@@ -118,6 +118,18 @@ fn a_module_calling_its_own_directory_twice_is_refused_by_count() {
 }
 
 #[test]
+fn the_root_module_calling_its_own_directory_is_refused_by_count() {
+    // `source = "./"` in the root module named the directory "" (cannot
+    // read configuration directory) instead of the root itself.
+    let dir = TestDir::new("module \"a\" {\n  source = \"./\"\n}\n\nmodule \"b\" {\n  source = \"./\"\n}\n");
+    let (code, stderr) = capped(&dir, &["validate"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Too many modules: the configuration calls more than 1000"), "{stderr}");
+    assert!(!stderr.contains("cannot read configuration directory"), "{stderr}");
+    assert!(stderr.contains("main.hcl:"), "{stderr}");
+}
+
+#[test]
 fn a_variables_file_that_never_ends_is_refused() {
     // --var-file /dev/zero read without end.
     let dir = TestDir::new("variable \"x\" {\n  default = 1\n}\n");

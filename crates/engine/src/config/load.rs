@@ -565,6 +565,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// `path` without `.` components and with `dir/..` pairs folded; a path
+/// that folds to nothing (`./`, `./sub/..` from `.`) is `.`, the directory
+/// itself, not the empty path, which names no directory at all.
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -576,5 +579,23 @@ fn normalize(path: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    out
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+    use std::path::Path;
+
+    /// Found by the validate_hcl fuzz target: `source = "./"` in the root
+    /// module read the directory "" ("cannot read configuration directory").
+    #[test]
+    fn a_source_that_folds_to_nothing_is_the_directory_itself() {
+        assert_eq!(normalize(&Path::new(".").join("./")), Path::new("."));
+        assert_eq!(normalize(&Path::new(".").join("./sub/..")), Path::new("."));
+        assert_eq!(normalize(&Path::new(".").join("./sub")), Path::new("sub"));
+        assert_eq!(normalize(&Path::new("root").join("./")), Path::new("root"));
+        assert_eq!(normalize(&Path::new(".").join("../x")), Path::new("../x"));
+        assert_eq!(normalize(Path::new("/a/b/../c")), Path::new("/a/c"));
+    }
 }
