@@ -281,6 +281,33 @@ resource "aws_instance" "web" {{
     )
 }
 
+/// `count` instances of [`ec2_config`] created by himaplan through a
+/// counting proxy in front of moto: the proxy, the environment that points
+/// himaplan at it, the directory, the lineage and how long the create took.
+struct Ec2Fleet {
+    proxy: Proxy,
+    env: Vec<(&'static str, String)>,
+    dir: TestDir,
+    lineage: String,
+    created: Duration,
+}
+
+impl Ec2Fleet {
+    fn create(m: &moto::Moto, count: usize, rollout: &str) -> Ec2Fleet {
+        let proxy = Proxy::start(&m.endpoint, FaultPlan::default());
+        let env = moto::env_via(&proxy.endpoint);
+        let dir = TestDir::new(&ec2_config(count, rollout));
+        let (_, created) = timed(|| himaplan_ok(&dir, &["apply", "--auto-approve", "--var", "itype=t3.micro"], &env_strings(&env)));
+        let lineage = dir.state()["lineage"].as_str().expect("lineage").to_string();
+        Ec2Fleet { proxy, env, dir, lineage, created }
+    }
+
+    /// `himaplan ARGS` through the proxy; it must succeed.
+    fn himaplan(&self, args: &[&str]) -> Run {
+        himaplan_ok(&self.dir, args, &env_strings(&self.env))
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Refresh
 
@@ -290,25 +317,20 @@ resource "aws_instance" "web" {{
 #[ignore = "a measurement (BENCHMARKS.md); run in release with --ignored"]
 fn refresh_of_1000_instances_against_its_floor() {
     let Some(turn) = moto::turn() else { return };
-    let m = turn.moto;
-    let proxy = Proxy::start(&m.endpoint, FaultPlan::default());
-    let env = moto::env_via(&proxy.endpoint);
-    let env = env_strings(&env);
-    let dir = TestDir::new(&ec2_config(1000, ""));
-    let (_, created) = timed(|| himaplan_ok(&dir, &["apply", "--auto-approve", "--var", "itype=t3.micro"], &env));
-    println!("created 1,000 instances in {created:?}");
-    let lineage = dir.state()["lineage"].as_str().expect("lineage").to_string();
+    let fleet = Ec2Fleet::create(turn.moto, 1000, "");
+    println!("created 1,000 instances in {:?}", fleet.created);
+    let (proxy, lineage) = (&fleet.proxy, &fleet.lineage);
     let ec2 = moto::ec2_client(&proxy.endpoint);
     let mut figures = Figures::new("plan, refresh of 1,000 aws_instance (moto)");
     proxy.reset_counts();
     for _ in 0..rounds() {
-        let (_, t) = timed(|| himaplan_ok(&dir, &["plan", "--detailed-exitcode", "--var", "itype=t3.micro"], &env));
+        let (_, t) = timed(|| fleet.himaplan(&["plan", "--detailed-exitcode", "--var", "itype=t3.micro"]));
         figures.himaplan.push(t);
-        figures.himaplan_calls = proxy_actions(&proxy);
-        let (found, t) = timed(|| moto::block_on(describe_lineage(&ec2, &lineage)));
+        figures.himaplan_calls = proxy_actions(proxy);
+        let (found, t) = timed(|| moto::block_on(describe_lineage(&ec2, lineage)));
         assert_eq!(found, 1000);
         figures.floor.push(t);
-        figures.floor_calls = proxy_actions(&proxy);
+        figures.floor_calls = proxy_actions(proxy);
     }
     figures.print();
 }
@@ -343,12 +365,16 @@ fn services_config(project: &str, services: usize, replicas: usize, command: &st
     )
 }
 
+/// Every container of `project`, running or not.
+async fn list_project(docker: &Docker, project: &str) -> Vec<bollard::models::ContainerSummary> {
+    let filters = HashMap::from([("label", vec![format!("com.docker.compose.project={project}")])]);
+    docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.expect("list")
+}
+
 /// Removes every container of `project` (the measurement's leftovers).
 fn remove_project(docker: &Docker, project: &str) {
     moto::block_on(async {
-        let filters = HashMap::from([("label", vec![format!("com.docker.compose.project={project}")])]);
-        let found = docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await;
-        for c in found.unwrap_or_default() {
+        for c in list_project(docker, project).await {
             let options = RemoveContainerOptionsBuilder::new().force(true).build();
             let _ = docker.remove_container(c.id.as_deref().unwrap_or_default(), Some(options)).await;
         }
@@ -396,8 +422,7 @@ fn refresh_of_200_containers_against_its_floor() {
 /// client (no connection kept from an earlier round, as for a new process).
 async fn inspect_project(host: &str, project: &str, in_flight: usize) -> usize {
     let docker = &docker::client(host);
-    let filters = HashMap::from([("label", vec![format!("com.docker.compose.project={project}")])]);
-    let listed = docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.expect("list");
+    let listed = list_project(docker, project).await;
     let inspected: Vec<_> =
         futures::stream::iter(listed.iter().map(|c| docker.inspect_container(c.id.as_deref().unwrap_or_default(), None)))
             .buffer_unordered(in_flight)
@@ -421,13 +446,9 @@ async fn inspect_project(host: &str, project: &str, in_flight: usize) -> usize {
 fn resize_of_100_instances_against_its_floor() {
     let Some(turn) = moto::turn() else { return };
     let m = turn.moto;
-    let proxy = Proxy::start(&m.endpoint, FaultPlan::default());
-    let env = moto::env_via(&proxy.endpoint);
-    let env = env_strings(&env);
-    let dir = TestDir::new(&ec2_config(100, "rollout {\n    max_unavailable = 10\n  }"));
-    himaplan_ok(&dir, &["apply", "--auto-approve", "--var", "itype=t3.micro"], &env);
-    let lineage = dir.state()["lineage"].as_str().expect("lineage").to_string();
-    let ids = instance_ids(&dir, 100);
+    let fleet = Ec2Fleet::create(m, 100, "rollout {\n    max_unavailable = 10\n  }");
+    let (proxy, lineage) = (&fleet.proxy, &fleet.lineage);
+    let ids = instance_ids(&fleet.dir, 100);
     let held = [("StopInstances", TRANSITION), ("StartInstances", TRANSITION)];
     proxy.set_plan(FaultPlan { action_delay: held.to_vec(), ..FaultPlan::default() });
     let ec2 = moto::ec2_client(&proxy.endpoint);
@@ -438,10 +459,10 @@ fn resize_of_100_instances_against_its_floor() {
     for round in 0..rounds() {
         let (ours, theirs) = (types[(2 * round) % types.len()], types[(2 * round + 1) % types.len()]);
         let var = format!("itype={ours}");
-        let (_, t) = timed(|| himaplan_ok(&dir, &["apply", "--auto-approve", "--var", &var], &env));
+        let (_, t) = timed(|| fleet.himaplan(&["apply", "--auto-approve", "--var", &var]));
         figures.himaplan.push(t);
-        figures.himaplan_calls = proxy_actions(&proxy);
-        assert_all_of_type(m, &lineage, 100, ours);
+        figures.himaplan_calls = proxy_actions(proxy);
+        assert_all_of_type(m, lineage, 100, ours);
         let (_, t) = timed(|| {
             moto::block_on(async {
                 for batch in ids.chunks(10) {
@@ -450,8 +471,8 @@ fn resize_of_100_instances_against_its_floor() {
             })
         });
         figures.floor.push(t);
-        figures.floor_calls = proxy_actions(&proxy);
-        assert_all_of_type(m, &lineage, 100, theirs);
+        figures.floor_calls = proxy_actions(proxy);
+        assert_all_of_type(m, lineage, 100, theirs);
     }
     figures.print();
 }
@@ -528,8 +549,7 @@ fn recreate_of_40_containers_against_its_floor() {
 
 /// The project's containers, inspected, in container-number order.
 async fn containers_by_number(docker: &Docker, project: &str) -> Vec<bollard::models::ContainerInspectResponse> {
-    let filters = HashMap::from([("label", vec![format!("com.docker.compose.project={project}")])]);
-    let listed = docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build())).await.expect("list");
+    let listed = list_project(docker, project).await;
     let mut inspected =
         try_join_all(listed.iter().map(|c| docker.inspect_container(c.id.as_deref().unwrap_or_default(), None))).await.expect("inspect");
     let number = |i: &bollard::models::ContainerInspectResponse| -> i64 {
