@@ -18,9 +18,8 @@ use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest, ReadResponse,
 };
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use moto::AMI;
-use std::collections::BTreeMap;
 
 const LINEAGE: &str = "lineage-test-1";
 
@@ -47,7 +46,7 @@ fn addr(s: &str) -> InstanceAddr {
 
 fn planned(itype: &str, state: &str, tags: &[(&str, &str)]) -> Value {
     let tags = tags.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
-    Value::Map(BTreeMap::from([
+    Value::Map(ValueMap::from([
         ("ami".to_string(), Value::from(AMI)),
         ("instance_type".to_string(), Value::from(itype)),
         ("state".to_string(), Value::from(state)),
@@ -217,8 +216,8 @@ async fn unrequested_lineage_instance_is_reported_in_others() {
     let kept = create(&p, "aws_instance.web[0]", planned("t3.micro", "running", &[])).await.expect("create");
     let stray = create(&p, "aws_instance.web[7]", planned("t3.micro", "running", &[])).await.expect("create");
     let unlabelled = run_raw(&sdk().await, 1, &[("Name", "legacy")]).await;
-    let legacy_prior = Value::Map(BTreeMap::from([("id".to_string(), Value::from(unlabelled[0].as_str()))]));
-    let gone_prior = Value::Map(BTreeMap::from([("id".to_string(), Value::from("i-00000000deadbeef0"))]));
+    let legacy_prior = Value::Map(ValueMap::from([("id".to_string(), Value::from(unlabelled[0].as_str()))]));
+    let gone_prior = Value::Map(ValueMap::from([("id".to_string(), Value::from("i-00000000deadbeef0"))]));
 
     moto.start_recording();
     let resp =
@@ -309,7 +308,7 @@ async fn thousand_instances_refresh_in_at_most_two_calls() {
         .iter()
         .take(500)
         .enumerate()
-        .map(|(i, id)| (format!("aws_instance.fleet[{i}]"), Value::Map(BTreeMap::from([("id".to_string(), Value::from(id.as_str()))]))))
+        .map(|(i, id)| (format!("aws_instance.fleet[{i}]"), Value::Map(ValueMap::from([("id".to_string(), Value::from(id.as_str()))]))))
         .collect();
     let items: Vec<(&str, &Value)> = priors.iter().map(|(a, v)| (a.as_str(), v)).collect();
     moto.start_recording();

@@ -21,8 +21,8 @@ use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest, ReadResponse,
 };
-use himaplan_engine::value::Value;
-use std::collections::{BTreeMap, HashMap};
+use himaplan_engine::value::{Value, ValueMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ use support_docker::daemon;
 
 async fn provider(host: &str) -> DockerProvider {
     let p = DockerProvider::new();
-    p.configure(&Value::Map(BTreeMap::from([("host".to_string(), Value::from(host))]))).await.expect("configure");
+    p.configure(&Value::Map(ValueMap::from([("host".to_string(), Value::from(host))]))).await.expect("configure");
     p
 }
 
@@ -66,14 +66,14 @@ fn strings(items: &[&str]) -> Value {
 }
 
 fn planned(project: &str, replicas: i64, extra: &[(&str, Value)]) -> Value {
-    let mut m = BTreeMap::from([
+    let mut m = ValueMap::from([
         ("project".to_string(), Value::from(project)),
         ("service".to_string(), Value::from("worker")),
         ("replicas".to_string(), Value::from(replicas as f64)),
         ("image".to_string(), Value::from(IMAGE)),
         ("command".to_string(), strings(&["sleep", "3600"])),
-        ("env".to_string(), Value::Map(BTreeMap::new())),
-        ("labels".to_string(), Value::Map(BTreeMap::new())),
+        ("env".to_string(), Value::Map(ValueMap::new())),
+        ("labels".to_string(), Value::Map(ValueMap::new())),
         ("network_mode".to_string(), Value::from("none")),
     ]);
     for (k, v) in extra {
@@ -256,7 +256,7 @@ async fn command_change_recreates_one_at_a_time() {
         })
     };
     let t = Instant::now();
-    let changed = [("command", strings(&["sleep", "3601"])), ("env", Value::Map(BTreeMap::from([("MODE".to_string(), Value::from("b"))])))];
+    let changed = [("command", strings(&["sleep", "3601"])), ("env", Value::Map(ValueMap::from([("MODE".to_string(), Value::from("b"))])))];
     let after = apply(&p, ApplyAction::Update, &before, planned(&proj, 3, &changed)).await.expect("update");
     done.store(true, Ordering::Relaxed);
     let fewest = poller.await.expect("poller");
@@ -309,18 +309,18 @@ async fn compose_stack_is_read_and_adopted() {
         .map(|c| c.id)
         .expect("the compose run container");
     let prior =
-        Value::Map(BTreeMap::from([("project".to_string(), Value::from(proj.as_str())), ("service".to_string(), Value::from("worker"))]));
+        Value::Map(ValueMap::from([("project".to_string(), Value::from(proj.as_str())), ("service".to_string(), Value::from("worker"))]));
     let found = read(&p, &[&prior]).await.current.remove(0).expect("compose stack found");
     assert_eq!(replicas(&found), 2);
-    assert_eq!(found.get("env"), Some(&Value::Map(BTreeMap::from([("QUEUE".to_string(), Value::from("default"))]))));
-    assert_eq!(found.get("labels"), Some(&Value::Map(BTreeMap::from([("tier".to_string(), Value::from("batch"))]))));
+    assert_eq!(found.get("env"), Some(&Value::Map(ValueMap::from([("QUEUE".to_string(), Value::from("default"))]))));
+    assert_eq!(found.get("labels"), Some(&Value::Map(ValueMap::from([("tier".to_string(), Value::from("batch"))]))));
     assert_eq!(found.get("command"), Some(&strings(&["sleep", "3600"])));
     assert_eq!(found.get("network_mode").and_then(Value::as_str), Some("none"));
     assert_eq!(found.get("memory"), Some(&Value::Null));
 
     let same_config = [
-        ("env", Value::Map(BTreeMap::from([("QUEUE".to_string(), Value::from("default"))]))),
-        ("labels", Value::Map(BTreeMap::from([("tier".to_string(), Value::from("batch"))]))),
+        ("env", Value::Map(ValueMap::from([("QUEUE".to_string(), Value::from("default"))]))),
+        ("labels", Value::Map(ValueMap::from([("tier".to_string(), Value::from("batch"))]))),
     ];
     let adopted = apply(&p, ApplyAction::Update, &found, planned(&proj, 3, &same_config)).await.expect("adopt");
     let got = containers(&adopted);
@@ -383,7 +383,7 @@ fn validate_rejects_bad_memory_unit_and_negative_replicas() {
 async fn unreachable_daemon_gives_a_clear_error() {
     let host = "unix:///tmp/himaplan-no-such-dockerd.sock";
     let p = DockerProvider::new();
-    let err = p.configure(&Value::Map(BTreeMap::from([("host".to_string(), Value::from(host))]))).await.expect_err("no daemon there");
+    let err = p.configure(&Value::Map(ValueMap::from([("host".to_string(), Value::from(host))]))).await.expect_err("no daemon there");
     assert_eq!(err.kind(), ProviderErrorKind::Other, "expected a permanent error, got {err:?}");
     let m = err.message();
     assert!(m.starts_with(&format!("cannot reach the Docker daemon at {host}")), "{m}");

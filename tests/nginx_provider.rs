@@ -13,7 +13,7 @@ use himaplan::providers::nginx::NginxProvider;
 use himaplan::providers::nginx::client;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -85,7 +85,7 @@ fn addr() -> InstanceAddr {
 }
 
 fn planned(s: &Servers, servers: &[String], fail_timeout: &str) -> Value {
-    Value::Map(BTreeMap::from([
+    Value::Map(ValueMap::from([
         ("config_file".to_string(), Value::from(s.var("NGINX_UPSTREAM_FILE"))),
         ("name".to_string(), Value::from("backend")),
         ("method".to_string(), Value::from("least_conn")),

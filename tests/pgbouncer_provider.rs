@@ -13,7 +13,7 @@ use himaplan::providers::pgbouncer::PgbouncerProvider;
 use himaplan::providers::pgbouncer::client::Console;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -107,7 +107,7 @@ fn addr() -> InstanceAddr {
 /// The configuration the script started with, with the given pool sizes.
 fn planned(s: &Servers, default_pool_size: i64, db_pool_size: i64, extra: &[(&str, &str)]) -> Value {
     let run = s.var("PGBOUNCER_RUN");
-    let mut settings: BTreeMap<String, Value> = BTreeMap::from([
+    let mut settings = ValueMap::from([
         ("unix_socket_dir".to_string(), Value::from(run.as_str())),
         ("logfile".to_string(), Value::from(format!("{run}/pgbouncer.log"))),
         ("pidfile".to_string(), Value::from(format!("{run}/pgbouncer.pid"))),
@@ -115,7 +115,7 @@ fn planned(s: &Servers, default_pool_size: i64, db_pool_size: i64, extra: &[(&st
     for (k, v) in extra {
         settings.insert(k.to_string(), Value::from(*v));
     }
-    let db = Value::Map(BTreeMap::from([
+    let db = Value::Map(ValueMap::from([
         ("host".to_string(), Value::from("127.0.0.1")),
         ("port".to_string(), Value::from(s.var("PG_PORT").parse().unwrap_or(0.0))),
         ("dbname".to_string(), Value::from("appdb")),
@@ -123,7 +123,7 @@ fn planned(s: &Servers, default_pool_size: i64, db_pool_size: i64, extra: &[(&st
         ("pool_size".to_string(), Value::from(db_pool_size)),
         ("pool_mode".to_string(), Value::Null),
     ]));
-    Value::Map(BTreeMap::from([
+    Value::Map(ValueMap::from([
         ("config_file".to_string(), Value::from(s.var("PGBOUNCER_INI"))),
         ("admin_url".to_string(), Value::from(s.var("PGBOUNCER_ADMIN_URL")).into_sensitive()),
         ("listen_addr".to_string(), Value::from("127.0.0.1")),
@@ -138,7 +138,7 @@ fn planned(s: &Servers, default_pool_size: i64, db_pool_size: i64, extra: &[(&st
         ("reserve_pool_size".to_string(), Value::Null),
         ("reserve_pool_timeout".to_string(), Value::Null),
         ("settings".to_string(), Value::Map(settings)),
-        ("database".to_string(), Value::Map(BTreeMap::from([("appdb".to_string(), db)]))),
+        ("database".to_string(), Value::Map(ValueMap::from([("appdb".to_string(), db)]))),
         ("id".to_string(), Value::Null),
     ]))
 }

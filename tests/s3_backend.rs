@@ -57,7 +57,7 @@ fn resource(id: &str) -> ResourceState {
         rtype: "himaplan_data".into(),
         provider: "builtin".into(),
         schema_version: 0,
-        attributes: serde_json::json!({ "id": id }),
+        attributes: serde_json::json!({ "id": id }).into(),
         dependencies: vec![],
         unhealthy: None,
     }

@@ -20,7 +20,7 @@ use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{
     ApplyAction, ApplyRequest, Provider, ProviderError, ProviderErrorKind, ReadItem, ReadRequest, ReadResponse,
 };
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 
 const LINEAGE: &str = "lineage-s3-test";
@@ -66,7 +66,7 @@ fn lifecycle_config(bucket: &str, days: i64) -> Value {
     obj(vec![
         ("bucket", Value::from(bucket)),
         ("id", Value::Null),
-        ("rule", Value::Map(BTreeMap::from([("expire-backups".to_string(), rule)]))),
+        ("rule", Value::Map(ValueMap::from([("expire-backups".to_string(), rule)]))),
     ])
 }
 

@@ -73,7 +73,7 @@ pub fn state_text(state: &State) -> String {
     let mut out = String::new();
     for (addr, r) in &state.resources {
         out.push_str(&format!("# {addr}:\nresource \"{}\" \"{}\" {{\n", r.rtype, addr.resource.name));
-        out.push_str(&attributes_text(&r.attributes, 1));
+        out.push_str(&attributes_text(&r.attributes.json(), 1));
         out.push_str("}\n\n");
     }
     if !state.outputs.is_empty() {

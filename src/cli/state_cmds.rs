@@ -34,7 +34,7 @@ pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
                     .into());
             };
             println!("# {addr}:\nresource \"{}\" \"{}\" {{", r.rtype, addr.resource.name);
-            print!("{}", attributes_text(&r.attributes, 1));
+            print!("{}", attributes_text(&r.attributes.json(), 1));
             println!("}}");
             Ok(0)
         }

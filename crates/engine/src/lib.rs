@@ -16,3 +16,4 @@ pub mod provider;
 pub mod reference;
 pub mod state;
 pub mod value;
+pub mod value_map;

@@ -5,7 +5,7 @@
 //! used in diagnostics. Must not do I/O.
 
 pub use crate::number::{Number, NumberError};
-use std::collections::BTreeMap;
+pub use crate::value_map::ValueMap;
 use std::fmt;
 
 /// A value of the configuration language.
@@ -21,7 +21,8 @@ pub enum Value {
     Number(Number),
     String(String),
     List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
+    /// An object: its entries sorted by key ([`ValueMap`]).
+    Map(ValueMap),
     /// A value that is only known after apply.
     Unknown,
     /// A value derived from a sensitive input; never printed or stored in
@@ -145,7 +146,7 @@ impl Value {
         }
     }
 
-    pub fn as_map(&self) -> Option<&BTreeMap<String, Value>> {
+    pub fn as_map(&self) -> Option<&ValueMap> {
         match self.unmarked() {
             Value::Map(map) => Some(map),
             _ => None,
@@ -308,7 +309,7 @@ mod tests {
 
     #[test]
     fn unknown_is_found_at_depth() {
-        let v = Value::List(vec![Value::Map(BTreeMap::from([("a".into(), Value::Unknown)]))]);
+        let v = Value::List(vec![Value::Map(ValueMap::from([("a".into(), Value::Unknown)]))]);
         assert!(v.has_unknown());
         assert!(!Value::from(1).has_unknown());
     }

@@ -27,7 +27,7 @@ use himaplan_engine::provider::{
 };
 use himaplan_engine::state::journal::JournalEntry;
 use himaplan_engine::state::{LocalStore, Snapshot, StateStore};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -213,7 +213,7 @@ fn service_after(req: &ApplyRequest) -> Value {
                 (Some(c), false) => c.get("image").cloned().unwrap_or(Value::Null),
                 _ => image.clone(),
             };
-            Value::Map(BTreeMap::from([("name".to_string(), Value::from(name)), ("image".to_string(), image)]))
+            Value::Map(ValueMap::from([("name".to_string(), Value::from(name)), ("image".to_string(), image)]))
         })
         .collect();
     let mut attrs = req.planned.as_map().cloned().unwrap_or_default();
@@ -835,7 +835,7 @@ async fn an_intent_adopts_only_the_object_carrying_its_token() {
         let plan = &planned.plan;
         let unmanaged: Vec<&str> = plan.unmanaged.iter().map(|u| u.id.as_str()).collect();
         let actions: Vec<(String, Action)> = plan.changes.iter().map(|c| (c.addr.to_string(), c.action)).collect();
-        let adopted = planned.state.resources.get(&"test_thing.a".parse().expect("address")).map(|r| r.attributes["id"].clone());
+        let adopted = planned.state.resources.get(&"test_thing.a".parse().expect("address")).map(|r| r.attributes.json()["id"].clone());
         if with_own {
             assert_eq!(adopted, Some(serde_json::json!("obj-own")), "the intent's own object is adopted");
             let duplicates: Vec<&str> = plan

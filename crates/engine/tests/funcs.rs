@@ -11,7 +11,7 @@ mod cases;
 use himaplan_engine::config::Expr;
 use himaplan_engine::config::eval::{Scope, eval};
 use himaplan_engine::diag::SourceFile;
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 
 /// Evaluates one expression; the error is the diagnostic's summary.
@@ -20,7 +20,7 @@ fn run(src: &str) -> Result<Value, String> {
     let body = hcl_edit::parser::parse_body(&file.text).map_err(|e| format!("parse: {e}"))?;
     let attr = body.get_attribute("x").ok_or("no attribute")?;
     let dir = env!("CARGO_MANIFEST_DIR").to_string() + "/tests/funcs";
-    let base = BTreeMap::from([("path".to_string(), Value::Map(BTreeMap::from([("module".to_string(), Value::String(dir))])))]);
+    let base = BTreeMap::from([("path".to_string(), Value::Map(ValueMap::from([("module".to_string(), Value::String(dir))])))]);
     eval(&Expr { expr: attr.value.clone(), file: file.clone() }, &mut Scope::new(&base)).map_err(|d| d.summary)
 }
 
@@ -377,7 +377,7 @@ fn run_in(dir: &std::path::Path, src: &str) -> Result<Value, String> {
     let body = hcl_edit::parser::parse_body(&file.text).map_err(|e| format!("parse: {e}"))?;
     let attr = body.get_attribute("x").ok_or("no attribute")?;
     let module = Value::String(dir.display().to_string());
-    let base = BTreeMap::from([("path".to_string(), Value::Map(BTreeMap::from([("module".to_string(), module)])))]);
+    let base = BTreeMap::from([("path".to_string(), Value::Map(ValueMap::from([("module".to_string(), module)])))]);
     eval(&Expr { expr: attr.value.clone(), file: file.clone() }, &mut Scope::new(&base)).map_err(|d| d.summary)
 }
 

@@ -64,11 +64,11 @@ pub fn instance_attrs(instance: &Instance) -> Value {
     attrs.insert("instance_type".into(), text(instance.instance_type().map(InstanceType::as_str)));
     attrs.insert("state".into(), Value::from(power_state(instance).unwrap_or(STOPPED)));
     attrs.insert("subnet_id".into(), text(instance.subnet_id()));
-    attrs.insert("tags".into(), Value::Map(user_tags(instance.tags())));
+    attrs.insert("tags".into(), Value::Map(user_tags(instance.tags()).into()));
     attrs.insert("private_ip".into(), text(instance.private_ip_address()));
     attrs.insert("public_ip".into(), text(instance.public_ip_address()));
     attrs.insert("availability_zone".into(), text(instance.placement().and_then(|p| p.availability_zone())));
-    Value::Map(attrs)
+    Value::Map(attrs.into())
 }
 
 /// An unrequested instance of the lineage, as reported in `others`.

@@ -15,7 +15,7 @@ use aws_smithy_types::date_time::Format;
 use futures::StreamExt;
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, FoundObject, ProviderError, ReadRequest, ReadResponse};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Buckets whose tags are looked up at once when listing the lineage's others.
@@ -26,7 +26,7 @@ const MAX_TAG_LOOKUPS: usize = 1000;
 
 /// The attributes of a bucket as state records them.
 pub fn bucket_attrs(name: &str, force_destroy: bool) -> Value {
-    Value::Map(BTreeMap::from([
+    Value::Map(ValueMap::from([
         ("bucket".to_string(), Value::from(name)),
         ("force_destroy".to_string(), Value::Bool(force_destroy)),
         ("id".to_string(), Value::from(name)),

@@ -17,12 +17,12 @@ use aws_sdk_s3::types::{
     Transition, TransitionStorageClass,
 };
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, ProviderError, ReadRequest, ReadResponse};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 
 /// The attributes of a lifecycle configuration as state records them.
 pub fn lifecycle_attrs(bucket: &str, rules: Value) -> Value {
-    Value::Map(BTreeMap::from([
+    Value::Map(ValueMap::from([
         ("bucket".to_string(), Value::from(bucket)),
         ("id".to_string(), Value::from(bucket)),
         ("rule".to_string(), rules),
@@ -82,7 +82,7 @@ pub fn rules_from_sdk(rules: &[LifecycleRule]) -> Value {
             .transitions()
             .iter()
             .map(|t| {
-                Value::Map(BTreeMap::from([
+                Value::Map(ValueMap::from([
                     ("days".to_string(), number(t.days())),
                     ("storage_class".to_string(), Value::from(t.storage_class().map_or("", |c| c.as_str()))),
                 ]))
@@ -98,9 +98,9 @@ pub fn rules_from_sdk(rules: &[LifecycleRule]) -> Value {
             ),
             ("transition".to_string(), Value::List(transitions)),
         ]);
-        out.insert(id.to_string(), Value::Map(body));
+        out.insert(id.to_string(), Value::Map(body.into()));
     }
-    Value::Map(out)
+    Value::Map(out.into())
 }
 
 /// The bucket's lifecycle rules, or `None` when it has no configuration
@@ -143,7 +143,7 @@ pub async fn apply(s3: &Client, req: &ApplyRequest) -> Result<Value, ProviderErr
     }
     let planned = req.planned.deep_unmarked();
     let bucket = text(&planned, "bucket").ok_or_else(|| missing(&req.addr, "bucket"))?;
-    let rules_value = planned.get("rule").cloned().unwrap_or(Value::Map(BTreeMap::new()));
+    let rules_value = planned.get("rule").cloned().unwrap_or(Value::Map(ValueMap::new()));
     let rules = rules_to_sdk(&rules_value)?;
     if rules.is_empty() {
         // S3 refuses an empty configuration; no rules means none at all.
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn rules_round_trip_through_the_sdk_types() {
         // What is put reads back in the same shape, so an unchanged rule is never drift.
-        let declared = Value::Map(BTreeMap::from([
+        let declared = Value::Map(ValueMap::from([
             (
                 "expire-backups".to_string(),
                 rule(vec![
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn fractional_days_are_refused() {
-        let declared = Value::Map(BTreeMap::from([("r".to_string(), rule(vec![("expiration_days", Value::from(2.5))]))]));
+        let declared = Value::Map(ValueMap::from([("r".to_string(), rule(vec![("expiration_days", Value::from(2.5))]))]));
         let err = rules_to_sdk(&declared).expect_err("fractional");
         assert!(err.to_string().contains("lifecycle rule \"r\""), "{err}");
     }

@@ -10,8 +10,7 @@
 use himaplan_engine::provider::{
     AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, ResourceType, Schema, TypeDocs,
 };
-use himaplan_engine::value::Value;
-use std::collections::BTreeMap;
+use himaplan_engine::value::{Value, ValueMap};
 
 /// The EC2 instance resource type.
 pub const INSTANCE_TYPE: &str = "aws_instance";
@@ -121,7 +120,7 @@ fn instance_schema() -> Schema {
                 .describe("subnet to launch in (default: the account's default subnet); a change replaces")
                 .example("\"subnet-0a1b2c3d\""),
             AttrSchema::new("tags", AttrType::Map(Box::new(AttrType::String)))
-                .default(Value::Map(BTreeMap::new()))
+                .default(Value::Map(ValueMap::new()))
                 .describe("user tags; updated in place; the himaplan: prefix is reserved for himaplan's own labels")
                 .example("{ Name = \"himalytix-web-0\", tier = \"web\" }"),
             AttrSchema::new("id", AttrType::String).computed().describe("the instance id, e.g. i-0123456789abcdef0"),
@@ -415,15 +414,15 @@ mod tests {
 
     #[test]
     fn validate_rejects_unknown_state_and_reserved_tags() {
-        let mut config = BTreeMap::new();
+        let mut config = ValueMap::new();
         config.insert("state".to_string(), Value::from("paused"));
-        config.insert("tags".to_string(), Value::Map(BTreeMap::from([("himaplan:address".to_string(), Value::from("x"))])));
-        let problems = validate_instance(&Value::Map(config));
+        config.insert("tags".to_string(), Value::Map(ValueMap::from([("himaplan:address".to_string(), Value::from("x"))])));
+        let problems = validate_instance(&Value::Map(config.into()));
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].attribute.as_deref(), Some("state"));
         assert_eq!(problems[1].attribute.as_deref(), Some("tags"));
         assert!(validate_instance(&attrs(&[("state", "stopped")])).is_empty());
-        assert!(validate_instance(&Value::Map(BTreeMap::from([("state".to_string(), Value::Unknown)]))).is_empty());
+        assert!(validate_instance(&Value::Map(ValueMap::from([("state".to_string(), Value::Unknown)]))).is_empty());
     }
 
     // S3
@@ -433,7 +432,7 @@ mod tests {
     }
 
     fn lifecycle(rule: Value) -> Value {
-        map(vec![("bucket", Value::from("b")), ("rule", Value::Map(BTreeMap::from([("r1".to_string(), rule)])))])
+        map(vec![("bucket", Value::from("b")), ("rule", Value::Map(ValueMap::from([("r1".to_string(), rule)])))])
     }
 
     #[test]

@@ -211,11 +211,11 @@ pub fn hashed_changes(declared: &Value, prior: &Value) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use himaplan_engine::value::ValueMap;
     use serde_json::json;
-    use std::collections::BTreeMap;
 
     fn declared(pairs: &[(&str, Value)]) -> Value {
-        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>())
+        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<ValueMap>())
     }
 
     #[test]

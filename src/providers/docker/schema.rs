@@ -7,7 +7,7 @@
 //! from values alone, so `validate` and `plan` work offline.
 
 use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema, TypeDocs};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 
 /// The resource type: the containers of one compose service.
@@ -154,12 +154,12 @@ fn service_schema() -> Schema {
                 .describe("a change recreates the containers; default: the image's CMD")
                 .example("[\"gunicorn\", \"himalytix.wsgi:application\", \"--workers\", \"3\"]"),
             AttrSchema::new("env", string_map())
-                .default(Value::Map(BTreeMap::new()))
+                .default(Value::Map(ValueMap::new()))
                 .disruption("recreate")
                 .describe("environment variables; a change recreates the containers")
                 .example("{ DJANGO_SETTINGS_MODULE = \"himalytix.settings.production\" }"),
             AttrSchema::new("labels", string_map())
-                .default(Value::Map(BTreeMap::new()))
+                .default(Value::Map(ValueMap::new()))
                 .disruption("recreate")
                 .describe("user labels (himaplan.io/ and com.docker.compose. are reserved); a change recreates the containers")
                 .example("{ tier = \"web\" }"),

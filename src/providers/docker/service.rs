@@ -37,7 +37,7 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOpt
 use futures::{StreamExt, TryStreamExt, future::try_join_all};
 use himaplan_engine::addr::InstanceAddr;
 use himaplan_engine::provider::{ApplyAction, ApplyRequest, FoundObject, ProviderError, ReadRequest, ReadResponse};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Containers created at once when scaling up (creating is no disruption).
@@ -331,7 +331,7 @@ pub fn service_attrs(
     let list = containers
         .iter()
         .map(|c| {
-            Value::Map(BTreeMap::from([
+            Value::Map(ValueMap::from([
                 ("number".to_string(), c.number.map_or(Value::Null, |n| Value::from(n as f64))),
                 ("name".to_string(), Value::from(c.name.as_str())),
                 ("id".to_string(), Value::from(c.id.as_str())),
@@ -342,7 +342,7 @@ pub fn service_attrs(
         })
         .collect();
     attrs.insert("containers".into(), Value::List(list));
-    Value::Map(attrs)
+    Value::Map(attrs.into())
 }
 
 /// The service-level `state`: `running` when every container runs (or
@@ -825,7 +825,7 @@ async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderEr
 /// container, so the lineage label arrives with the next recreate; the
 /// compose labels already identify the service.
 pub async fn import(docker: &Docker, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
-    let id_value = Value::Map(BTreeMap::from([("id".to_string(), Value::from(id))]));
+    let id_value = Value::Map(ValueMap::from([("id".to_string(), Value::from(id))]));
     let Some((project, service)) = identity(&id_value) else {
         return Err(ProviderError::invalid(format!("docker_service import id must be PROJECT/SERVICE, not {id:?}")));
     };
@@ -975,10 +975,10 @@ mod tests {
 
     #[test]
     fn identity_comes_from_attributes_or_id() {
-        let v = Value::Map(BTreeMap::from([("id".to_string(), Value::from("erp/w"))]));
+        let v = Value::Map(ValueMap::from([("id".to_string(), Value::from("erp/w"))]));
         assert_eq!(identity(&v), Some(("erp".into(), "w".into())));
         assert_eq!(identity(&Value::Null), None);
-        let bad = Value::Map(BTreeMap::from([("id".to_string(), Value::from("erp"))]));
+        let bad = Value::Map(ValueMap::from([("id".to_string(), Value::from("erp"))]));
         assert_eq!(identity(&bad), None);
     }
 }

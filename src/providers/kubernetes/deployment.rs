@@ -56,11 +56,11 @@ pub fn observe(d: &Deployment, prior: &Value) -> Value {
     };
     attrs.insert("replicas".to_string(), replicas);
     let paths = field_paths(d, container.map(|c| c.name.as_str()), managed_by.is_empty());
-    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(client::fields_set_by(d, &paths)));
+    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(client::fields_set_by(d, &paths).into()));
     attrs.insert(REPLICAS_MANAGED_BY.to_string(), Value::from(managed_by));
     let labels: BTreeMap<String, Value> =
         d.labels().iter().filter(|(k, _)| !k.starts_with("himaplan.io/")).map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
-    attrs.insert("labels".to_string(), Value::Map(labels));
+    attrs.insert("labels".to_string(), Value::Map(labels.into()));
     let resources = container.and_then(|c| c.resources.as_ref());
     for (attr, limits, key) in
         [("cpu_request", false, "cpu"), ("cpu_limit", true, "cpu"), ("memory_request", false, "memory"), ("memory_limit", true, "memory")]
@@ -83,7 +83,7 @@ pub fn observe(d: &Deployment, prior: &Value) -> Value {
     let port = container.and_then(|c| c.ports.as_ref()).and_then(|p| p.first()).map(|p| Value::from(i64::from(p.container_port)));
     let port = if !prior.is_null() && prior.get("port").is_none_or(Value::is_null) { Value::Null } else { port.unwrap_or(Value::Null) };
     attrs.insert("port".to_string(), port);
-    Value::Map(attrs)
+    Value::Map(attrs.into())
 }
 
 /// Where each attribute himaplan may send lives in `managedFields`, for

@@ -53,8 +53,8 @@ pub fn observe(h: &HorizontalPodAutoscaler) -> Value {
     attrs.insert("max_replicas".to_string(), spec.map(|s| Value::from(i64::from(s.max_replicas))).unwrap_or(Value::Null));
     attrs.insert("cpu_utilization".to_string(), utilization(h, "cpu"));
     attrs.insert("memory_utilization".to_string(), utilization(h, "memory"));
-    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(client::fields_set_by(h, &field_paths())));
-    Value::Map(attrs)
+    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(client::fields_set_by(h, &field_paths()).into()));
+    Value::Map(attrs.into())
 }
 
 /// Where each attribute lives in `managedFields`. The metrics list is

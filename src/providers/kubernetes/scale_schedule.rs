@@ -168,8 +168,8 @@ pub fn observe(cj: &CronJob, rbac: &Rbac) -> Value {
                 .or_insert(managers);
         }
     }
-    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(set_by));
-    Value::Map(attrs)
+    attrs.insert(FIELDS_SET_BY.to_string(), Value::Map(set_by.into()));
+    Value::Map(attrs.into())
 }
 
 /// Where each attribute lives in the CronJob's `managedFields`: the

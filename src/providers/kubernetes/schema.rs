@@ -9,8 +9,7 @@
 
 use super::schedule::{Cron, parse_time_zone};
 use himaplan_engine::provider::{AttrSchema, AttrType, ChangeShape, ConfigProblem, ResourceType, Schema, TypeDocs};
-use himaplan_engine::value::Value;
-use std::collections::BTreeMap;
+use himaplan_engine::value::{Value, ValueMap};
 
 pub const DEPLOYMENT_TYPE: &str = "kubernetes_deployment";
 pub const HPA_TYPE: &str = "kubernetes_hpa";
@@ -142,7 +141,7 @@ fn deployment_schema() -> Schema {
                 .example("4"),
             AttrSchema::new("container_name", AttrType::String).optional_computed().describe("the container's name; defaults to name").example("\"django\""),
             AttrSchema::new("labels", AttrType::Map(Box::new(AttrType::String)))
-                .default(Value::Map(BTreeMap::new()))
+                .default(Value::Map(ValueMap::new()))
                 .describe("labels of the Deployment and its pod template (the selector label is added)")
                 .example("{ app = \"himalytix\", tier = \"web\" }"),
             AttrSchema::new("cpu_request", AttrType::String).describe("a Kubernetes quantity, compared by value").example("\"250m\""),

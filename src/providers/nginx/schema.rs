@@ -218,10 +218,10 @@ fn is_host_port(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use himaplan_engine::value::ValueMap;
 
     fn config(servers: Value) -> Value {
-        Value::Map(BTreeMap::from([
+        Value::Map(ValueMap::from([
             ("name".to_string(), Value::from("web")),
             ("servers".to_string(), servers),
             ("max_fails".to_string(), Value::from(3_i64)),
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn strings_and_objects_mix_and_take_defaults() {
-        let obj = Value::Map(BTreeMap::from([
+        let obj = Value::Map(ValueMap::from([
             ("address".to_string(), Value::from("10.0.0.2:80")),
             ("weight".to_string(), Value::from(5_i64)),
             ("backup".to_string(), Value::from(true)),

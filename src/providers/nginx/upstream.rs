@@ -12,7 +12,7 @@ use super::render::{self, Upstream};
 use super::schema::{self, Server};
 use crate::providers::shared::files;
 use himaplan_engine::provider::{ApplyRequest, DrainRequest, ProviderError};
-use himaplan_engine::value::Value;
+use himaplan_engine::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,7 @@ fn servers_value(found: &[Server], prior: &Value) -> Value {
             if s.down {
                 put("down", Value::from(true));
             }
-            Value::Map(obj)
+            Value::Map(obj.into())
         })
         .collect();
     Value::List(items)
@@ -156,7 +156,7 @@ pub fn import(id: &str) -> Result<Value, ProviderError> {
             )));
         }
     };
-    let prior = Value::Map(BTreeMap::from([
+    let prior = Value::Map(ValueMap::from([
         ("config_file".to_string(), Value::from(file)),
         ("name".to_string(), Value::from(name)),
         ("nginx_conf".to_string(), Value::from(conf)),

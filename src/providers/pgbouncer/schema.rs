@@ -11,7 +11,7 @@ use super::config::{self, IniConfig};
 use himaplan_engine::provider::{
     AttrSchema, AttrType, BlockNesting, BlockSchema, ChangeShape, ConfigProblem, DrainPlan, ResourceType, Schema, TypeDocs,
 };
-use himaplan_engine::value::{Value, format_number};
+use himaplan_engine::value::{Value, ValueMap, format_number};
 use std::collections::BTreeMap;
 
 /// The resource type.
@@ -93,7 +93,7 @@ pub fn resource_types() -> Vec<ResourceType> {
     }
     attributes.push(
         AttrSchema::new("settings", AttrType::Map(Box::new(AttrType::String)))
-            .default(Value::Map(BTreeMap::new()))
+            .default(Value::Map(ValueMap::new()))
             .describe("other [pgbouncer] settings, by name, written as given")
             .example("{ unix_socket_dir = \"/var/run/postgresql\" }"),
     );
@@ -401,10 +401,10 @@ pub fn to_attrs(
             body.insert(attr.to_string(), value);
         }
         body.insert("paused".to_string(), Value::Bool(row.is_some_and(is_paused)));
-        databases.insert(name.clone(), Value::Map(body));
+        databases.insert(name.clone(), Value::Map(body.into()));
     }
-    attrs.insert("database".to_string(), Value::Map(databases));
-    Value::Map(attrs)
+    attrs.insert("database".to_string(), Value::Map(databases.into()));
+    Value::Map(attrs.into())
 }
 
 /// Whether `SHOW DATABASES` reports the database paused.
@@ -456,15 +456,15 @@ mod tests {
     }
 
     fn attrs() -> Value {
-        Value::Map(BTreeMap::from([
+        Value::Map(ValueMap::from([
             ("default_pool_size".to_string(), Value::from(25_i64)),
             ("listen_port".to_string(), Value::from(6432_i64)),
-            ("settings".to_string(), Value::Map(BTreeMap::from([("logfile".to_string(), Value::from("/x.log"))]))),
+            ("settings".to_string(), Value::Map(ValueMap::from([("logfile".to_string(), Value::from("/x.log"))]))),
             (
                 "database".to_string(),
-                Value::Map(BTreeMap::from([(
+                Value::Map(ValueMap::from([(
                     "app".to_string(),
-                    Value::Map(BTreeMap::from([("pool_size".to_string(), Value::from(30_i64))])),
+                    Value::Map(ValueMap::from([("pool_size".to_string(), Value::from(30_i64))])),
                 )])),
             ),
         ]))
@@ -497,9 +497,9 @@ mod tests {
 
     #[test]
     fn validate_names_the_attribute() {
-        let config = Value::Map(BTreeMap::from([
+        let config = Value::Map(ValueMap::from([
             ("pool_mode".to_string(), Value::from("sometimes")),
-            ("settings".to_string(), Value::Map(BTreeMap::from([("pool_mode".to_string(), Value::from("x"))]))),
+            ("settings".to_string(), Value::Map(ValueMap::from([("pool_mode".to_string(), Value::from("x"))]))),
         ]));
         let problems = validate(&config);
         let attrs: Vec<_> = problems.iter().filter_map(|p| p.attribute.as_deref()).collect();

@@ -6,9 +6,8 @@ use crate::addr::InstanceAddr;
 use crate::provider::{
     ApplyAction, ApplyRequest, AttrSchema, AttrType, Provider, ProviderError, ReadRequest, ReadResponse, ResourceType, Schema,
 };
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 
 /// The `himaplan` provider serving `himaplan_data`.
 #[derive(Debug, Default)]
@@ -88,7 +87,7 @@ replacements, with no network. A `himaplan_data` never drains: it does not route
     }
 
     async fn import(&self, _rtype: &str, _addr: &InstanceAddr, id: &str, _lineage: &str) -> Result<Value, ProviderError> {
-        Ok(Value::Map(BTreeMap::from([
+        Ok(Value::Map(ValueMap::from([
             ("id".to_string(), Value::String(id.to_string())),
             ("input".to_string(), Value::Null),
             ("output".to_string(), Value::Null),

@@ -10,7 +10,7 @@
 use super::{BodyRef, Expr, budget::Budget, funcs};
 use crate::diag::{Diag, Diags, Location, SourceFile};
 use crate::provider::{AttrType, BlockNesting, Schema};
-use crate::value::{Number, NumberError, Value};
+use crate::value::{Number, NumberError, Value, ValueMap};
 use hcl_edit::Span;
 use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 use hcl_edit::structure::{Block, Body, Structure};
@@ -92,7 +92,7 @@ pub fn convert(value: Value, ty: &AttrType) -> Result<Value, String> {
                 items.into_iter().map(|v| convert(v, inner)).collect::<Result<Vec<_>, _>>().map(Value::List)
             }
             (AttrType::Map(inner), Value::Map(map)) => {
-                map.into_iter().map(|(k, v)| convert(v, inner).map(|v| (k, v))).collect::<Result<BTreeMap<_, _>, _>>().map(Value::Map)
+                map.into_iter().map(|(k, v)| convert(v, inner).map(|v| (k, v))).collect::<Result<ValueMap, _>>().map(Value::Map)
             }
             (ty, v) => Err(format!("{} is required, got {}", type_label(ty), v.type_name())),
         },
@@ -169,7 +169,7 @@ impl<'f> Evaluator<'f> {
                 self.charged(expr.span(), Value::List(values))
             }
             Expression::Object(object) => {
-                let mut map = BTreeMap::new();
+                let mut map = ValueMap::new();
                 let mut unknown_key = false;
                 for (key, value) in object.iter() {
                     let k = match key {
@@ -594,7 +594,7 @@ impl<'f> Evaluator<'f> {
         let key_var = f.intro.key_var.as_ref().map(|k| k.as_str().to_string());
         let value_var = f.intro.value_var.as_str().to_string();
         let mut list = Vec::new();
-        let mut map: BTreeMap<String, Value> = BTreeMap::new();
+        let mut map = ValueMap::new();
         let mut unknown = false;
         for (k, v) in pairs {
             let mut bound = 1;
@@ -784,7 +784,7 @@ impl<'f> Evaluator<'f> {
 
     fn body(&self, body: &Body, schema: &Schema, scope: &mut Scope<'_>, skip: &[&str], block_loc: &Location) -> Result<Value, Diags> {
         let mut diags = Diags::new();
-        let mut out = BTreeMap::new();
+        let mut out = ValueMap::new();
         for attr in body.attributes() {
             let key = attr.key.as_str();
             if skip.contains(&key) {
@@ -871,7 +871,7 @@ impl<'f> Evaluator<'f> {
                 }
                 BlockNesting::List => Value::List(items.into_iter().map(|(_, v, _)| v).collect()),
                 BlockNesting::Labelled => {
-                    let mut map = BTreeMap::new();
+                    let mut map = ValueMap::new();
                     for (labels, v, loc) in items {
                         if labels.len() != 1 {
                             diags.push(Diag::error(format!("A {:?} block needs exactly one label", bs.name)).at(loc));
@@ -932,7 +932,7 @@ impl<'f> Evaluator<'f> {
         };
         let mut out = Vec::new();
         for (k, v) in pairs {
-            scope.bind(&iterator, Value::Map(BTreeMap::from([("key".to_string(), k), ("value".to_string(), v)])));
+            scope.bind(&iterator, Value::Map(ValueMap::from([("key".to_string(), k), ("value".to_string(), v)])));
             let result = (|| -> Result<(Vec<String>, Value), Diags> {
                 let labels = match block.body.get_attribute("labels") {
                     Some(a) => match self.eval(&a.value, scope)?.deep_unmarked() {
@@ -994,7 +994,7 @@ fn self_type(_true_expr: &Expression, chosen: &Value, alt: &Value) -> String {
 /// Renders `source` as a template with `vars` as its only names
 /// (`templatestring`, `templatefile`). Nested renders are bounded so a
 /// template cannot recurse without end.
-pub(crate) fn render_template(fname: &str, source: &str, vars: &BTreeMap<String, Value>, ctx: &funcs::Context) -> Result<Value, String> {
+pub(crate) fn render_template(fname: &str, source: &str, vars: &ValueMap, ctx: &funcs::Context) -> Result<Value, String> {
     thread_local! {
         static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
@@ -1004,10 +1004,10 @@ pub(crate) fn render_template(fname: &str, source: &str, vars: &BTreeMap<String,
         return Err(format!("{fname}: templates nest more than {MAX_DEPTH} deep (a template may not render itself)"));
     }
     let template = hcl_edit::parser::parse_template(source).map_err(|e| format!("{fname}: invalid template: {e}"))?;
-    let mut base = vars.clone();
+    let mut base: BTreeMap<String, Value> = vars.clone().into();
     if let Some(dir) = &ctx.module_dir {
         base.entry("path".into())
-            .or_insert_with(|| Value::Map(BTreeMap::from([("module".into(), Value::String(dir.display().to_string()))])));
+            .or_insert_with(|| Value::Map(ValueMap::from([("module".into(), Value::String(dir.display().to_string()))])));
     }
     let file = SourceFile::with_inputs(format!("<{fname}>").into(), source.to_string(), ctx.inputs.clone());
     DEPTH.with(|d| d.set(depth + 1));
@@ -1043,11 +1043,11 @@ mod tests {
 
     fn base() -> BTreeMap<String, Value> {
         let web = Value::List(
-            (0..3).map(|i| Value::Map(BTreeMap::from([("private_ip".to_string(), Value::String(format!("10.0.0.{i}")))]))).collect(),
+            (0..3).map(|i| Value::Map(ValueMap::from([("private_ip".to_string(), Value::String(format!("10.0.0.{i}")))]))).collect(),
         );
         BTreeMap::from([
-            ("var".to_string(), Value::Map(BTreeMap::from([("n".to_string(), Value::from(3))]))),
-            ("aws_instance".to_string(), Value::Map(BTreeMap::from([("web".to_string(), web)]))),
+            ("var".to_string(), Value::Map(ValueMap::from([("n".to_string(), Value::from(3))]))),
+            ("aws_instance".to_string(), Value::Map(ValueMap::from([("web".to_string(), web)]))),
             ("later".to_string(), Value::Unknown),
             ("secret".to_string(), Value::String("pw".into()).into_sensitive()),
         ])
@@ -1065,7 +1065,7 @@ mod tests {
     fn splats_follow_hcl_on_objects_null_and_legacy_indexes() {
         let mut scope = base();
         scope.insert("nothing".into(), Value::Null);
-        scope.insert("one".into(), Value::Map(BTreeMap::from([("id".to_string(), Value::from("i-1"))])));
+        scope.insert("one".into(), Value::Map(ValueMap::from([("id".to_string(), Value::from("i-1"))])));
         let json = |src: &str| run(src, &scope).unwrap().to_json().to_string();
         assert_eq!(json("one[*].id"), r#"["i-1"]"#, "a single object splats as a list of itself");
         assert_eq!(json("one.*.id"), r#"["i-1"]"#);

@@ -136,7 +136,7 @@ pub fn prometheus_url(config: &Config, root_vars: &BTreeMap<String, Value>, env:
         provider_arguments(config).into_result()?;
         if let Some(attr) = block.body.body.get_attribute("url") {
             let expr = Expr { expr: attr.value.clone(), file: block.body.file.clone() };
-            let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
+            let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone().into()))]);
             let value = eval(&expr, &mut Scope::new(&base))?;
             match value.as_str() {
                 Some("") => {}

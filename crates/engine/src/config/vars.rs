@@ -7,7 +7,7 @@ use super::eval::{Scope, convert, eval, eval_literal};
 use super::{Config, Variable};
 use crate::diag::{Diag, Diags, Location, SourceFile};
 use crate::provider::AttrType;
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 use hcl_edit::Span;
 use hcl_edit::expr::Expression;
 use std::collections::BTreeMap;
@@ -141,7 +141,7 @@ pub fn finalize(var: &Variable, given: Option<Value>) -> Result<Value, Diags> {
     };
     let mut diags = Diags::new();
     for validation in &var.validations {
-        let base = BTreeMap::from([("var".to_string(), Value::Map(BTreeMap::from([(var.name.clone(), value.clone())])))]);
+        let base = BTreeMap::from([("var".to_string(), Value::Map(ValueMap::from([(var.name.clone(), value.clone())])))]);
         let mut scope = Scope::new(&base);
         match eval(&validation.condition, &mut scope).map(|v| v.deep_unmarked()) {
             Ok(Value::Bool(true)) | Ok(Value::Unknown) => {}

@@ -127,7 +127,7 @@ fn sequence<T>(
 /// and whose entries include the members'.
 pub fn find(world: &mut World, state: &State, going: &BTreeSet<InstanceAddr>, batch: &Batch) -> Result<Vec<Drain>, Diags> {
     let now: Vec<(InstanceAddr, Value)> =
-        batch.members.iter().filter_map(|m| state.resources.get(m).map(|e| (m.clone(), Value::from_json(&e.attributes)))).collect();
+        batch.members.iter().filter_map(|m| state.resources.get(m).map(|e| (m.clone(), e.attributes.value()))).collect();
     let marked: Vec<(InstanceAddr, Value)> = now.iter().map(|(a, v)| (a.clone(), mark(v, &batch.parts))).collect();
     let (config, graph, registry) = (world.config.clone(), world.graph.clone(), world.registry.clone());
     let mut drains = Vec::new();

@@ -13,7 +13,7 @@ use crate::diag::{Diag, Diags};
 use crate::plan::{Drift, Unmanaged};
 use crate::provider::{FoundObject, Intent, ReadItem, ReadRequest, Registry};
 use crate::state::{ResourceState, State, redact_like};
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What refresh found.
@@ -37,7 +37,7 @@ pub type Known = BTreeMap<InstanceAddr, BTreeMap<String, Value>>;
 pub fn known_before_refresh(config: &Config, registry: &Registry, root_vars: &BTreeMap<String, Value>, state: &State) -> Known {
     let mut out = Known::new();
     // One scope for every instance; only `count` changes between them.
-    let mut base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
+    let mut base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone().into()))]);
     for addr in state.resources.keys() {
         let Some((_, rt)) = registry.resource_type(&addr.resource.rtype) else { continue };
         if !rt.schema.attributes.iter().any(|a| a.sensitive) {
@@ -46,7 +46,7 @@ pub fn known_before_refresh(config: &Config, registry: &Registry, root_vars: &BT
         let Some(resource) = config.resource(&addr.resource).filter(|r| r.addr.module.is_root()) else { continue };
         match &addr.key {
             Some(InstanceKey::Int(i)) => {
-                base.insert("count".to_string(), Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i))])));
+                base.insert("count".to_string(), Value::Map(ValueMap::from([("index".to_string(), Value::from(*i))])));
             }
             _ => {
                 base.remove("count");
@@ -102,7 +102,7 @@ pub async fn refresh(
             .filter(|(_, r)| &r.rtype == rtype)
             .map(|(addr, r)| ReadItem {
                 addr: addr.clone(),
-                prior: Value::from_json(&r.attributes),
+                prior: r.attributes.value(),
                 known: known.get(addr).cloned().unwrap_or_default(),
             })
             .collect();
@@ -130,26 +130,23 @@ pub async fn refresh(
             let Some(entry) = state.resources.get_mut(&item.addr) else { continue };
             match current {
                 None => {
-                    out.drift.push(Drift { addr: item.addr.clone(), before: Some(entry.attributes.clone()), after: None });
+                    out.drift.push(Drift { addr: item.addr.clone(), before: Some(entry.attributes.json()), after: None });
                     state.resources.remove(&item.addr);
                 }
                 Some(value) => {
-                    let mut json = redact_like(value, Some(&entry.attributes), &salt);
+                    let before = entry.attributes.json();
+                    let mut json = redact_like(value, Some(&before), &salt);
                     // Secrets cannot be read back; keep what state recorded.
-                    if let (Some(obj), Some(prior)) = (json.as_object_mut(), entry.attributes.as_object()) {
+                    if let (Some(obj), Some(prior)) = (json.as_object_mut(), before.as_object()) {
                         for name in &sensitive {
                             if let Some(p) = prior.get(*name) {
                                 obj.insert(name.to_string(), p.clone());
                             }
                         }
                     }
-                    if json != entry.attributes {
-                        out.drift.push(Drift {
-                            addr: item.addr.clone(),
-                            before: Some(entry.attributes.clone()),
-                            after: Some(json.clone()),
-                        });
-                        entry.attributes = json;
+                    if json != before {
+                        entry.attributes = (&json).into();
+                        out.drift.push(Drift { addr: item.addr.clone(), before: Some(before), after: Some(json) });
                     }
                 }
             }

@@ -12,7 +12,7 @@ use crate::config::{Config, Resource, vars};
 use crate::diag::{Diag, Diags};
 use crate::graph::{ConfigGraph, Node};
 use crate::provider::Registry;
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -39,10 +39,10 @@ pub struct World {
 }
 
 fn empty_map() -> Value {
-    Value::Map(BTreeMap::new())
+    Value::Map(ValueMap::new())
 }
 
-fn map_mut<'a>(ns: &'a mut BTreeMap<String, Value>, key: &str) -> &'a mut BTreeMap<String, Value> {
+fn map_mut<'a>(ns: &'a mut BTreeMap<String, Value>, key: &str) -> &'a mut ValueMap {
     let entry = ns.entry(key.to_string()).or_insert_with(empty_map);
     if !matches!(entry, Value::Map(_)) {
         *entry = empty_map();
@@ -63,7 +63,7 @@ impl World {
             }
             m.insert(
                 "path".to_string(),
-                Value::Map(BTreeMap::from([
+                Value::Map(ValueMap::from([
                     ("module".to_string(), Value::String(module.dir.display().to_string())),
                     ("root".to_string(), Value::String(config.root_dir.display().to_string())),
                 ])),
@@ -276,10 +276,10 @@ impl World {
         let ns = self.namespace(&resource.addr.module);
         let mut scope = Scope::new(ns);
         match &expansion.key {
-            Some(InstanceKey::Int(i)) => scope.bind("count", Value::Map(BTreeMap::from([("index".to_string(), Value::from(*i as f64))]))),
+            Some(InstanceKey::Int(i)) => scope.bind("count", Value::Map(ValueMap::from([("index".to_string(), Value::from(*i as f64))]))),
             Some(InstanceKey::Str(k)) => scope.bind(
                 "each",
-                Value::Map(BTreeMap::from([
+                Value::Map(ValueMap::from([
                     ("key".to_string(), Value::String(k.clone())),
                     ("value".to_string(), expansion.each_value.clone().unwrap_or(Value::Null)),
                 ])),

@@ -243,7 +243,7 @@ mod tests {
             rtype: "aws_instance".into(),
             provider: "aws".into(),
             schema_version: 0,
-            attributes: json!({ "id": id }),
+            attributes: json!({ "id": id }).into(),
             dependencies: vec![],
             unhealthy: None,
         }

@@ -5,12 +5,14 @@
 //! [`lock`] the exclusive run lock and [`store`] ties them together. Only
 //! the store writes state.
 
+pub mod attrs;
 pub mod file;
 pub mod journal;
 pub mod lock;
 pub mod secret;
 pub mod store;
 
+pub use attrs::Attributes;
 pub use file::{parse, to_canonical_json};
 pub use journal::{JournalEntry, JournalWriter};
 pub use lock::{LockInfo, StateLock};
@@ -50,8 +52,9 @@ pub struct ResourceState {
     pub provider: String,
     pub schema_version: u32,
     /// Attributes as stored: sensitive values already replaced by
-    /// `{"sensitive": "sha256:…"}` (see [`redact`]).
-    pub attributes: serde_json::Value,
+    /// `{"sensitive": "sha256:…"}` (see [`redact`]); kept as compact text
+    /// ([`Attributes`]).
+    pub attributes: Attributes,
     /// Resources this object depended on when it was last applied, sorted.
     /// Shared: the instances of one resource depend on the same resources,
     /// and parse and apply hand out one copy of each address.
@@ -181,7 +184,7 @@ impl ResourceState {
             rtype: rtype.to_string(),
             provider: provider.to_string(),
             schema_version,
-            attributes: redact(attrs, salt),
+            attributes: redact(attrs, salt).into(),
             dependencies: Vec::new(),
             unhealthy: None,
         }

@@ -9,7 +9,6 @@
 
 use super::{Context, MAX_STRING_BYTES};
 use crate::value::{Number, NumberError, Value};
-use std::collections::BTreeMap;
 
 /// A function's name, arguments and calling context.
 pub(crate) struct Args<'a> {
@@ -122,7 +121,7 @@ impl Args<'_> {
         v.as_list().ok_or_else(|| self.type_error(i, "a list", v))
     }
 
-    pub fn map(&self, i: usize) -> Result<&BTreeMap<String, Value>, String> {
+    pub fn map(&self, i: usize) -> Result<&crate::value::ValueMap, String> {
         let v = self.arg(i)?;
         v.as_map().ok_or_else(|| self.type_error(i, "a map", v))
     }

@@ -256,7 +256,7 @@ pub(super) fn matchkeys(f: &Args) -> Result<Value, String> {
 }
 
 pub(super) fn merge(f: &Args) -> Result<Value, String> {
-    let mut out = BTreeMap::new();
+    let mut out = crate::value::ValueMap::new();
     for (i, v) in f.args.iter().enumerate() {
         if v.is_null() {
             continue;

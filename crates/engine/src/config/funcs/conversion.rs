@@ -11,7 +11,6 @@ use super::Args;
 use super::args::parse_number;
 use crate::value::Value;
 use hcl_edit::expr::{Expression, ObjectKey};
-use std::collections::BTreeMap;
 
 /// A type constraint, as written in `convert(value, list(string))` or a
 /// variable's `type`.
@@ -133,7 +132,7 @@ pub fn convert_to(value: &Value, ty: &Type) -> Result<Value, String> {
                 Ok(Value::Map(m.keys().cloned().zip(values).collect()))
             }
             (Type::Object(attrs), Value::Map(m)) => {
-                let mut out = BTreeMap::new();
+                let mut out = crate::value::ValueMap::new();
                 for (name, t, optional) in attrs {
                     match m.get(name) {
                         Some(v) => {
@@ -183,7 +182,7 @@ pub(crate) fn common_type(values: &[Value]) -> Result<Type, String> {
         return Ok(Type::List(Box::new(common_type(&inner)?)));
     }
     if all(|v| matches!(v, Value::Map(_))) {
-        let maps: Vec<&BTreeMap<String, Value>> = known.iter().filter_map(|v| v.as_map()).collect();
+        let maps: Vec<&crate::value::ValueMap> = known.iter().filter_map(|v| v.as_map()).collect();
         let same_keys = maps.iter().all(|m| m.keys().eq(maps[0].keys()));
         if same_keys {
             let mut attrs = Vec::new();

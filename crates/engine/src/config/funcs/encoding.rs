@@ -156,7 +156,7 @@ pub(super) fn csvdecode(f: &Args) -> Result<Value, String> {
         if rows.len() >= MAX_ELEMENTS {
             return Err(f.error(format!("more than {MAX_ELEMENTS} rows")));
         }
-        let row: BTreeMap<String, Value> = header.iter().cloned().zip(record.iter().map(Value::from)).collect();
+        let row: crate::value::ValueMap = header.iter().cloned().zip(record.iter().map(Value::from)).collect();
         rows.push(Value::Map(row));
     }
     Ok(Value::List(rows))

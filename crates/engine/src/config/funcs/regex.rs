@@ -9,7 +9,6 @@
 use super::{Args, MAX_ELEMENTS};
 use crate::value::Value;
 use regex::{Regex, RegexBuilder};
-use std::collections::BTreeMap;
 
 /// Upper bound on the text of a pattern.
 const MAX_PATTERN_BYTES: usize = 64 * 1024;
@@ -109,7 +108,7 @@ fn captures_value(f: &Args, re: &Regex, caps: &regex::Captures) -> Result<Value,
     }
     let text = |i: usize| caps.get(i).map(|m| Value::String(m.as_str().to_string())).unwrap_or(Value::Null);
     if names.iter().all(Option::is_some) {
-        let map: BTreeMap<String, Value> = names.iter().enumerate().filter_map(|(i, n)| n.map(|n| (n.to_string(), text(i + 1)))).collect();
+        let map: crate::value::ValueMap = names.iter().enumerate().filter_map(|(i, n)| n.map(|n| (n.to_string(), text(i + 1)))).collect();
         return Ok(Value::Map(map));
     }
     if names.iter().any(Option::is_some) {

@@ -68,7 +68,7 @@ impl Emitter {
 
     /// A mapping with keys at `indent`; `inline` when the first key goes
     /// where the cursor is (after `- `).
-    fn map(&mut self, map: &BTreeMap<String, Value>, indent: usize, inline: bool) {
+    fn map(&mut self, map: &crate::value::ValueMap, indent: usize, inline: bool) {
         for (i, (k, v)) in map.iter().enumerate() {
             if i > 0 || !inline {
                 self.line(indent);
@@ -320,7 +320,7 @@ impl Decoder<'_> {
                 (Value::List(items), anchor)
             }
             Event::MappingStart(anchor, _) => {
-                let mut map = BTreeMap::new();
+                let mut map = crate::value::ValueMap::new();
                 loop {
                     let key = match self.next()? {
                         Event::MappingEnd => break,

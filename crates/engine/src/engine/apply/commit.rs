@@ -83,8 +83,8 @@ impl Applier<'_> {
                 rtype: entry.rtype.clone(),
                 addr: to.clone(),
                 action: ApplyAction::Update,
-                prior: Value::from_json(&entry.attributes),
-                planned: Value::from_json(&entry.attributes),
+                prior: entry.attributes.value(),
+                planned: entry.attributes.value(),
                 changed: Vec::new(),
                 lineage: self.salt.clone(),
                 token: None,
@@ -119,7 +119,8 @@ impl Applier<'_> {
             rtype: req.rtype.clone(),
             provider: provider_name.to_string(),
             schema_version: rt.schema_version,
-            attributes: redact_for_state(value, self.state.resources.get(&req.addr).map(|e| &e.attributes), &self.salt),
+            attributes: redact_for_state(value, self.state.resources.get(&req.addr).map(|e| e.attributes.json()).as_ref(), &self.salt)
+                .into(),
             dependencies,
             // Only a health gate sets or clears it.
             unhealthy: self.state.resources.get(&req.addr).and_then(|e| e.unhealthy.clone()),

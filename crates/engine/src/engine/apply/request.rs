@@ -22,7 +22,7 @@ impl Applier<'_> {
         let prior_json = if step.keep_state {
             change.before.clone()
         } else {
-            self.state.resources.get(&change.addr).map(|e| e.attributes.clone()).or(change.before.clone())
+            self.state.resources.get(&change.addr).map(|e| e.attributes.json()).or(change.before.clone())
         };
         let prior = prior_json.as_ref().map(Value::from_json).unwrap_or(Value::Null);
         if step.kind == Kind::Delete {
@@ -136,7 +136,7 @@ impl Applier<'_> {
             rtype: d.listing.resource.rtype.clone(),
             addr: d.listing.clone(),
             action: ApplyAction::Update,
-            prior: Value::from_json(&entry.attributes),
+            prior: entry.attributes.value(),
             planned: d.config.clone(),
             changed: Vec::new(),
             lineage: self.salt.clone(),
@@ -160,7 +160,7 @@ impl Applier<'_> {
             return Err(Diag::error("a gate step without its gate; this is a bug in himaplan").into());
         };
         let entry = self.state.resources.get(&gate.member);
-        let mut prior = entry.map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+        let mut prior = entry.map(|e| e.attributes.value()).unwrap_or(Value::Null);
         // A piece's gate probes the piece as it is now (a recreated container).
         if let Some(part) = &gate.part {
             let pieces = prior.get(&part.attribute).and_then(Value::as_list).unwrap_or_default();

@@ -48,7 +48,7 @@ impl Planner {
                     addr: a.addr.clone(),
                     rtype: a.addr.resource.rtype.clone(),
                     config: a.config.clone(),
-                    prior: self.state.resources.get(&a.addr).map(|e| Value::from_json(&e.attributes)),
+                    prior: self.state.resources.get(&a.addr).map(|e| e.attributes.value()),
                     notes: Vec::new(),
                     saved: self.options.saved.get(&a.addr).map(Value::from_json),
                 })

@@ -10,7 +10,6 @@ use crate::plan::{Action, ChangeReason, ResourceChange};
 use crate::provider::{Provider, ResourceType};
 use crate::state::{ResourceState, State, redact, redact_like, same_as_stored};
 use crate::value::Value;
-use std::collections::BTreeMap;
 
 /// The result of diffing one instance.
 pub struct InstanceDiff {
@@ -37,7 +36,7 @@ pub fn diff_instance(
 ) -> InstanceDiff {
     let config_map = config.as_map().cloned().unwrap_or_default();
     let ignore_all = resource.lifecycle.ignore_changes.iter().any(|i| i == "all");
-    let mut planned = BTreeMap::new();
+    let mut planned = crate::value::ValueMap::new();
     for attr in &rt.schema.attributes {
         let from_config = config_map.get(attr.name).cloned().unwrap_or(Value::Null);
         let prior_value = prior.and_then(|p| p.get(attr.name)).cloned();
@@ -140,14 +139,15 @@ pub(super) fn make_change(
     depends_on: Vec<InstanceAddr>,
     salt: &str,
 ) -> ResourceChange {
+    let before = state.resources.get(addr).map(|e| e.attributes.json());
     ResourceChange {
         addr: addr.clone(),
         rtype: addr.resource.rtype.clone(),
         provider: provider_name.to_string(),
         action: diff.action,
-        before: state.resources.get(addr).map(|e| e.attributes.clone()),
+        before: before.clone(),
         // Unchanged secrets keep the hash state has, so before and after compare.
-        after: Some(redact_like(&diff.planned, state.resources.get(addr).map(|e| &e.attributes), salt)),
+        after: Some(redact_like(&diff.planned, before.as_ref(), salt)),
         after_unknown: unknown_tree(&diff.planned),
         replace_paths: diff.replace_paths,
         reason: diff.reason,
@@ -166,7 +166,7 @@ pub(super) fn delete_change(addr: &InstanceAddr, entry: &ResourceState, reason: 
         rtype: entry.rtype.clone(),
         provider: entry.provider.clone(),
         action: Action::Delete,
-        before: Some(entry.attributes.clone()),
+        before: Some(entry.attributes.json()),
         after: None,
         after_unknown: serde_json::Value::Bool(false),
         replace_paths: vec![],

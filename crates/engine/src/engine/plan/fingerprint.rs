@@ -12,7 +12,7 @@ pub fn fingerprint(state: &State, addr: &InstanceAddr) -> String {
     let mut hasher = Sha256::new();
     hasher.update(addr.to_string().as_bytes());
     match state.resources.get(addr) {
-        Some(entry) => hasher.update(entry.attributes.to_string().as_bytes()),
+        Some(entry) => hasher.update(entry.attributes.text().as_bytes()),
         None => hasher.update(b"absent"),
     }
     hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()

@@ -13,7 +13,7 @@ use crate::engine::provider_error;
 use crate::plan::Action;
 use crate::provider::{ProviderError, ReadItem, ReadRequest, Registry};
 use crate::state::{ResourceState, State};
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 use std::collections::BTreeMap;
 
 /// Imports the object `id` into `addr` through its provider (which labels
@@ -41,7 +41,7 @@ pub(super) async fn plan_imports(
 ) -> Result<Vec<(InstanceAddr, String)>, Diags> {
     let mut out = Vec::new();
     let mut diags = Diags::new();
-    let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
+    let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone().into()))]);
     for module in config.modules.values() {
         for block in &module.imports {
             let prefix = if module.path.is_root() { String::new() } else { format!("{}.", module.path) };
@@ -79,7 +79,7 @@ pub(super) async fn plan_imports(
             }
             let Some((provider_name, rt)) = registry.resource_type(&addr.resource.rtype) else { continue };
             let provider = registry.provider(provider_name).expect("registered types have providers").clone();
-            let prior = Value::Map(BTreeMap::from([("id".to_string(), Value::String(id.clone()))]));
+            let prior = Value::Map(ValueMap::from([("id".to_string(), Value::String(id.clone()))]));
             let req = ReadRequest {
                 rtype: addr.resource.rtype.clone(),
                 lineage: state.lineage.clone(),

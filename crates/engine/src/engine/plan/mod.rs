@@ -185,7 +185,7 @@ pub async fn configure_providers(
             names.insert(p);
         }
     }
-    let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone()))]);
+    let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone().into()))]);
     let mut diags = Diags::new();
     for name in names {
         let Some(provider) = registry.provider(name) else { continue };

@@ -80,7 +80,7 @@ impl Planner {
             let Some(provider) = self.registry.resource_type(&c.rtype).and_then(|(p, _)| self.registry.provider(p)) else {
                 return Vec::new();
             };
-            let prior = self.state.resources.get(&c.addr).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+            let prior = self.state.resources.get(&c.addr).map(|e| e.attributes.value()).unwrap_or(Value::Null);
             let planned = self.instances.get(&c.addr).map(|r| r.value.clone()).unwrap_or(Value::Null);
             let changed: Vec<String> = match (c.before.as_ref().and_then(|b| b.as_object()), c.after.as_ref().and_then(|a| a.as_object())) {
                 (Some(b), Some(a)) => a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect(),
@@ -144,7 +144,7 @@ impl Planner {
             if batch.parts.is_empty() {
                 gates.extend(gate::resolve(&self.world, resource, &record.expansion, m, record.value.clone(), gate::Unknowns::Refuse)?);
             } else {
-                let prior = self.state.resources.get(m).map(|e| Value::from_json(&e.attributes)).unwrap_or(Value::Null);
+                let prior = self.state.resources.get(m).map(|e| e.attributes.value()).unwrap_or(Value::Null);
                 gates.extend(gate::resolve_parts(&self.world, resource, &record.expansion, m, &prior, &batch.parts)?);
             }
         }

@@ -116,7 +116,7 @@ impl Planner {
                         .at(attribute_location(resource, problem.attribute.as_deref())),
                 );
             }
-            let prior = self.state.resources.get(&addr).map(|e| Value::from_json(&e.attributes));
+            let prior = self.state.resources.get(&addr).map(|e| e.attributes.value());
             let force = self.options.replace.iter().any(|r| r.matches(&addr));
             if provider.wants_adjust() {
                 self.adjustable.push(Adjustable {
