@@ -36,7 +36,7 @@ const LINEAGE: &str = "lineage-docker-test";
 #[path = "support/docker.rs"]
 #[allow(dead_code, reason = "this binary uses only the daemon starter and the compose helpers")]
 mod support_docker;
-use support_docker::daemon;
+use support_docker::{DockerCounter, daemon, request_key};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -362,6 +362,55 @@ async fn out_of_band_removal_is_drift_and_strays_are_others() {
     apply(&p, ApplyAction::Delete, &stray, Value::Null).await.expect("delete stray");
     cleanup(&docker, &proj).await;
     cleanup(&docker, &stray_proj).await;
+}
+
+/// A refresh asks the daemon for its containers once, whatever the number
+/// of services and projects (it also serves finding the lineage's other
+/// services), then inspects each container and each image once; it made
+/// one list per project plus one for the lineage before (issue 17).
+#[test]
+fn a_refresh_lists_the_daemon_once_and_inspects_each_container_once() {
+    let Some(host) = daemon() else { return };
+    let counter = DockerCounter::start(host);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (one, two) = (project("count-a"), project("count-b"));
+    let counts = runtime.block_on(async {
+        let p = provider(host).await;
+        let a = apply(&p, ApplyAction::Create, &Value::Null, planned(&one, 3, &[])).await.expect("create a");
+        let b = apply(&p, ApplyAction::Create, &Value::Null, planned(&two, 2, &[])).await.expect("create b");
+        let counted = provider(&counter.host).await;
+        counter.take();
+        let resp = counted
+            .read(ReadRequest {
+                rtype: "docker_service".into(),
+                // A lineage of its own: the other tests' services are not its strays.
+                lineage: "lineage-of-the-counting-test".into(),
+                items: [&a, &b].iter().map(|prior| ReadItem::new(addr("docker_service.worker"), (*prior).clone())).collect(),
+            })
+            .await
+            .expect("read");
+        assert_eq!(resp.current.iter().map(|c| c.as_ref().map(replicas)).collect::<Vec<_>>(), vec![Some(3), Some(2)]);
+        assert!(resp.others.is_empty(), "{:?}", resp.others);
+        let counts = counter.take();
+        cleanup(&raw(host), &one).await;
+        cleanup(&raw(host), &two).await;
+        counts
+    });
+    let count = |key: &str| counts.get(key).copied().unwrap_or(0);
+    assert_eq!(count("GET containers/json"), 1, "{counts:?}");
+    assert_eq!(count("GET containers/{id}/json"), 5, "{counts:?}");
+    assert_eq!(count("GET images/{id}/json"), 1, "{counts:?}");
+}
+
+#[test]
+fn request_lines_are_counted_by_their_folded_path() {
+    let key = |line: &str| request_key(line.as_bytes());
+    assert_eq!(key("GET /v1.47/containers/3f9a/json HTTP/1.1\r").as_deref(), Some("GET containers/{id}/json"));
+    assert_eq!(key("GET /v1.47/containers/json?all=true HTTP/1.1\r").as_deref(), Some("GET containers/json"));
+    assert_eq!(key("{\"Image\":\"x\"}POST /v1.47/containers/ab/start HTTP/1.1\r").as_deref(), Some("POST containers/{id}/start"));
+    assert_eq!(key("DELETE /v1.47/containers/ab HTTP/1.1\r").as_deref(), Some("DELETE containers/{id}"));
+    assert_eq!(key("GET /v1.47/images/himaplan/busybox:1/json HTTP/1.1\r").as_deref(), Some("GET images/{id}/json"));
+    assert_eq!(key("Content-Type: application/json\r"), None);
 }
 
 /// validate rejects a memory size with an unknown unit and negative replicas,

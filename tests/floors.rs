@@ -41,12 +41,11 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
+use docker::DockerCounter;
 use futures::future::try_join_all;
 use futures::{StreamExt, TryStreamExt};
 use proxy::{FaultPlan, Proxy};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{Run, TestDir};
 
@@ -120,113 +119,6 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let out = f();
     (out, start.elapsed())
-}
-
-// ---------------------------------------------------------------------------
-// A counting proxy in front of dockerd
-
-/// A Unix socket of its own in front of dockerd's: bytes pass through
-/// unchanged both ways, and every request line is counted as `METHOD
-/// path` with the API version dropped and container and image names folded
-/// to `{id}`; `(connections)` counts the connections. Stops when dropped.
-struct DockerCounter {
-    host: String,
-    counts: Arc<Mutex<BTreeMap<String, usize>>>,
-    _runtime: tokio::runtime::Runtime,
-    socket: PathBuf,
-}
-
-impl DockerCounter {
-    fn start(daemon_host: &str) -> DockerCounter {
-        let upstream = PathBuf::from(daemon_host.strip_prefix("unix://").expect("dockerd on a unix socket"));
-        let socket = std::env::temp_dir().join(format!("floors-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&socket);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        let listener = runtime.block_on(async { tokio::net::UnixListener::bind(&socket) }).expect("bind the counting socket");
-        let counts = Arc::new(Mutex::new(BTreeMap::new()));
-        let shared = counts.clone();
-        runtime.spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (upstream, counts) = (upstream.clone(), shared.clone());
-                *counts.lock().expect("counts").entry("(connections)".to_string()).or_default() += 1;
-                tokio::spawn(async move {
-                    let Ok(server) = tokio::net::UnixStream::connect(&upstream).await else { return };
-                    let (mut client_read, mut client_write) = client.into_split();
-                    let (mut server_read, mut server_write) = server.into_split();
-                    let answers = tokio::spawn(async move { tokio::io::copy(&mut server_read, &mut client_write).await });
-                    let _ = forward_counting(&mut client_read, &mut server_write, &counts).await;
-                    let _ = answers.await;
-                });
-            }
-        });
-        DockerCounter { host: format!("unix://{}", socket.display()), counts, _runtime: runtime, socket }
-    }
-
-    fn take(&self) -> BTreeMap<String, usize> {
-        std::mem::take(&mut *self.counts.lock().expect("counts"))
-    }
-}
-
-impl Drop for DockerCounter {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// Copies the client's bytes to dockerd, counting the request lines in them.
-async fn forward_counting(
-    from: &mut tokio::net::unix::OwnedReadHalf,
-    to: &mut tokio::net::unix::OwnedWriteHalf,
-    counts: &Mutex<BTreeMap<String, usize>>,
-) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 64 * 1024];
-    // The current line so far (bounded: request lines are short, and a
-    // body's long line only needs its tail).
-    let mut line: Vec<u8> = Vec::new();
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return to.shutdown().await;
-        }
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                if let Some(key) = request_key(&line) {
-                    *counts.lock().expect("counts").entry(key).or_default() += 1;
-                }
-                line.clear();
-            } else {
-                if line.len() >= 4096 {
-                    line.drain(..2048);
-                }
-                line.push(b);
-            }
-        }
-        to.write_all(&buf[..n]).await?;
-    }
-}
-
-/// `GET containers/{id}/json` for `GET /v1.47/containers/3f…/json HTTP/1.1`;
-/// the request may follow a body on the same line (bodies end without a
-/// newline).
-fn request_key(line: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(line).ok()?.strip_suffix('\r')?;
-    let text = text.strip_suffix(" HTTP/1.1").or_else(|| text.strip_suffix(" HTTP/1.0"))?;
-    let (start, method) = ["GET /", "POST /", "DELETE /", "PUT /", "HEAD /"]
-        .iter()
-        .filter_map(|m| text.rfind(m).map(|at| (at, m.split(' ').next().unwrap_or_default())))
-        .max()?;
-    let path = text[start + method.len() + 1..].split('?').next().unwrap_or_default();
-    let mut segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if segs.first().is_some_and(|s| s.starts_with('v') && s[1..].contains('.')) {
-        segs.remove(0);
-    }
-    let folded = match segs.as_slice() {
-        [kind @ ("containers" | "images"), rest @ ..] if rest.len() >= 2 => format!("{kind}/{{id}}/{}", rest[rest.len() - 1]),
-        ["containers", one] if !matches!(*one, "json" | "create" | "prune") => "containers/{id}".to_string(),
-        _ => segs.join("/"),
-    };
-    Some(format!("{method} {folded}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -594,15 +486,4 @@ async fn recreate_floor(docker: &Docker, old: &bollard::models::ContainerInspect
         .await
         .map_err(|e| format!("create: {e}"))?;
     docker.start_container(&created.id, None).await.map_err(|e| format!("start: {e}"))
-}
-
-#[test]
-fn request_lines_are_counted_by_their_folded_path() {
-    let key = |line: &str| request_key(line.as_bytes());
-    assert_eq!(key("GET /v1.47/containers/3f9a/json HTTP/1.1\r").as_deref(), Some("GET containers/{id}/json"));
-    assert_eq!(key("GET /v1.47/containers/json?all=true HTTP/1.1\r").as_deref(), Some("GET containers/json"));
-    assert_eq!(key("{\"Image\":\"x\"}POST /v1.47/containers/ab/start HTTP/1.1\r").as_deref(), Some("POST containers/{id}/start"));
-    assert_eq!(key("DELETE /v1.47/containers/ab HTTP/1.1\r").as_deref(), Some("DELETE containers/{id}"));
-    assert_eq!(key("GET /v1.47/images/himaplan/busybox:1/json HTTP/1.1\r").as_deref(), Some("GET images/{id}/json"));
-    assert_eq!(key("Content-Type: application/json\r"), None);
 }

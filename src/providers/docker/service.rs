@@ -449,9 +449,10 @@ pub fn create_body(spec: &ServiceSpec, n: i64, req: &ApplyRequest, from: &Lineag
 // ---------------------------------------------------------------------------
 // Daemon calls
 
-/// Containers carrying every `key=value` label given, `oneoff` ones left out.
-async fn list(docker: &Docker, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, ProviderError> {
-    let filters = HashMap::from([("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
+/// Containers carrying every label filter given (`key=value`, or `key`
+/// for any value), `oneoff` ones left out.
+async fn list<S: AsRef<str>>(docker: &Docker, labels: &[S]) -> Result<Vec<ContainerSummary>, ProviderError> {
+    let filters = HashMap::from([("label".to_string(), labels.iter().map(|l| l.as_ref().to_string()).collect::<Vec<_>>())]);
     let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
     let found = docker.list_containers(Some(options)).await.map_err(|e| docker_error("list containers", e))?;
     Ok(found.into_iter().filter(|c| c.labels.as_ref().and_then(|l| l.get(ONEOFF_LABEL)).map(String::as_str) != Some("True")).collect())
@@ -620,60 +621,50 @@ impl Maker<'_> {
 /// How long refresh waits for containers in `restarting` to settle.
 const RESTARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Refreshes the requested services (one list call per distinct project,
-/// all at once; then every container is inspected, at most
-/// [`INSPECTS_IN_FLIGHT`] at once, and every image they run once) and,
-/// beside that, lists the lineage's other services (one more list call).
+/// Refreshes the requested services and finds the lineage's others: one
+/// list call serves both (every container of any compose project; the
+/// daemon walks all its containers for any filter), then every container
+/// is inspected, at most [`INSPECTS_IN_FLIGHT`] at once, and every image
+/// they run once.
 pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, ProviderError> {
     let keys: Vec<Option<(String, String)>> = req.items.iter().map(|i| identity(&i.prior)).collect();
-    // The lineage's list only serves what was not requested: it runs beside
-    // the requested services' lists and inspects, not before them.
-    let (current, of_lineage) =
-        futures::future::try_join(read_requested(docker, req, &keys), list(docker, &[(LINEAGE_LABEL, &req.lineage)])).await?;
     let requested: BTreeSet<&(String, String)> = keys.iter().flatten().collect();
-    let mut strays: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
-    for c in of_lineage {
+    let (mut groups, mut strays) = (BTreeMap::new(), BTreeMap::new());
+    for c in list(docker, &[PROJECT_LABEL]).await? {
         let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned();
-        if let (Some(p), Some(s)) = (label(PROJECT_LABEL), label(SERVICE_LABEL)) {
-            let key = (p, s);
-            if !requested.contains(&key) {
-                strays.entry(key).or_default().push(c);
-            }
+        let (Some(project), Some(service)) = (label(PROJECT_LABEL), label(SERVICE_LABEL)) else { continue };
+        let key = (project, service);
+        if requested.contains(&key) {
+            groups.entry(key).or_insert_with(Vec::new).push(c);
+        } else if label(LINEAGE_LABEL).as_deref() == Some(req.lineage.as_str()) {
+            strays.entry(key).or_insert_with(Vec::new).push(c);
         }
     }
-    let others = try_join_all(strays.iter().map(|((p, s), found)| found_object(docker, p, s, found))).await?;
+    let (current, others) = futures::future::try_join(
+        read_requested(docker, req, &keys, &groups),
+        try_join_all(strays.iter().map(|((p, s), found)| found_object(docker, p, s, found))),
+    )
+    .await?;
     Ok(ReadResponse { current, others })
 }
 
-/// The requested services (`keys`, from their priors): one list per
-/// project, all at once, every container inspected, every image once.
+/// The requested services (`keys`, from their priors) from their listed
+/// containers (`groups`): every container inspected, every image once.
 async fn read_requested(
     docker: &Docker,
     req: &ReadRequest,
     keys: &[Option<(String, String)>],
+    groups: &BTreeMap<(String, String), Vec<ContainerSummary>>,
 ) -> Result<Vec<Option<Value>>, ProviderError> {
-    let projects: BTreeSet<&str> = keys.iter().flatten().map(|(p, _)| p.as_str()).collect();
-    let listed = try_join_all(projects.iter().map(|project| async move { list(docker, &[(PROJECT_LABEL, project)]).await })).await?;
-    let mut groups: BTreeMap<(String, String), Vec<ContainerSummary>> = BTreeMap::new();
-    for (project, containers) in projects.iter().zip(listed) {
-        for c in containers {
-            if let Some(service) = c.labels.as_ref().and_then(|l| l.get(SERVICE_LABEL)).cloned() {
-                groups.entry((project.to_string(), service)).or_default().push(c);
-            }
-        }
-    }
     // Every requested service's containers, then every image they run
     // once for the whole read (services mostly share their images).
-    let inspected: Vec<Option<Vec<Observed>>> = try_join_all(req.items.iter().zip(keys).map(|(item, key)| {
-        let groups = &groups;
-        async move {
-            let Some((project, service)) = key else { return Ok(None) };
-            match groups.get(&(project.clone(), service.clone())) {
-                Some(found) => inspect_settled(docker, found, &[]).await.map(Some),
-                // A service scaled to zero has no containers and still exists.
-                None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => Ok(Some(Vec::new())),
-                None => Ok(None),
-            }
+    let inspected: Vec<Option<Vec<Observed>>> = try_join_all(req.items.iter().zip(keys).map(|(item, key)| async move {
+        let Some(key) = key else { return Ok(None) };
+        match groups.get(key) {
+            Some(found) => inspect_settled(docker, found, &[]).await.map(Some),
+            // A service scaled to zero has no containers and still exists.
+            None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => Ok(Some(Vec::new())),
+            None => Ok(None),
         }
     }))
     .await?;
@@ -720,7 +711,7 @@ pub async fn apply(docker: &Docker, req: &ApplyRequest) -> Result<Value, Provide
             // What converge inspected and left alone is not asked again:
             // a batch of a rollout inspects only what it recreated.
             let untouched = converge(docker, &spec, req).await?;
-            let found = list(docker, &[(PROJECT_LABEL, &spec.project), (SERVICE_LABEL, &spec.service)]).await?;
+            let found = list(docker, &[format!("{PROJECT_LABEL}={}", spec.project), format!("{SERVICE_LABEL}={}", spec.service)]).await?;
             observe_service(docker, &spec.project, &spec.service, &found, &untouched, &req.planned).await
         }
     }
@@ -732,7 +723,7 @@ pub async fn apply(docker: &Docker, req: &ApplyRequest) -> Result<Value, Provide
 /// converges. Returns the containers it inspected and left as they were
 /// (running, not updated, not recreated).
 async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Result<Vec<Observed>, ProviderError> {
-    let found = list(docker, &[(PROJECT_LABEL, &spec.project), (SERVICE_LABEL, &spec.service)]).await?;
+    let found = list(docker, &[format!("{PROJECT_LABEL}={}", spec.project), format!("{SERVICE_LABEL}={}", spec.service)]).await?;
     let containers = inspect_all(docker, &found, &[]).await?;
     let mut keep: BTreeMap<i64, &Observed> = BTreeMap::new();
     let mut extras: Vec<&Observed> = Vec::new();
@@ -814,7 +805,7 @@ async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderEr
     let Some((project, service)) = identity(&req.prior) else {
         return Ok(Value::Null);
     };
-    let found = list(docker, &[(PROJECT_LABEL, &project), (SERVICE_LABEL, &service)]).await?;
+    let found = list(docker, &[format!("{PROJECT_LABEL}={}", project), format!("{SERVICE_LABEL}={}", service)]).await?;
     let containers = inspect_all(docker, &found, &[]).await?;
     let timeout = req.prior.get("stop_timeout").and_then(Value::as_i64);
     try_join_all(containers.iter().map(|c| stop_and_remove(docker, c, timeout))).await?;
@@ -829,7 +820,7 @@ pub async fn import(docker: &Docker, _addr: &InstanceAddr, id: &str, _lineage: &
     let Some((project, service)) = identity(&id_value) else {
         return Err(ProviderError::invalid(format!("docker_service import id must be PROJECT/SERVICE, not {id:?}")));
     };
-    let found = list(docker, &[(PROJECT_LABEL, &project), (SERVICE_LABEL, &service)]).await?;
+    let found = list(docker, &[format!("{PROJECT_LABEL}={}", project), format!("{SERVICE_LABEL}={}", service)]).await?;
     if found.is_empty() {
         return Err(ProviderError::not_found(format!("no containers carry the compose labels of {id}")));
     }
