@@ -23,6 +23,9 @@ pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
     line_starts: Vec<usize>,
+    /// Lines of the whole file before `text`: 0 for a whole file, more for
+    /// a part of one ([`SourceFile::part`]) that starts at a line start.
+    first_line: usize,
     /// The outside reads (files, the clock) its expressions' functions
     /// make: shared by every file of one configuration.
     pub inputs: Arc<Inputs>,
@@ -38,7 +41,23 @@ impl SourceFile {
     pub fn with_inputs(path: PathBuf, text: String, inputs: Arc<Inputs>) -> Arc<SourceFile> {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Arc::new(SourceFile { path, text, line_starts, inputs })
+        Arc::new(SourceFile { path, text, line_starts, first_line: 0, inputs })
+    }
+
+    /// The part `range` of this file as a file of its own, for parsing one
+    /// top-level block at a time: its offsets are the part's, its lines
+    /// and columns the whole file's. `range.start` must be a line start.
+    pub fn part(&self, range: Range<usize>) -> Arc<SourceFile> {
+        let text = self.text.get(range.clone()).unwrap_or_default().to_string();
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let first_line = self.first_line + self.line_starts.partition_point(|&s| s <= range.start).saturating_sub(1);
+        Arc::new(SourceFile { path: self.path.clone(), text, line_starts, first_line, inputs: self.inputs.clone() })
+    }
+
+    /// Lines of the whole file before this one's text (0 for a whole file).
+    pub fn first_line(&self) -> usize {
+        self.first_line
     }
 
     /// 1-based line and column of a byte offset.
@@ -48,11 +67,13 @@ impl SourceFile {
             Err(i) => i - 1,
         };
         let col = self.text.get(self.line_starts[line]..offset).map(|s| s.chars().count()).unwrap_or(0);
-        (line + 1, col + 1)
+        (self.first_line + line + 1, col + 1)
     }
 
-    /// The text of a 1-based line, without its newline.
+    /// The text of a 1-based line of the whole file, without its newline
+    /// (empty for a line outside this part).
     pub fn line_text(&self, line: usize) -> &str {
+        let Some(line) = line.checked_sub(self.first_line) else { return "" };
         let start = self.line_starts.get(line.wrapping_sub(1)).copied().unwrap_or(0);
         let end = self.line_starts.get(line).map(|e| e - 1).unwrap_or(self.text.len());
         self.text.get(start..end.max(start)).unwrap_or("").trim_end_matches('\r')

@@ -67,7 +67,7 @@ pub fn eval(expr: &Expr, scope: &mut Scope<'_>) -> Result<Value, Diag> {
 /// blocks and reports unknown or missing attributes. Names in `skip` are
 /// meta-arguments handled by the caller.
 pub fn eval_body(body: &BodyRef, schema: &Schema, scope: &mut Scope<'_>, skip: &[&str], block_loc: &Location) -> Result<Value, Diags> {
-    Evaluator::new(&body.file).body(&body.body, schema, scope, skip, block_loc)
+    Evaluator::new(&body.file).body(&body.body(), schema, scope, skip, block_loc)
 }
 
 /// Converts a value to an attribute type the way HCL does (numbers and

@@ -118,6 +118,13 @@ struct Loader {
     too_many_modules: bool,
 }
 
+/// Offsets of the lines of `text` that start with a letter or `_`, where
+/// a top-level block may start ([`Loader::load_file`]).
+fn part_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
+    starts.filter(|&p| text.as_bytes().get(p).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_'))
+}
+
 fn loc(file: &Arc<SourceFile>, span: Option<std::ops::Range<usize>>) -> Location {
     Location::in_file(file, span.unwrap_or(0..0))
 }
@@ -133,22 +140,7 @@ impl Loader {
         }
         for file in &files {
             self.config.files.push(file.clone());
-            match hcl_edit::parser::parse_body(&file.text) {
-                Ok(body) => self.load_body(&mut module, file, body),
-                Err(e) => {
-                    let l = e.location();
-                    self.diags.push(
-                        Diag::error(format!("Invalid HCL syntax: {}", e.message()))
-                            .at(Location {
-                                path: file.path.clone(),
-                                line: l.line(),
-                                col: l.column(),
-                                snippet: Some(file.line_text(l.line()).to_string()),
-                            })
-                            .with_detail("Fix the syntax error; himaplan fmt can help once the file parses."),
-                    );
-                }
-            }
+            self.load_file(&mut module, file);
         }
         let calls: Vec<ModuleCall> = module.calls.values().cloned().collect();
         self.config.modules.insert(path.clone(), module);
@@ -194,10 +186,49 @@ impl Loader {
         }
     }
 
-    /// Loads a file's blocks, each dropped once loaded: what the
-    /// configuration keeps of a block is a copy of its parts, so the whole
-    /// parsed file and those copies are never held at once.
+    /// Parses and loads a file one part at a time, so that neither the
+    /// whole file's syntax tree nor every block's is ever held at once.
+    /// A part runs from a line starting with a letter or `_` (where a
+    /// top-level block starts) to the next such line. A part that does not
+    /// parse alone was cut inside something (a heredoc, a comment, a
+    /// nested block): the parts before it were whole blocks, so the rest
+    /// of the file is parsed in one piece, as a file without such lines is.
+    fn load_file(&mut self, module: &mut Module, file: &Arc<SourceFile>) {
+        let text = &file.text;
+        let mut start = 0;
+        for end in part_starts(text).filter(|&p| p > 0).chain([text.len()]) {
+            let part = file.part(start..end);
+            let Ok(body) = hcl_edit::parser::parse_body(&part.text) else { break };
+            self.load_body(module, &part, body);
+            start = end;
+        }
+        if start == text.len() {
+            return;
+        }
+        let rest = if start == 0 { file.clone() } else { file.part(start..text.len()) };
+        match hcl_edit::parser::parse_body(&rest.text) {
+            Ok(body) => self.load_body(module, &rest, body),
+            Err(e) => {
+                let line = rest.first_line() + e.location().line();
+                self.diags.push(
+                    Diag::error(format!("Invalid HCL syntax: {}", e.message()))
+                        .at(Location {
+                            path: file.path.clone(),
+                            line,
+                            col: e.location().column(),
+                            snippet: Some(file.line_text(line).to_string()),
+                        })
+                        .with_detail("Fix the syntax error; himaplan fmt can help once the file parses."),
+                );
+            }
+        }
+    }
+
+    /// Loads a parsed file part's blocks, each dropped once loaded. A
+    /// resource that is its part's only block keeps its body as text
+    /// ([`BodyRef::of_lone_block`]).
     fn load_body(&mut self, module: &mut Module, file: &Arc<SourceFile>, body: Body) {
+        let alone = body.len() == 1;
         for structure in body {
             match structure {
                 Structure::Attribute(attr) => self.diags.push(
@@ -205,7 +236,7 @@ impl Loader {
                         .at(loc(file, attr.span()))
                         .with_detail("Top-level attributes belong inside a block such as locals { ... }."),
                 ),
-                Structure::Block(block) => self.load_block(module, file, &block),
+                Structure::Block(block) => self.load_block(module, file, &block, alone),
             }
         }
     }
@@ -238,7 +269,7 @@ impl Loader {
         Some(labels)
     }
 
-    fn load_block(&mut self, module: &mut Module, file: &Arc<SourceFile>, block: &Block) {
+    fn load_block(&mut self, module: &mut Module, file: &Arc<SourceFile>, block: &Block, alone: bool) {
         let location = loc(file, block.span());
         let expr = |e: &Expression| Expr { expr: e.clone(), file: file.clone() };
         match block.ident.as_str() {
@@ -329,18 +360,14 @@ impl Loader {
                     return;
                 }
                 let name = labels[0].to_string();
-                let pb = ProviderBlock {
-                    name: name.clone(),
-                    body: BodyRef { body: block.body.clone(), file: file.clone() },
-                    location: location.clone(),
-                };
+                let pb = ProviderBlock { name: name.clone(), body: BodyRef::kept(block.body.clone(), file), location: location.clone() };
                 if self.config.providers.insert(name.clone(), pb).is_some() {
                     self.duplicate("provider", &name, location);
                 }
             }
             "resource" => {
                 let Some(labels) = self.labels(file, block, &["type", "name"]) else { return };
-                let resource = self.load_resource(module, file, block, labels[0], labels[1], location.clone());
+                let resource = self.load_resource(module, file, block, labels[0], labels[1], location.clone(), alone);
                 let key = (labels[0].to_string(), labels[1].to_string());
                 if module.resources.insert(key, Box::new(resource)).is_some() {
                     self.duplicate("resource", &format!("{}.{}", labels[0], labels[1]), location);
@@ -424,6 +451,7 @@ impl Loader {
         rtype: &str,
         name: &str,
         location: Location,
+        alone: bool,
     ) -> Resource {
         let body = &block.body;
         let expr = |e: &Expression| Expr { expr: e.clone(), file: file.clone() };
@@ -447,27 +475,29 @@ impl Loader {
         let mut health_check = None;
         for ro in body.get_blocks("rollout") {
             self.check_names(file, &ro.body, &["max_unavailable"], &["health_check"]);
-            max_unavailable = ro.body.get_attribute("max_unavailable").map(|a| expr(&a.value));
+            max_unavailable = ro.body.get_attribute("max_unavailable").map(|a| Box::new(expr(&a.value)));
             if let Some(hc) = ro.body.get_blocks("health_check").next() {
-                health_check =
-                    Some(HealthCheck { body: BodyRef { body: hc.body.clone(), file: file.clone() }, location: loc(file, hc.span()) });
+                health_check = Some(Box::new(HealthCheck { body: BodyRef::kept(hc.body.clone(), file), location: loc(file, hc.span()) }));
             }
         }
-        let count = body.get_attribute("count").map(|a| expr(&a.value));
-        let for_each = body.get_attribute("for_each").map(|a| expr(&a.value));
+        let count = body.get_attribute("count").map(|a| Box::new(expr(&a.value)));
+        let for_each = body.get_attribute("for_each").map(|a| Box::new(expr(&a.value)));
         if count.is_some() && for_each.is_some() {
             self.diags.push(Diag::error("count and for_each cannot be used together").at(location.clone()));
         }
-        let depends_on = body.get_attribute("depends_on").map(|a| self.expr_list(file, &a.value)).unwrap_or_default();
+        // The graph reads depends_on from the body as references.
+        if let Some(a) = body.get_attribute("depends_on") {
+            let entries = self.expr_list(file, &a.value);
+            crate::graph::check_depends_on(&entries).into_iter().for_each(|d| self.diags.push(d));
+        }
         Resource {
             addr: ResourceAddr::new(module.path.clone(), rtype, name),
             count,
             for_each,
-            depends_on,
             lifecycle,
             max_unavailable,
             health_check,
-            body: BodyRef { body: body.clone(), file: file.clone() },
+            body: if alone { BodyRef::of_lone_block(file) } else { BodyRef::kept(body.clone(), file) },
             location,
         }
     }
@@ -584,8 +614,65 @@ fn normalize(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{load_snapshot, normalize};
+    use crate::config::Config;
+    use crate::diag::Diags;
+    use std::collections::BTreeMap;
     use std::path::Path;
+
+    fn load(text: &str) -> Result<Config, Diags> {
+        let sources = BTreeMap::from([(".".to_string(), vec![("main.hcl".to_string(), text.to_string())])]);
+        load_snapshot(Path::new("."), &sources, Default::default())
+    }
+
+    /// Every resource's body, as text, and where its block starts.
+    fn bodies(config: &Config) -> Vec<(String, usize, String)> {
+        config.resources().map(|r| (r.addr.name.clone(), r.location.line, r.body.body().to_string())).collect()
+    }
+
+    /// A file is parsed a block at a time; lines starting with a letter
+    /// inside a heredoc, a comment or a nested block are not block starts,
+    /// and the rest of such a file is parsed whole: the same blocks either way.
+    #[test]
+    fn a_file_parsed_block_by_block_loads_as_a_whole_file_would() {
+        let text = "resource \"himaplan_data\" \"a\" {\n  input = <<EOT\nresource \"himaplan_data\" \"fake\" {\n}\nEOT\n}\n\n/*\nresource \"x\" \"y\" {}\n*/\nresource \"himaplan_data\" \"b\" {\n  input = \"b\"\n  rollout {\nmax_unavailable = 1\n  }\n}\r\nresource \"himaplan_data\" \"c\" { input = \"c\" }\n";
+        let config = load(text).expect("loads");
+        let found = bodies(&config);
+        let names: Vec<_> = found.iter().map(|(n, line, _)| (n.as_str(), *line)).collect();
+        assert_eq!(names, vec![("a", 1), ("b", 11), ("c", 17)]);
+        assert!(found[0].2.contains("resource \"himaplan_data\" \"fake\""), "{:?}", found[0].2);
+        assert!(found[2].2.contains("input = \"c\""), "{:?}", found[2].2);
+        // The same text indented (no block starts at all) loads the same bodies.
+        let indented: String = text.lines().map(|l| format!(" {l}\n")).collect();
+        let again = load(&indented).expect("loads indented");
+        assert_eq!(
+            bodies(&again).iter().map(|(n, line, _)| (n.clone(), *line)).collect::<Vec<_>>(),
+            vec![("a".to_string(), 1), ("b".to_string(), 11), ("c".to_string(), 17)]
+        );
+    }
+
+    /// A syntax error after whole blocks names its line in the whole file.
+    #[test]
+    fn a_syntax_error_in_a_later_block_names_its_line_in_the_file() {
+        let text = "resource \"himaplan_data\" \"a\" {\n  input = \"a\"\n}\n\nresource \"himaplan_data\" \"b\" {\n  input = \n}\n";
+        let diags = load(text).expect_err("a syntax error");
+        let d = &diags.0[0];
+        assert!(d.summary.starts_with("Invalid HCL syntax"), "{d:?}");
+        let at = d.location.as_ref().expect("a location");
+        assert_eq!((at.path.as_path(), at.line), (Path::new("main.hcl"), 6), "{d:?}");
+        assert_eq!(at.snippet.as_deref(), Some("  input = "));
+    }
+
+    /// `depends_on` names resources or modules, as in Terraform; it was
+    /// accepted with any reference (the check existed and was never called).
+    #[test]
+    fn depends_on_a_variable_is_refused_with_its_line() {
+        let text = "variable \"v\" {\n  default = 1\n}\n\nresource \"himaplan_data\" \"a\" {\n  depends_on = [var.v]\n}\n";
+        let diags = load(text).expect_err("refused");
+        let d = &diags.0[0];
+        assert_eq!(d.summary, "depends_on entries must be resources or modules");
+        assert_eq!(d.location.as_ref().map(|l| l.line), Some(6), "{d:?}");
+    }
 
     /// Found by the validate_hcl fuzz target: `source = "./"` in the root
     /// module read the directory "" ("cannot read configuration directory").

@@ -41,11 +41,62 @@ impl Expr {
 }
 
 /// A block body with its file: resource bodies are evaluated against the
-/// provider's schema, so they are kept as syntax.
+/// provider's schema, so they are kept as syntax, or as the text of the
+/// one block their file part holds, parsed again when asked (a
+/// configuration of 10,000 blocks keeps their text, not 10,000 trees).
 #[derive(Debug, Clone)]
 pub struct BodyRef {
-    pub body: Body,
     pub file: Arc<SourceFile>,
+    syntax: Syntax,
+}
+
+#[derive(Debug, Clone)]
+enum Syntax {
+    Kept(Arc<Body>),
+    /// The body of the lone block of `file` (a part of a source file).
+    LoneBlock,
+}
+
+thread_local! {
+    /// The body [`BodyRef::body`] parsed last on this thread, with its
+    /// file (held, so the pointer cannot name another file): a resource's
+    /// instances are evaluated one after another, so each block is parsed
+    /// about once per walk.
+    static LAST_PARSED: std::cell::RefCell<Option<(Arc<SourceFile>, Arc<Body>)>> = const { std::cell::RefCell::new(None) };
+}
+
+impl BodyRef {
+    /// A body kept as parsed.
+    pub fn kept(body: Body, file: &Arc<SourceFile>) -> BodyRef {
+        BodyRef { file: file.clone(), syntax: Syntax::Kept(Arc::new(body)) }
+    }
+
+    /// The body of the one block `file` holds, kept as its text.
+    pub fn of_lone_block(file: &Arc<SourceFile>) -> BodyRef {
+        BodyRef { file: file.clone(), syntax: Syntax::LoneBlock }
+    }
+
+    /// The body's syntax; spans are offsets into `file`'s text.
+    pub fn body(&self) -> Arc<Body> {
+        match &self.syntax {
+            Syntax::Kept(body) => body.clone(),
+            Syntax::LoneBlock => LAST_PARSED.with_borrow_mut(|last| match last {
+                Some((file, body)) if Arc::ptr_eq(file, &self.file) => body.clone(),
+                _ => {
+                    let body = Arc::new(lone_block_body(&self.file.text));
+                    *last = Some((self.file.clone(), body.clone()));
+                    body
+                }
+            }),
+        }
+    }
+}
+
+/// The body of the first block of `text`, which the loader parsed once
+/// already (so it parses again; an empty body otherwise).
+fn lone_block_body(text: &str) -> Body {
+    let parsed = hcl_edit::parser::parse_body(text).ok().and_then(|body| body.into_iter().find_map(|s| s.into_block().ok()));
+    parsed.map(|block| block.body).unwrap_or_default()
 }
 
 /// The whole configuration: the root module and every module it calls.
@@ -175,15 +226,17 @@ pub struct Lifecycle {
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub addr: ResourceAddr,
-    pub count: Option<Expr>,
-    pub for_each: Option<Expr>,
-    pub depends_on: Vec<Expr>,
+    /// The meta-arguments a block rarely has are boxed: a configuration
+    /// keeps thousands of resources.
+    pub count: Option<Box<Expr>>,
+    pub for_each: Option<Box<Expr>>,
     pub lifecycle: Lifecycle,
     /// `rollout { max_unavailable = N | "P%" }`.
-    pub max_unavailable: Option<Expr>,
+    pub max_unavailable: Option<Box<Expr>>,
     /// `rollout { health_check { ... } }`: the gate of each batch.
-    pub health_check: Option<HealthCheck>,
-    /// The body without meta-arguments.
+    pub health_check: Option<Box<HealthCheck>>,
+    /// The whole body, meta-arguments included (`depends_on` is read from
+    /// it as references; evaluation skips [`crate::engine::world::META`]).
     pub body: BodyRef,
     pub location: Location,
 }

@@ -134,7 +134,7 @@ pub fn prometheus_url(config: &Config, root_vars: &BTreeMap<String, Value>, env:
     let block = config.providers.get("prometheus");
     if let Some(block) = block {
         provider_arguments(config).into_result()?;
-        if let Some(attr) = block.body.body.get_attribute("url") {
+        if let Some(attr) = block.body.body().get_attribute("url") {
             let expr = Expr { expr: attr.value.clone(), file: block.body.file.clone() };
             let base = BTreeMap::from([("var".to_string(), Value::Map(root_vars.clone().into()))]);
             let value = eval(&expr, &mut Scope::new(&base))?;
@@ -158,7 +158,7 @@ pub fn prometheus_url(config: &Config, root_vars: &BTreeMap<String, Value>, env:
 fn provider_arguments(config: &Config) -> Diags {
     let mut diags = Diags::new();
     let Some(block) = config.providers.get("prometheus") else { return diags };
-    for s in block.body.body.iter() {
+    for s in block.body.body().iter() {
         let (name, span) = match s {
             Structure::Attribute(a) => (a.key.as_str(), a.span()),
             Structure::Block(b) => (b.ident.as_str(), b.span()),

@@ -53,8 +53,9 @@ pub fn known_before_refresh(config: &Config, registry: &Registry, root_vars: &BT
             }
         }
         let mut values = BTreeMap::new();
+        let body = resource.body.body();
         for attr in rt.schema.attributes.iter().filter(|a| a.sensitive) {
-            let Some(expr) = resource.body.body.get_attribute(attr.name) else { continue };
+            let Some(expr) = body.get_attribute(attr.name) else { continue };
             let expr = Expr { expr: expr.value.clone(), file: resource.body.file.clone() };
             // A reference to anything but a variable fails here: not known.
             if let Ok(value) = eval::eval(&expr, &mut Scope::new(&base))

@@ -118,7 +118,7 @@ pub fn build(config: &Config) -> Result<ConfigGraph, Diags> {
             b.connect(config, path, &Node::Output(path.clone(), name.clone()), refs, Context::Plain);
         }
         for r in module.resources.values() {
-            let refs = refs::of_body(&r.body.body, &r.body.file, &["lifecycle"]);
+            let refs = refs::of_body(&r.body.body(), &r.body.file, &["lifecycle"]);
             let ctx = match (&r.count, &r.for_each) {
                 (Some(_), _) => Context::Count,
                 (_, Some(_)) => Context::ForEach,
@@ -154,7 +154,7 @@ pub fn build(config: &Config) -> Result<ConfigGraph, Diags> {
         }
     }
     for (name, p) in &config.providers {
-        let refs = refs::of_body(&p.body.body, &p.body.file, &[]);
+        let refs = refs::of_body(&p.body.body(), &p.body.file, &[]);
         b.connect(config, &ModulePath::root(), &Node::Provider(name.clone()), refs, Context::Plain);
     }
     b.finish()

@@ -262,8 +262,9 @@ impl Planner {
 /// Where a provider's problem with an attribute points: the attribute, or
 /// the resource block when it names none (or one not written).
 pub(super) fn attribute_location(resource: &Resource, attribute: Option<&str>) -> Location {
+    let body = resource.body.body();
     attribute
-        .and_then(|a| resource.body.body.get_attribute(a))
+        .and_then(|a| body.get_attribute(a))
         .map(|a| Location::in_file(&resource.body.file, a.span().unwrap_or(0..0)))
         .unwrap_or_else(|| resource.location.clone())
 }
