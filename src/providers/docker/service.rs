@@ -364,6 +364,12 @@ pub fn identity(prior: &Value) -> Option<(String, String)> {
     }
 }
 
+/// The container ids a service's prior attributes record.
+fn prior_container_ids(prior: &Value) -> Vec<String> {
+    let containers = prior.get("containers").and_then(Value::as_list).unwrap_or_default();
+    containers.iter().filter_map(|c| c.get("id").and_then(Value::as_str)).filter(|id| !id.is_empty()).map(str::to_string).collect()
+}
+
 fn sort_containers(containers: &mut [Observed]) {
     containers.sort_by_key(|c| (c.number.unwrap_or(i64::MAX), c.state != schema::RUNNING, c.created, c.id.clone()));
 }
@@ -458,24 +464,55 @@ async fn list<S: AsRef<str>>(docker: &Docker, labels: &[S]) -> Result<Vec<Contai
     Ok(found.into_iter().filter(|c| c.labels.as_ref().and_then(|l| l.get(ONEOFF_LABEL)).map(String::as_str) != Some("True")).collect())
 }
 
+/// What a caller already knows of some of the containers it lists.
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    Nothing,
+    /// Inspected by this apply and not touched since.
+    Observed(&'a [Observed]),
+    /// Inspected while the list ran (a refresh), by id.
+    Inspected(&'a HashMap<String, ContainerInspectResponse>),
+}
+
+/// One container's inspection, at most [`INSPECTS_IN_FLIGHT`] at once;
+/// `None` when it is gone.
+async fn inspect_one(docker: &Docker, id: &str) -> Result<Option<ContainerInspectResponse>, ProviderError> {
+    let _permit = INSPECTS_IN_FLIGHT.acquire().await.map_err(|e| ProviderError::other(format!("inspect container: {e}")))?;
+    match docker.inspect_container(id, None).await.map_err(|e| docker_error("inspect container", e)) {
+        Ok(i) => Ok(Some(i)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Inspects containers by id, concurrently; those gone are left out.
+async fn inspect_ids(docker: &Docker, ids: &[String]) -> Result<HashMap<String, ContainerInspectResponse>, ProviderError> {
+    let found =
+        try_join_all(ids.iter().map(|id| async move { Ok::<_, ProviderError>(inspect_one(docker, id).await?.map(|i| (id.clone(), i))) }))
+            .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// Inspects the listed containers concurrently (at most
-/// [`INSPECTS_IN_FLIGHT`] at once), except those in `known` (inspected by
-/// this apply and not touched since); one removed meanwhile is skipped.
-/// The result is sorted by number.
-async fn inspect_all(docker: &Docker, summaries: &[ContainerSummary], known: &[Observed]) -> Result<Vec<Observed>, ProviderError> {
-    let known: HashMap<&str, &Observed> = known.iter().map(|k| (k.id.as_str(), k)).collect();
+/// [`INSPECTS_IN_FLIGHT`] at once), except those already `seen`; one
+/// removed meanwhile is skipped. The result is sorted by number.
+async fn inspect_all(docker: &Docker, summaries: &[ContainerSummary], seen: Seen<'_>) -> Result<Vec<Observed>, ProviderError> {
+    let known: HashMap<&str, &Observed> = match seen {
+        Seen::Observed(known) => known.iter().map(|k| (k.id.as_str(), k)).collect(),
+        _ => HashMap::new(),
+    };
     let known = &known;
     let inspected = try_join_all(summaries.iter().map(|s| async move {
         let Some(id) = s.id.as_deref() else { return Ok(None) };
         if let Some(seen) = known.get(id) {
             return Ok(Some((*seen).clone()));
         }
-        let _permit = INSPECTS_IN_FLIGHT.acquire().await.map_err(|e| ProviderError::other(format!("inspect container: {e}")))?;
-        match docker.inspect_container(id, None).await.map_err(|e| docker_error("inspect container", e)) {
-            Ok(i) => Ok(Some(observed(s, &i))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+        if let Seen::Inspected(early) = seen
+            && let Some(i) = early.get(id)
+        {
+            return Ok(Some(observed(s, i)));
         }
+        Ok(inspect_one(docker, id).await?.map(|i| observed(s, &i)))
     }))
     .await?;
     let mut containers: Vec<Observed> = inspected.into_iter().flatten().collect();
@@ -503,15 +540,15 @@ async fn image_defaults(docker: &Docker, containers: &[&Observed]) -> Result<Has
     Ok(found.into_iter().collect())
 }
 
-/// Inspects a service's listed containers (but those `known`, see
+/// Inspects a service's listed containers (but those `seen`, see
 /// [`inspect_all`]); `restarting` is transient, so it waits briefly for
 /// such containers and judges what they became.
-async fn inspect_settled(docker: &Docker, summaries: &[ContainerSummary], known: &[Observed]) -> Result<Vec<Observed>, ProviderError> {
-    let mut containers = inspect_all(docker, summaries, known).await?;
+async fn inspect_settled(docker: &Docker, summaries: &[ContainerSummary], seen: Seen<'_>) -> Result<Vec<Observed>, ProviderError> {
+    let mut containers = inspect_all(docker, summaries, seen).await?;
     let deadline = std::time::Instant::now() + RESTARTING_WAIT;
     while containers.iter().any(|c| c.state == "restarting") && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        containers = inspect_all(docker, summaries, &[]).await?;
+        containers = inspect_all(docker, summaries, Seen::Nothing).await?;
     }
     Ok(containers)
 }
@@ -526,7 +563,7 @@ async fn observe_service(
     known: &[Observed],
     prior: &Value,
 ) -> Result<Value, ProviderError> {
-    let containers = inspect_settled(docker, summaries, known).await?;
+    let containers = inspect_settled(docker, summaries, Seen::Observed(known)).await?;
     let images = image_defaults(docker, &containers.iter().collect::<Vec<_>>()).await?;
     Ok(service_attrs(project, service, &containers, &images, prior))
 }
@@ -625,12 +662,17 @@ const RESTARTING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// list call serves both (every container of any compose project; the
 /// daemon walks all its containers for any filter), then every container
 /// is inspected, at most [`INSPECTS_IN_FLIGHT`] at once, and every image
-/// they run once.
+/// they run once. The containers state knows are inspected while the
+/// list runs (it takes dockerd tens of milliseconds): the list only says
+/// which of them still belong to their service and which others do.
 pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, ProviderError> {
     let keys: Vec<Option<(String, String)>> = req.items.iter().map(|i| identity(&i.prior)).collect();
     let requested: BTreeSet<&(String, String)> = keys.iter().flatten().collect();
+    let known_ids: Vec<String> = req.items.iter().flat_map(|i| prior_container_ids(&i.prior)).collect();
+    let (listed, early) = futures::future::join(list(docker, &[PROJECT_LABEL]), inspect_ids(docker, &known_ids)).await;
+    let early = early?;
     let (mut groups, mut strays) = (BTreeMap::new(), BTreeMap::new());
-    for c in list(docker, &[PROJECT_LABEL]).await? {
+    for c in listed? {
         let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned();
         let (Some(project), Some(service)) = (label(PROJECT_LABEL), label(SERVICE_LABEL)) else { continue };
         let key = (project, service);
@@ -641,7 +683,7 @@ pub async fn read(docker: &Docker, req: &ReadRequest) -> Result<ReadResponse, Pr
         }
     }
     let (current, others) = futures::future::try_join(
-        read_requested(docker, req, &keys, &groups),
+        read_requested(docker, req, &keys, &groups, &early),
         try_join_all(strays.iter().map(|((p, s), found)| found_object(docker, p, s, found))),
     )
     .await?;
@@ -655,13 +697,14 @@ async fn read_requested(
     req: &ReadRequest,
     keys: &[Option<(String, String)>],
     groups: &BTreeMap<(String, String), Vec<ContainerSummary>>,
+    early: &HashMap<String, ContainerInspectResponse>,
 ) -> Result<Vec<Option<Value>>, ProviderError> {
     // Every requested service's containers, then every image they run
     // once for the whole read (services mostly share their images).
     let inspected: Vec<Option<Vec<Observed>>> = try_join_all(req.items.iter().zip(keys).map(|(item, key)| async move {
         let Some(key) = key else { return Ok(None) };
         match groups.get(key) {
-            Some(found) => inspect_settled(docker, found, &[]).await.map(Some),
+            Some(found) => inspect_settled(docker, found, Seen::Inspected(early)).await.map(Some),
             // A service scaled to zero has no containers and still exists.
             None if item.prior.get("replicas").and_then(Value::as_i64) == Some(0) => Ok(Some(Vec::new())),
             None => Ok(None),
@@ -683,7 +726,7 @@ async fn read_requested(
 
 /// An unrequested service of the lineage, as reported in `others`.
 async fn found_object(docker: &Docker, project: &str, service: &str, summaries: &[ContainerSummary]) -> Result<FoundObject, ProviderError> {
-    let containers = inspect_all(docker, summaries, &[]).await?;
+    let containers = inspect_all(docker, summaries, Seen::Nothing).await?;
     let images = image_defaults(docker, &containers.iter().collect::<Vec<_>>()).await?;
     let first = containers.first();
     let label = |k: &str| first.and_then(|c| c.labels.get(k)).cloned();
@@ -724,7 +767,7 @@ pub async fn apply(docker: &Docker, req: &ApplyRequest) -> Result<Value, Provide
 /// (running, not updated, not recreated).
 async fn converge(docker: &Docker, spec: &ServiceSpec, req: &ApplyRequest) -> Result<Vec<Observed>, ProviderError> {
     let found = list(docker, &[format!("{PROJECT_LABEL}={}", spec.project), format!("{SERVICE_LABEL}={}", spec.service)]).await?;
-    let containers = inspect_all(docker, &found, &[]).await?;
+    let containers = inspect_all(docker, &found, Seen::Nothing).await?;
     let mut keep: BTreeMap<i64, &Observed> = BTreeMap::new();
     let mut extras: Vec<&Observed> = Vec::new();
     // Sorted by number, running first, oldest first: the first container of
@@ -806,7 +849,7 @@ async fn delete(docker: &Docker, req: &ApplyRequest) -> Result<Value, ProviderEr
         return Ok(Value::Null);
     };
     let found = list(docker, &[format!("{PROJECT_LABEL}={}", project), format!("{SERVICE_LABEL}={}", service)]).await?;
-    let containers = inspect_all(docker, &found, &[]).await?;
+    let containers = inspect_all(docker, &found, Seen::Nothing).await?;
     let timeout = req.prior.get("stop_timeout").and_then(Value::as_i64);
     try_join_all(containers.iter().map(|c| stop_and_remove(docker, c, timeout))).await?;
     Ok(Value::Null)
