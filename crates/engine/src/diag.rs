@@ -39,9 +39,7 @@ impl SourceFile {
 
     /// A file of a configuration whose files share `inputs`.
     pub fn with_inputs(path: PathBuf, text: String, inputs: Arc<Inputs>) -> Arc<SourceFile> {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Arc::new(SourceFile { path, text, line_starts, first_line: 0, inputs })
+        Arc::new(SourceFile { path, line_starts: line_starts(&text), text, first_line: 0, inputs })
     }
 
     /// The part `range` of this file as a file of its own, for parsing one
@@ -49,10 +47,8 @@ impl SourceFile {
     /// and columns the whole file's. `range.start` must be a line start.
     pub fn part(&self, range: Range<usize>) -> Arc<SourceFile> {
         let text = self.text.get(range.clone()).unwrap_or_default().to_string();
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let first_line = self.first_line + self.line_starts.partition_point(|&s| s <= range.start).saturating_sub(1);
-        Arc::new(SourceFile { path: self.path.clone(), text, line_starts, first_line, inputs: self.inputs.clone() })
+        Arc::new(SourceFile { path: self.path.clone(), line_starts: line_starts(&text), text, first_line, inputs: self.inputs.clone() })
     }
 
     /// Lines of the whole file before this one's text (0 for a whole file).
@@ -78,6 +74,11 @@ impl SourceFile {
         let end = self.line_starts.get(line).map(|e| e - 1).unwrap_or(self.text.len());
         self.text.get(start..end.max(start)).unwrap_or("").trim_end_matches('\r')
     }
+}
+
+/// The offset of every line of `text`.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
 }
 
 /// Where a diagnostic points: a file, a line and a column, with the line's

@@ -118,10 +118,10 @@ struct Loader {
     too_many_modules: bool,
 }
 
-/// Offsets of the lines of `text` that start with a letter or `_`, where
-/// a top-level block may start ([`Loader::load_file`]).
+/// Offsets of the lines of `text` after its first that start with a
+/// letter or `_`, where a top-level block may start ([`Loader::load_file`]).
 fn part_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
-    let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
+    let starts = text.match_indices('\n').map(|(i, _)| i + 1);
     starts.filter(|&p| text.as_bytes().get(p).is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_'))
 }
 
@@ -196,7 +196,7 @@ impl Loader {
     fn load_file(&mut self, module: &mut Module, file: &Arc<SourceFile>) {
         let text = &file.text;
         let mut start = 0;
-        for end in part_starts(text).filter(|&p| p > 0).chain([text.len()]) {
+        for end in part_starts(text).chain([text.len()]) {
             let part = file.part(start..end);
             let Ok(body) = hcl_edit::parser::parse_body(&part.text) else { break };
             self.load_body(module, &part, body);
@@ -485,10 +485,12 @@ impl Loader {
         if count.is_some() && for_each.is_some() {
             self.diags.push(Diag::error("count and for_each cannot be used together").at(location.clone()));
         }
-        // The graph reads depends_on from the body as references.
-        if let Some(a) = body.get_attribute("depends_on") {
-            let entries = self.expr_list(file, &a.value);
-            crate::graph::check_depends_on(&entries).into_iter().for_each(|d| self.diags.push(d));
+        // The graph reads depends_on from the body as references; here
+        // only that each entry names a resource or a module.
+        for entry in body.get_attribute("depends_on").map(|a| self.expr_list(file, &a.value)).unwrap_or_default() {
+            if !refs::of_expr(&entry).iter().all(|r| matches!(r.target, refs::Target::Resource(..) | refs::Target::Module(..))) {
+                self.diags.push(Diag::error("depends_on entries must be resources or modules").at(entry.location()));
+            }
         }
         Resource {
             addr: ResourceAddr::new(module.path.clone(), rtype, name),

@@ -5,8 +5,8 @@
 //! No I/O; evaluation order for plan is a topological order of this graph.
 
 use crate::addr::{ModulePath, ResourceAddr};
+use crate::config::Config;
 use crate::config::refs::{self, Reference, Target};
-use crate::config::{Config, Expr};
 use crate::diag::{Diag, Diags, Location};
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -298,13 +298,4 @@ impl Builder {
             }
         }
     }
-}
-
-/// Locations of `depends_on` entries that do not name a resource or module.
-pub fn check_depends_on(exprs: &[Expr]) -> Vec<Diag> {
-    exprs
-        .iter()
-        .filter(|e| !refs::of_expr(e).iter().all(|r| matches!(r.target, Target::Resource(..) | Target::Module(..))))
-        .map(|e| Diag::error("depends_on entries must be resources or modules").at(e.location()))
-        .collect()
 }
