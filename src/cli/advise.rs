@@ -96,7 +96,7 @@ async fn plan_of(
         proposed.insert(name, if sensitive { value.into_sensitive() } else { value });
     }
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
-    let mut snapshot = store.read().await?;
+    let mut snapshot = store.read_state().await?;
     let options = PlanOptions { refresh: true, at, ..PlanOptions::default() };
     Ok(super::run::make_plan(ws, proposed, &mut snapshot, options, &super::run::Reporter::new(None)).await?.plan)
 }

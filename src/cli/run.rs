@@ -99,9 +99,8 @@ pub async fn plan(args: PlanArgs, color: bool) -> Result<i32, Failure> {
     let ws = Workspace::load()?;
     let vars = ws.variables(&args.vars, &args.var_files)?;
     let store = context::open_store(Some(&ws.config), args.state.as_deref()).await?;
-    let mut snapshot = store.read().await?;
-    // plan writes no state, so the file's text (kept for apply's backup) goes now.
-    snapshot.text = None;
+    // plan writes no state, so the file's text (apply's backup) is not kept.
+    let mut snapshot = store.read_state().await?;
     let options = options(&args)?;
     let planned = make_plan(&ws, vars.clone(), &mut snapshot, options.clone(), &Reporter::new(None)).await?;
     let text = render(&planned.plan, args.format, color);
@@ -280,7 +279,7 @@ pub async fn drift(
     let ws = Workspace::load()?;
     let values = ws.variables(&vars, &var_files)?;
     let store = context::open_store(Some(&ws.config), state.as_deref()).await?;
-    let snapshot = store.read().await?;
+    let snapshot = store.read_state().await?;
     let progress = Progress::new();
     let report = himaplan_engine::engine::drift::drift(&ws.config, &ws.registry, &values, &snapshot, &progress).await;
     progress.finish();

@@ -19,7 +19,7 @@ pub async fn show(json: bool, planfile: Option<PathBuf>, state: Option<PathBuf>,
         return Ok(0);
     }
     let store = context::store_for_state_commands(state.as_deref()).await?;
-    let snapshot = store.read().await?;
+    let snapshot = store.read_state().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&state_json(&snapshot.state)).unwrap_or_default());
     } else if snapshot.state.resources.is_empty() {

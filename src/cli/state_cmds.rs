@@ -19,7 +19,7 @@ pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
     match cmd {
         StateCommand::List { state } => {
             let store = context::store_for_state_commands(state.as_deref()).await?;
-            for addr in store.read().await?.state.resources.keys() {
+            for addr in store.read_state().await?.state.resources.keys() {
                 println!("{addr}");
             }
             Ok(0)
@@ -27,7 +27,7 @@ pub async fn state(cmd: StateCommand) -> Result<i32, Failure> {
         StateCommand::Show { addr, state } => {
             let addr = context::parse_addrs(&[addr], "address")?.remove(0);
             let store = context::store_for_state_commands(state.as_deref()).await?;
-            let snapshot = store.read().await?;
+            let snapshot = store.read_state().await?;
             let Some(r) = snapshot.state.resources.get(&addr) else {
                 return Err(Diag::error(format!("No instance {addr} in state"))
                     .with_detail("List the addresses with himaplan state list.")
@@ -143,7 +143,7 @@ async fn overwrite(source: &dyn StateStore, target: &dyn StateStore) -> Result<b
 /// journal folded in, as canonical JSON.
 async fn pull() -> Result<i32, Failure> {
     let store = configured_store().await?;
-    let snapshot = store.read().await?;
+    let snapshot = store.read_state().await?;
     if !snapshot.exists && !snapshot.journal_replayed {
         return Err(Diag::error(format!("No state at {}", store.location()))
             .with_detail("Nothing has been applied or pushed there yet.")
@@ -191,7 +191,7 @@ pub async fn import(
 
 pub async fn output(name: Option<String>, json: bool, state: Option<PathBuf>) -> Result<i32, Failure> {
     let store = context::store_for_state_commands(state.as_deref()).await?;
-    let s = store.read().await?.state;
+    let s = store.read_state().await?.state;
     let shown = |o: &himaplan_engine::state::OutputState| -> serde_json::Value {
         if o.sensitive || is_redacted(&o.value) { serde_json::Value::String("(sensitive value)".into()) } else { o.value.clone() }
     };

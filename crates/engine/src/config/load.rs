@@ -142,6 +142,9 @@ impl Loader {
             self.config.files.push(file.clone());
             self.load_file(&mut module, file);
         }
+        for repeated in module.resources.sort() {
+            self.duplicate("resource", &format!("{}.{}", repeated.addr.rtype, repeated.addr.name), repeated.location.clone());
+        }
         let calls: Vec<ModuleCall> = module.calls.values().cloned().collect();
         self.config.modules.insert(path.clone(), module);
         for call in calls {
@@ -368,10 +371,7 @@ impl Loader {
             "resource" => {
                 let Some(labels) = self.labels(file, block, &["type", "name"]) else { return };
                 let resource = self.load_resource(module, file, block, labels[0], labels[1], location.clone(), alone);
-                let key = (labels[0].to_string(), labels[1].to_string());
-                if module.resources.insert(key, Box::new(resource)).is_some() {
-                    self.duplicate("resource", &format!("{}.{}", labels[0], labels[1]), location);
-                }
+                module.resources.push(resource);
             }
             "module" => {
                 let Some(labels) = self.labels(file, block, &["name"]) else { return };

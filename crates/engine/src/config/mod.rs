@@ -120,12 +120,12 @@ impl Config {
     }
 
     pub fn resource(&self, addr: &ResourceAddr) -> Option<&Resource> {
-        self.modules.get(&addr.module)?.resources.get(&(addr.rtype.clone(), addr.name.clone())).map(Box::as_ref)
+        self.modules.get(&addr.module)?.resources.get(&addr.rtype, &addr.name)
     }
 
     /// Every resource block of every module, in address order.
     pub fn resources(&self) -> impl Iterator<Item = &Resource> {
-        self.modules.values().flat_map(|m| m.resources.values().map(Box::as_ref))
+        self.modules.values().flat_map(|m| m.resources.values())
     }
 }
 
@@ -152,6 +152,64 @@ pub struct ProviderBlock {
     pub location: Location,
 }
 
+/// A module's resource blocks in (type, name) order, found by binary
+/// search: a list rather than a map keyed by copies of the names its
+/// blocks already hold (a configuration keeps thousands). Boxed: a
+/// `Resource` is large, and moves as the list is sorted.
+#[derive(Debug, Clone, Default)]
+pub struct Resources(Vec<Box<Resource>>);
+
+impl Resources {
+    fn search(&self, rtype: &str, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|r| (r.addr.rtype.as_str(), r.addr.name.as_str()).cmp(&(rtype, name)))
+    }
+
+    pub fn get(&self, rtype: &str, name: &str) -> Option<&Resource> {
+        self.search(rtype, name).ok().map(|i| self.0[i].as_ref())
+    }
+
+    pub fn contains(&self, rtype: &str, name: &str) -> bool {
+        self.search(rtype, name).is_ok()
+    }
+
+    /// In (type, name) order.
+    pub fn values(&self) -> impl Iterator<Item = &Resource> {
+        self.0.iter().map(Box::as_ref)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds a block as it is loaded; [`Resources::sort`] must follow
+    /// before any lookup.
+    pub(crate) fn push(&mut self, resource: Resource) {
+        self.0.push(Box::new(resource));
+    }
+
+    /// Puts the blocks in order once a module is loaded and returns the
+    /// blocks that repeat an earlier block's type and name (dropped; the
+    /// earlier one, in load order, stays).
+    pub(crate) fn sort(&mut self) -> Vec<Box<Resource>> {
+        // Stable: among blocks of one address, load order is kept.
+        self.0.sort_by(|a, b| (&a.addr.rtype, &a.addr.name).cmp(&(&b.addr.rtype, &b.addr.name)));
+        let mut repeated = Vec::new();
+        let mut kept: Vec<Box<Resource>> = Vec::with_capacity(self.0.len());
+        for r in self.0.drain(..) {
+            match kept.last() {
+                Some(last) if last.addr.rtype == r.addr.rtype && last.addr.name == r.addr.name => repeated.push(r),
+                _ => kept.push(r),
+            }
+        }
+        self.0 = kept;
+        repeated
+    }
+}
+
 /// One module (the root, or a `module` call's source directory).
 #[derive(Debug, Clone, Default)]
 pub struct Module {
@@ -162,9 +220,7 @@ pub struct Module {
     pub variables: BTreeMap<String, Variable>,
     pub locals: BTreeMap<String, Local>,
     pub outputs: BTreeMap<String, Output>,
-    /// Boxed: a `Resource` is large, and a map keeps room for several
-    /// values in each of its nodes.
-    pub resources: BTreeMap<(String, String), Box<Resource>>,
+    pub resources: Resources,
     pub calls: BTreeMap<String, ModuleCall>,
     pub moved: Vec<Moved>,
     pub imports: Vec<ImportBlock>,

@@ -56,6 +56,19 @@ pub fn of_body(body: &Body, file: &Arc<SourceFile>, skip: &[&str]) -> Vec<Refere
     walker.out
 }
 
+/// The references of one top-level attribute of `body` (none if absent).
+pub fn of_attribute(body: &Body, file: &Arc<SourceFile>, key: &str) -> Vec<Reference> {
+    let mut walker = Walker { file, bound: Vec::new(), out: Vec::new() };
+    for structure in body.iter() {
+        if let Structure::Attribute(a) = structure
+            && a.key.as_str() == key
+        {
+            walker.structure(structure);
+        }
+    }
+    walker.out
+}
+
 struct Walker<'a> {
     file: &'a Arc<SourceFile>,
     bound: Vec<String>,

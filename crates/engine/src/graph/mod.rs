@@ -8,9 +8,10 @@ use crate::addr::{ModulePath, ResourceAddr};
 use crate::config::Config;
 use crate::config::refs::{self, Reference, Target};
 use crate::diag::{Diag, Diags, Location};
+use indexmap::IndexSet;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
 pub mod view;
@@ -39,93 +40,116 @@ impl fmt::Display for Node {
 }
 
 /// The dependency graph and an evaluation order.
+///
+/// Each node is held once: `nodes` owns it, and its position there is its
+/// index in `edges` and in `order` (a configuration has thousands).
 #[derive(Debug)]
 pub struct ConfigGraph {
-    pub graph: DiGraph<Node, ()>,
-    pub index: HashMap<Node, NodeIndex>,
+    /// An edge's weight says whether the dependent reads the value of what
+    /// it depends on; `false` when it is only ordered after it (`depends_on`).
+    edges: DiGraph<(), bool>,
+    nodes: IndexSet<Node>,
     /// Every node, dependencies first.
-    pub order: Vec<Node>,
+    order: Vec<NodeIndex>,
 }
 
 impl ConfigGraph {
-    /// The resources a node depends on directly or through locals,
-    /// variables and outputs (not through other resources).
-    pub fn resource_deps(&self, node: &Node) -> BTreeSet<ResourceAddr> {
-        let mut out = BTreeSet::new();
-        let Some(&start) = self.index.get(node) else { return out };
-        let mut stack = vec![start];
-        let mut seen = std::collections::HashSet::new();
+    /// Every node, dependencies first.
+    pub fn order(&self) -> impl Iterator<Item = &Node> {
+        self.order.iter().map(|&i| &self.nodes[i.index()])
+    }
+
+    /// What `node` refers to directly (nothing for a node not in the graph).
+    pub fn direct_deps<'a>(&'a self, node: &Node) -> impl Iterator<Item = &'a Node> {
+        let start = self.nodes.get_index_of(node).map(NodeIndex::new);
+        start.into_iter().flat_map(|i| self.edges.neighbors_directed(i, petgraph::Direction::Incoming)).map(|d| &self.nodes[d.index()])
+    }
+
+    /// Whether anything reads `node`'s value (a reference that is not only
+    /// a `depends_on` entry); `true` for a node not in the graph.
+    pub fn value_is_read(&self, node: &Node) -> bool {
+        self.nodes
+            .get_index_of(node)
+            .is_none_or(|i| self.edges.edges_directed(NodeIndex::new(i), petgraph::Direction::Outgoing).any(|e| *e.weight()))
+    }
+
+    /// The nodes `node` depends on transitively, `through` deciding whether
+    /// the walk goes on past each one it reaches.
+    fn reach(&self, node: &Node, through: impl Fn(&Node) -> bool) -> HashSet<NodeIndex> {
+        let mut seen = HashSet::new();
+        let Some(start) = self.nodes.get_index_of(node) else { return seen };
+        let mut stack = vec![NodeIndex::new(start)];
         while let Some(n) = stack.pop() {
-            for dep in self.graph.neighbors_directed(n, petgraph::Direction::Incoming) {
-                if !seen.insert(dep) {
-                    continue;
-                }
-                match &self.graph[dep] {
-                    Node::Resource(r) => {
-                        out.insert(r.clone());
-                    }
-                    _ => stack.push(dep),
+            for dep in self.edges.neighbors_directed(n, petgraph::Direction::Incoming) {
+                if seen.insert(dep) && through(&self.nodes[dep.index()]) {
+                    stack.push(dep);
                 }
             }
         }
-        out
+        seen
+    }
+
+    /// The resources a node depends on directly or through locals,
+    /// variables and outputs (not through other resources).
+    pub fn resource_deps(&self, node: &Node) -> BTreeSet<ResourceAddr> {
+        self.reach(node, |n| !matches!(n, Node::Resource(_)))
+            .into_iter()
+            .filter_map(|i| match &self.nodes[i.index()] {
+                Node::Resource(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Nodes the given node needs evaluated first, transitively, in
     /// evaluation order (used to re-evaluate one resource during apply).
     pub fn ancestors(&self, node: &Node) -> Vec<Node> {
-        let Some(&start) = self.index.get(node) else { return Vec::new() };
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![start];
-        while let Some(n) = stack.pop() {
-            for dep in self.graph.neighbors_directed(n, petgraph::Direction::Incoming) {
-                if seen.insert(dep) {
-                    stack.push(dep);
-                }
-            }
-        }
-        self.order.iter().filter(|n| seen.contains(&self.index[*n])).cloned().collect()
+        let seen = self.reach(node, |_| true);
+        self.order.iter().filter(|i| seen.contains(i)).map(|i| self.nodes[i.index()].clone()).collect()
     }
 }
 
 /// Builds the graph, checking references; all problems are reported at once.
 pub fn build(config: &Config) -> Result<ConfigGraph, Diags> {
-    let mut b = Builder { graph: DiGraph::new(), index: HashMap::new(), locations: HashMap::new(), diags: Diags::new() };
+    let mut b = Builder { edges: DiGraph::new(), nodes: IndexSet::new(), locations: Vec::new(), diags: Diags::new() };
     for (path, module) in &config.modules {
         for (name, v) in &module.variables {
-            b.add(Node::Var(path.clone(), name.clone()), v.location.clone());
+            b.add(Node::Var(path.clone(), name.clone()), &v.location);
         }
         for (name, l) in &module.locals {
-            b.add(Node::Local(path.clone(), name.clone()), l.location.clone());
+            b.add(Node::Local(path.clone(), name.clone()), &l.location);
         }
         for (name, o) in &module.outputs {
-            b.add(Node::Output(path.clone(), name.clone()), o.location.clone());
+            b.add(Node::Output(path.clone(), name.clone()), &o.location);
         }
         for r in module.resources.values() {
-            b.add(Node::Resource(r.addr.clone()), r.location.clone());
+            b.add(Node::Resource(r.addr.clone()), &r.location);
         }
     }
     for (name, p) in &config.providers {
-        b.add(Node::Provider(name.clone()), p.location.clone());
+        b.add(Node::Provider(name.clone()), &p.location);
     }
     for (path, module) in &config.modules {
         for (name, l) in &module.locals {
             let refs = refs::of_expr(&l.value);
-            b.connect(config, path, &Node::Local(path.clone(), name.clone()), refs, Context::Plain);
+            b.connect(config, path, &Node::Local(path.clone(), name.clone()), refs, Context::Plain, true);
         }
         for (name, o) in &module.outputs {
             let refs = refs::of_expr(&o.value);
-            b.connect(config, path, &Node::Output(path.clone(), name.clone()), refs, Context::Plain);
+            b.connect(config, path, &Node::Output(path.clone(), name.clone()), refs, Context::Plain, true);
         }
         for r in module.resources.values() {
-            let refs = refs::of_body(&r.body.body(), &r.body.file, &["lifecycle"]);
+            let body = r.body.body();
+            let refs = refs::of_body(&body, &r.body.file, &["lifecycle", "depends_on"]);
+            let order_only = refs::of_attribute(&body, &r.body.file, "depends_on");
             let ctx = match (&r.count, &r.for_each) {
                 (Some(_), _) => Context::Count,
                 (_, Some(_)) => Context::ForEach,
                 _ => Context::Plain,
             };
             let node = Node::Resource(r.addr.clone());
-            b.connect(config, path, &node, refs, ctx);
+            b.connect(config, path, &node, refs, ctx, true);
+            b.connect(config, path, &node, order_only, ctx, false);
             // count and for_each may not use count/each themselves.
             for (e, what) in [(&r.count, "count"), (&r.for_each, "for_each")] {
                 if let Some(e) = e {
@@ -149,13 +173,13 @@ pub fn build(config: &Config) -> Result<ConfigGraph, Diags> {
                 let node = Node::Var(child.clone(), input.clone());
                 let mut refs = refs::of_expr(expr);
                 refs.extend(call.depends_on.iter().flat_map(refs::of_expr));
-                b.connect(config, path, &node, refs, Context::Plain);
+                b.connect(config, path, &node, refs, Context::Plain, true);
             }
         }
     }
     for (name, p) in &config.providers {
         let refs = refs::of_body(&p.body.body(), &p.body.file, &[]);
-        b.connect(config, &ModulePath::root(), &Node::Provider(name.clone()), refs, Context::Plain);
+        b.connect(config, &ModulePath::root(), &Node::Provider(name.clone()), refs, Context::Plain, true);
     }
     b.finish()
 }
@@ -167,27 +191,37 @@ enum Context {
     ForEach,
 }
 
-struct Builder {
-    graph: DiGraph<Node, ()>,
-    index: HashMap<Node, NodeIndex>,
-    locations: HashMap<NodeIndex, Location>,
+/// `nodes`, `edges` and `locations` grow together: a node's position in
+/// `nodes` is its index in the other two.
+struct Builder<'c> {
+    edges: DiGraph<(), bool>,
+    nodes: IndexSet<Node>,
+    locations: Vec<&'c Location>,
     diags: Diags,
 }
 
-impl Builder {
-    fn add(&mut self, node: Node, location: Location) {
-        let idx = self.graph.add_node(node.clone());
-        self.index.insert(node, idx);
-        self.locations.insert(idx, location);
-    }
-
-    fn edge(&mut self, from: &Node, to: &Node) {
-        if let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to)) {
-            self.graph.update_edge(a, b, ());
+impl<'c> Builder<'c> {
+    fn add(&mut self, node: Node, location: &'c Location) {
+        if self.nodes.insert(node) {
+            self.edges.add_node(());
+            self.locations.push(location);
         }
     }
 
-    fn connect(&mut self, config: &Config, module: &ModulePath, node: &Node, refs: Vec<Reference>, ctx: Context) {
+    /// `to` depends on `from`; `reads`: it reads `from`'s value.
+    fn edge(&mut self, from: &Node, to: &Node, reads: bool) {
+        if let (Some(a), Some(b)) = (self.nodes.get_index_of(from), self.nodes.get_index_of(to)) {
+            let (a, b) = (NodeIndex::new(a), NodeIndex::new(b));
+            match self.edges.find_edge(a, b) {
+                Some(e) => self.edges[e] |= reads,
+                None => {
+                    self.edges.add_edge(a, b, reads);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, config: &Config, module: &ModulePath, node: &Node, refs: Vec<Reference>, ctx: Context, reads: bool) {
         let m = &config.modules[module];
         for Reference { target, location } in refs {
             let dep = match target {
@@ -201,9 +235,7 @@ impl Builder {
                     self.undeclared(location, format!("local value {n:?}"), "Declare it in a locals block.");
                     continue;
                 }
-                Target::Resource(t, n) if m.resources.contains_key(&(t.clone(), n.clone())) => {
-                    Node::Resource(ResourceAddr::new(module.clone(), &t, &n))
-                }
+                Target::Resource(t, n) if m.resources.contains(&t, &n) => Node::Resource(ResourceAddr::new(module.clone(), &t, &n)),
                 Target::Resource(t, n) => {
                     self.undeclared(location, format!("resource {t}.{n}"), "Declare it with a resource block in this module.");
                     continue;
@@ -222,7 +254,7 @@ impl Builder {
                         }
                         None => {
                             for o in child_module.outputs.keys() {
-                                self.edge(&Node::Output(child.clone(), o.clone()), node);
+                                self.edge(&Node::Output(child.clone(), o.clone()), node, reads);
                             }
                             continue;
                         }
@@ -253,12 +285,12 @@ impl Builder {
                 self.diags.push(Diag::error(format!("{node} refers to itself")).at(location));
                 continue;
             }
-            self.edge(&dep, node);
+            self.edge(&dep, node, reads);
         }
         if let Node::Resource(r) = node {
             let provider = r.rtype.split('_').next().unwrap_or_default().to_string();
             if config.providers.contains_key(&provider) {
-                self.edge(&Node::Provider(provider), node);
+                self.edge(&Node::Provider(provider), node, true);
             }
         }
     }
@@ -271,18 +303,15 @@ impl Builder {
         if self.diags.has_errors() {
             return Err(self.diags);
         }
-        match toposort(&self.graph, None) {
-            Ok(order) => {
-                let order = order.into_iter().map(|i| self.graph[i].clone()).collect();
-                Ok(ConfigGraph { graph: self.graph, index: self.index, order })
-            }
+        match toposort(&self.edges, None) {
+            Ok(order) => Ok(ConfigGraph { edges: self.edges, nodes: self.nodes, order }),
             Err(_) => {
-                for scc in tarjan_scc(&self.graph) {
+                for scc in tarjan_scc(&self.edges) {
                     if scc.len() < 2 {
                         continue;
                     }
                     let mut members: Vec<(String, Location)> =
-                        scc.iter().map(|i| (self.graph[*i].to_string(), self.locations[i].clone())).collect();
+                        scc.iter().map(|i| (self.nodes[i.index()].to_string(), self.locations[i.index()].clone())).collect();
                     members.sort_by(|a, b| a.0.cmp(&b.0));
                     let list: Vec<String> = members.iter().map(|(n, l)| format!("{n} ({}:{})", l.path.display(), l.line)).collect();
                     self.diags.push(

@@ -9,8 +9,8 @@
 
 use super::{OutputState, ResourceState, STATE_VERSION, State, StateError};
 use crate::addr::{InstanceAddr, ResourceAddr};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,94 +59,112 @@ pub fn parse(text: &str, path: &Path) -> Result<State, StateError> {
     }
 }
 
-/// The state from a well-formed file, each resource parsed on its own and
-/// dropped once it is in the state; `None` at the first problem of any
-/// kind, which [`parse_whole`] then reports.
+/// The state from a well-formed file's text, each resource parsed on its
+/// own and dropped once it is in the state; `None` at the first problem of
+/// any kind, which [`parse_whole`] then reports.
 fn parse_by_resource(text: &str) -> Option<State> {
-    let Fields(mut fields) = serde_json::from_str(text).ok()?;
-    let mut field = |key: &str| fields.remove(key);
-    // A part parsed on its own must not pass serde_json's nesting limit
-    // where the whole file would not: deep parts go the whole-tree way.
-    let value = |raw: &RawValue| shallow(raw.get()).then(|| serde_json::from_str::<Value>(raw.get()).ok()).flatten();
-    let version = value(field("version")?)?.as_u64()?;
-    if version == 0 || version > u64::from(STATE_VERSION) {
-        return None;
-    }
-    let serial = value(field("serial")?)?.as_u64()?;
-    let Value::String(lineage) = value(field("lineage")?)? else { return None };
-    let resources: Vec<&RawValue> = serde_json::from_str(field("resources")?.get()).ok()?;
-    let Value::Object(outputs) = value(field("outputs")?)? else { return None };
-    if !fields.is_empty() {
-        return None;
-    }
-    let mut dependencies = Interned::new();
-    let mut parsed = Vec::with_capacity(resources.len());
-    for (index, raw) in resources.into_iter().enumerate() {
-        parsed.push(parse_resource(index, value(raw)?, &mut dependencies).ok()?);
-    }
-    // Built from sorted entries, the map's nodes are full; inserted one at
-    // a time they are about half full (a third of a large state's memory).
-    parsed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if parsed.windows(2).any(|w| w[0].0 == w[1].0) {
-        return None;
-    }
-    let mut state = State { serial, lineage, resources: parsed.into_iter().collect(), outputs: BTreeMap::new() };
-    for (name, item) in outputs {
-        let out = parse_output(&name, item).ok()?;
-        state.outputs.insert(name, out);
-    }
+    read_by_resource(&mut serde_json::Deserializer::from_str(text))
+}
+
+/// [`parse_by_resource`] straight from a reader: neither the text nor a
+/// JSON tree of it is ever held whole, only one resource's tree at a time.
+/// `None` at the first problem of any kind, including the reader's; the
+/// caller then reads the text and [`parse_whole`] reports the problem.
+pub fn parse_reader(reader: impl std::io::Read) -> Option<State> {
+    read_by_resource(&mut serde_json::Deserializer::from_reader(reader))
+}
+
+/// Both reads run one deserializer over the whole file, so its nesting
+/// limit counts from the file's top exactly as in the whole-tree read.
+fn read_by_resource<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Option<State> {
+    let state = serde::Deserializer::deserialize_map(&mut *de, ByResource).ok()?;
+    de.end().ok()?;
     Some(state)
 }
 
-/// Whether JSON `text` nests arrays and objects at most [`SHALLOW`] deep
-/// (well inside serde_json's limit of 128 for the whole file).
-fn shallow(text: &str) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for b in text.bytes() {
-        match (in_string, b) {
-            (true, _) if escaped => escaped = false,
-            (true, b'\\') => escaped = true,
-            (true, b'"') | (false, b'"') => in_string = !in_string,
-            (false, b'[' | b'{') => {
-                depth += 1;
-                if depth > SHALLOW {
-                    return false;
-                }
-            }
-            (false, b']' | b'}') => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// The top-level object, its `resources` read element by element. Any
+/// error only means "not well formed": its message is never shown.
+struct ByResource;
+
+impl<'de> Visitor<'de> for ByResource {
+    type Value = State;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a state file")
     }
-    true
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<State, A::Error> {
+        let (mut version, mut serial, mut lineage, mut resources, mut outputs) = (None, None, None, None, None);
+        // A key given twice is refused (the whole-tree read keeps the last, after checking the first).
+        fn once<T, E: de::Error>(slot: &mut Option<T>, value: T) -> Result<(), E> {
+            match slot.replace(value) {
+                Some(_) => Err(E::custom("duplicate field")),
+                None => Ok(()),
+            }
+        }
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "version" => once(&mut version, map.next_value::<Value>()?)?,
+                "serial" => once(&mut serial, map.next_value::<Value>()?)?,
+                "lineage" => once(&mut lineage, map.next_value::<Value>()?)?,
+                "resources" => once(&mut resources, map.next_value_seed(Resources)?)?,
+                "outputs" => once(&mut outputs, map.next_value::<Value>()?)?,
+                _ => return Err(de::Error::custom("unknown field")),
+            }
+        }
+        let not_well_formed = || de::Error::custom("not well formed");
+        let version = version.and_then(|v| v.as_u64()).ok_or_else(not_well_formed)?;
+        if version == 0 || version > u64::from(STATE_VERSION) {
+            return Err(not_well_formed());
+        }
+        let serial = serial.and_then(|v| v.as_u64()).ok_or_else(not_well_formed)?;
+        let Some(Value::String(lineage)) = lineage else { return Err(not_well_formed()) };
+        let Some(Value::Object(outputs)) = outputs else { return Err(not_well_formed()) };
+        let resources = resources.ok_or_else(not_well_formed)?;
+        let mut state = State { serial, lineage, resources, outputs: BTreeMap::new() };
+        for (name, item) in outputs {
+            let out = parse_output(&name, item).map_err(de::Error::custom)?;
+            state.outputs.insert(name, out);
+        }
+        Ok(state)
+    }
 }
 
-const SHALLOW: usize = 100;
+/// The `resources` array, each element parsed into the state's form as
+/// soon as it is read.
+struct Resources;
 
-/// The top-level object's fields as unparsed text; a key given twice is
-/// refused (the whole-tree parse keeps the last, after checking the first).
-struct Fields<'a>(std::collections::HashMap<String, &'a RawValue>);
+impl<'de> DeserializeSeed<'de> for Resources {
+    type Value = BTreeMap<InstanceAddr, ResourceState>;
 
-impl<'de> serde::Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Fields<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
 
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
+impl<'de> Visitor<'de> for Resources {
+    type Value = BTreeMap<InstanceAddr, ResourceState>;
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut fields = std::collections::HashMap::new();
-                while let Some((key, raw)) = map.next_entry::<String, &'de RawValue>()? {
-                    if fields.insert(key, raw).is_some() {
-                        return Err(serde::de::Error::custom("duplicate field"));
-                    }
-                }
-                Ok(Fields(fields))
-            }
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of resources")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut dependencies = Interned::new();
+        let mut parsed = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element::<Value>()? {
+            parsed.push(parse_resource(parsed.len(), item, &mut dependencies).map_err(de::Error::custom)?);
         }
-        deserializer.deserialize_map(Visit)
+        // Built from sorted entries, the map's nodes are full; inserted one at
+        // a time they are about half full (a third of a large state's memory).
+        parsed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if parsed.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(de::Error::custom("duplicate address"));
+        }
+        // The map is built beside the list, which its growth left up to
+        // twice as long as it is (a large list shrinks in place).
+        parsed.shrink_to_fit();
+        Ok(parsed.into_iter().collect())
     }
 }
 
@@ -485,15 +503,22 @@ pub(crate) mod tests {
         let text = to_canonical_json(&sample_state(50));
         let by_resource = parse_by_resource(&text).expect("well formed");
         assert_eq!(by_resource, parse_whole(&text, Path::new("s.json")).expect("parses"));
+        assert_eq!(parse_reader(text.as_bytes()).expect("well formed"), by_resource);
     }
 
     #[test]
-    fn deep_values_are_read_the_whole_tree_way() {
-        // A value nested beyond SHALLOW is left to the whole-tree read, which applies serde_json's limit to the whole file.
-        let deep = format!("{}1{}", "[".repeat(SHALLOW + 1), "]".repeat(SHALLOW + 1));
+    fn nesting_is_limited_from_the_top_of_the_file_in_both_reads() {
+        // A value nested near serde_json's limit (128, counted from the file's top) is read, or refused, the same both ways.
+        for depth in [100, 124, 125, 126, 127, 200] {
+            let deep = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+            let text = to_canonical_json(&sample_state(1)).replace("\"10.0.0.1\"", &deep);
+            let whole = parse_whole(&text, Path::new("s.json")).ok();
+            assert_eq!(parse_by_resource(&text), whole, "depth {depth}");
+            assert_eq!(parse_reader(text.as_bytes()), whole, "depth {depth}");
+        }
+        let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
         let text = to_canonical_json(&sample_state(1)).replace("\"10.0.0.1\"", &deep);
-        assert!(parse_by_resource(&text).is_none());
-        assert_eq!(parse(&text, Path::new("s.json")).ok(), parse_whole(&text, Path::new("s.json")).ok());
+        assert!(parse_whole(&text, Path::new("s.json")).is_err(), "the limit is reached within these depths");
     }
 
     #[test]

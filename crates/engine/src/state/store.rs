@@ -23,7 +23,7 @@ use super::{State, StateError, file};
 use async_trait::async_trait;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -37,6 +37,14 @@ pub trait StateStore: Send + Sync {
     /// memory. A missing state is an empty one with a fresh lineage and
     /// `exists: false`. Takes no lock.
     async fn read(&self) -> Result<Snapshot, StateError>;
+    /// [`read`](Self::read) for a run that commits nothing (`plan`, `show`,
+    /// `drift`): the file's text is not kept (`text` is `None`), so a store
+    /// may build the state as it reads rather than hold the text beside it.
+    async fn read_state(&self) -> Result<Snapshot, StateError> {
+        let mut snapshot = self.read().await?;
+        snapshot.text = None;
+        Ok(snapshot)
+    }
     /// Takes the exclusive run lock, waiting up to `timeout` (zero: fail at
     /// once). Dropping the guard releases it.
     async fn lock(&self, operation: &str, timeout: Duration) -> Result<Box<dyn StateLockGuard>, StateError>;
@@ -112,25 +120,43 @@ impl LocalStore {
         sibling(&self.path, ".lock")
     }
 
-    fn read_blocking(&self) -> Result<Snapshot, StateError> {
-        let text = match crate::files::read_text(&self.path, crate::files::MAX_STATE_BYTES) {
-            // Kept for the whole run (it becomes the backup): without the
-            // slack the read left, up to half again its size.
-            Ok(mut text) => {
-                text.shrink_to_fit();
-                Some(text)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StateError::io(&self.path, e)),
+    fn read_blocking(&self, keep_text: bool) -> Result<Snapshot, StateError> {
+        let streamed = if keep_text { None } else { self.read_streaming()? };
+        let (state, text) = match streamed {
+            Some(state) => (Some(state), None),
+            None => match crate::files::read_text(&self.path, crate::files::MAX_STATE_BYTES) {
+                // Kept for the whole run (it becomes the backup): without the
+                // slack the read left, up to half again its size.
+                Ok(mut text) => {
+                    text.shrink_to_fit();
+                    (Some(file::parse(&text, &self.path)?), keep_text.then_some(text))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+                Err(e) => return Err(StateError::io(&self.path, e)),
+            },
         };
-        let (mut state, exists) = match &text {
-            Some(text) => (file::parse(text, &self.path)?, true),
-            None => (State::new_lineage(), false),
-        };
+        let exists = state.is_some();
+        let mut state = state.unwrap_or_else(State::new_lineage);
         let journal_path = self.journal_path();
         let entries = journal::read_journal(&journal_path)?;
         let (journal_replayed, unfinished_intents) = replay_segments(&mut state, exists, &entries, &journal_path)?;
         Ok(Snapshot { state, exists, text, journal_replayed, unfinished_intents })
+    }
+
+    /// The state built while the file is read, for a read that keeps no
+    /// text; `None` when there is no file or it is not a well-formed state
+    /// within the size limit: the text read then finds and reports why.
+    fn read_streaming(&self) -> Result<Option<State>, StateError> {
+        let file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StateError::io(&self.path, e)),
+        };
+        let limit = crate::files::MAX_STATE_BYTES;
+        if !file.metadata().is_ok_and(|m| m.is_file() && m.len() <= limit) {
+            return Ok(None);
+        }
+        Ok(file::parse_reader(std::io::BufReader::with_capacity(64 * 1024, file.take(limit))))
     }
 
     fn append_blocking(&self, entries: &[JournalEntry]) -> Result<(), StateError> {
@@ -183,7 +209,11 @@ impl StateStore for LocalStore {
     }
 
     async fn read(&self) -> Result<Snapshot, StateError> {
-        read_consistent(|| async { self.read_blocking() }).await
+        read_consistent(|| async { self.read_blocking(true) }).await
+    }
+
+    async fn read_state(&self) -> Result<Snapshot, StateError> {
+        read_consistent(|| async { self.read_blocking(false) }).await
     }
 
     async fn lock(&self, operation: &str, timeout: Duration) -> Result<Box<dyn StateLockGuard>, StateError> {

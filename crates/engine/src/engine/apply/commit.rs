@@ -135,7 +135,7 @@ impl Applier<'_> {
         let mut outputs = BTreeMap::new();
         let graph = self.world.graph.clone();
         let config = self.world.config.clone();
-        for node in graph.order.iter() {
+        for node in graph.order() {
             if matches!(node, Node::Resource(_) | Node::Provider(_)) {
                 continue;
             }

@@ -26,9 +26,8 @@ impl Planner {
         let graph = self.graph.clone();
         let mut diags = Diags::new();
         let mut failed: HashSet<Node> = HashSet::new();
-        for node in graph.order.iter() {
-            let idx = graph.index[node];
-            if graph.graph.neighbors_directed(idx, petgraph::Direction::Incoming).any(|d| failed.contains(&graph.graph[d])) {
+        for node in graph.order() {
+            if graph.direct_deps(node).any(|d| failed.contains(d)) {
                 failed.insert(node.clone());
                 continue;
             }
@@ -94,6 +93,7 @@ impl Planner {
             return self.validate_repeated(resource, provider.as_ref());
         }
         let exps = self.world.expand(resource)?;
+        let changes_before = self.changes.len();
         // One keyless address per resource depended on: apply orders by
         // resource, and listing every instance in every change is quadratic.
         let dep_addrs: Vec<InstanceAddr> =
@@ -160,14 +160,21 @@ impl Planner {
         }
         let rollout = resolve_rollout(&self.world, resource)?;
         let resolved = ResolvedRollout { rollout, max_unavailable: rollout.resolve(values.len()) };
-        self.rollouts.insert(resource.addr.clone(), resolved);
+        // Only changes (now, or from the adjust step) look their rollout up.
+        if self.changes.len() > changes_before || provider.wants_adjust() {
+            self.rollouts.insert(resource.addr.clone(), resolved);
+        }
         for (addr, record) in self.instances.range_mut(resource.addr.instance(None)..) {
             if addr.resource != resource.addr {
                 break;
             }
             record.rollout = resolved;
         }
-        self.world.set_resource(resource, values);
+        // What nothing reads (at most a depends_on entry names it) is not
+        // kept: a configuration's values are the largest part of a plan.
+        if self.graph.value_is_read(&Node::Resource(resource.addr.clone())) {
+            self.world.set_resource(resource, values);
+        }
         Ok(())
     }
 
