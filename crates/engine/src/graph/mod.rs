@@ -328,3 +328,76 @@ impl<'c> Builder<'c> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Node, build};
+    use crate::addr::ResourceAddr;
+    use crate::config::load::load_snapshot;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn graph_of(text: &str) -> super::ConfigGraph {
+        let sources = BTreeMap::from([(".".to_string(), vec![("main.hcl".to_string(), text.to_string())])]);
+        let config = load_snapshot(Path::new("."), &sources, Default::default()).expect("loads");
+        build(&config).expect("builds")
+    }
+
+    fn resource(name: &str) -> Node {
+        Node::Resource(ResourceAddr::new(Default::default(), "himaplan_data", name))
+    }
+
+    #[test]
+    fn a_depends_on_entry_orders_without_reading_the_value() {
+        // b is named only by a's depends_on, c by d's input: only c's value is read, yet both go first.
+        let g = graph_of(
+            r#"
+resource "himaplan_data" "b" {}
+resource "himaplan_data" "a" {
+  depends_on = [himaplan_data.b]
+}
+resource "himaplan_data" "c" {}
+resource "himaplan_data" "d" {
+  input      = himaplan_data.c.id
+  depends_on = [himaplan_data.c]
+}
+"#,
+        );
+        assert!(!g.value_is_read(&resource("b")), "depends_on alone reads nothing");
+        assert!(g.value_is_read(&resource("c")), "a reference reads the value, with or without depends_on beside it");
+        assert!(!g.value_is_read(&resource("a")) && !g.value_is_read(&resource("d")));
+        let order: Vec<&Node> = g.order().collect();
+        let at = |n: &Node| order.iter().position(|o| *o == n).expect("in the order");
+        assert!(at(&resource("b")) < at(&resource("a")) && at(&resource("c")) < at(&resource("d")));
+        assert_eq!(g.direct_deps(&resource("a")).collect::<Vec<_>>(), vec![&resource("b")]);
+    }
+
+    #[test]
+    fn each_node_is_found_by_value_and_listed_once() {
+        // The graph holds each node once: every node of the order is distinct and its dependencies are found through it.
+        let g = graph_of(
+            r#"
+variable "v" {
+  default = "x"
+}
+locals {
+  l = var.v
+}
+resource "himaplan_data" "a" {
+  input = local.l
+}
+output "o" {
+  value = himaplan_data.a.id
+}
+"#,
+        );
+        let order: Vec<String> = g.order().map(ToString::to_string).collect();
+        assert_eq!(order, ["var.v", "local.l", "himaplan_data.a", "output.o"]);
+        assert!(g.resource_deps(&Node::Output(Default::default(), "o".into())).contains(&ResourceAddr::new(
+            Default::default(),
+            "himaplan_data",
+            "a"
+        )));
+        assert_eq!(g.ancestors(&resource("a")).len(), 2);
+    }
+}

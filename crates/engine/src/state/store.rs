@@ -384,6 +384,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_read_that_keeps_no_text_gives_the_same_state_and_errors() {
+        // read_state parses the file as it reads it: the same state and journal replay as read, no text; a bad file is reported as read reports it.
+        let (_dir, store, state) = committed(20).await;
+        store.append_journal(&[JournalEntry::Begin { serial: state.serial, lineage: state.lineage.clone() }]).await.expect("begin");
+        store.append_journal(&[JournalEntry::Remove { address: addr("aws_instance.web[3]") }]).await.expect("remove");
+        let (kept, streamed) = (store.read().await.expect("read"), store.read_state().await.expect("read_state"));
+        assert!(kept.text.is_some() && streamed.text.is_none());
+        assert_eq!((streamed.state, streamed.exists, streamed.journal_replayed), (kept.state, true, true));
+        store.discard_journal().await.expect("discard");
+        std::fs::write(store.path(), "{\"version\": 1, \"serial\": 1,\n  \"lineage\": 7}").expect("write");
+        let errors = (store.read().await.expect_err("bad").to_string(), store.read_state().await.expect_err("bad").to_string());
+        assert_eq!(errors.0, errors.1);
+    }
+
+    #[tokio::test]
     async fn missing_state_reads_as_new() {
         // No file: an empty state with a fresh lineage, and the parent directory is made on commit.
         let dir = tempfile::tempdir().expect("tempdir");
